@@ -1,0 +1,34 @@
+# Shared by scripts/demo and scripts/test: find Python >= 3.11 and make the project virtualenv.
+# shellcheck shell=bash
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${OPENFLR_VENV:-$ROOT/.venv}"
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    echo "need root (or sudo) to run: $*" >&2; return 1; fi
+}
+
+find_python() {
+  for candidate in "${PYTHON:-}" python3.13 python3.12 python3.11 python3; do
+    [ -n "$candidate" ] || continue
+    if command -v "$candidate" >/dev/null && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+      echo "$candidate"; return 0
+    fi
+  done
+  echo "openflr needs Python 3.11 or newer" >&2; return 1
+}
+
+make_venv() {
+  local py
+  py="$(find_python)"
+  if [ ! -x "$VENV/bin/python" ]; then
+    if ! "$py" -m venv "$VENV" 2>/dev/null; then
+      # Debian/Ubuntu ship venv separately.
+      rm -rf "$VENV"
+      as_root apt-get install -y -q "python3-venv" || as_root apt-get install -y -q "python$("$py" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')-venv"
+      "$py" -m venv "$VENV"
+    fi
+  fi
+  "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+}

@@ -1,0 +1,3 @@
+from openflr.cli import main
+
+main()

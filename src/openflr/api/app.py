@@ -1,0 +1,68 @@
+"""The ASGI application: routes, error mapping and lifecycle around one ``Service``."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+
+from openflr.api.auth import REALM_HEADER
+from openflr.api.middleware import ApiMiddleware
+from openflr.api.responses import error_response
+from openflr.api.routes import sessions
+from openflr.core.service import Service
+from openflr.errors import OpenflrError, UnavailableError
+
+log = logging.getLogger(__name__)
+
+_HTTP_MESSAGES = {
+    404: "There is no resource at this address.",
+    405: "This method is not supported on this resource.",
+}
+
+
+async def _openflr_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, OpenflrError)
+    headers: dict[str, str] = {}
+    if exc.status == 401:
+        headers.update(REALM_HEADER)
+    if isinstance(exc, UnavailableError):
+        headers["Retry-After"] = str(exc.retry_after)
+    return error_response(request, exc.status, exc.message, headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    message = _HTTP_MESSAGES.get(exc.status_code, exc.detail)
+    if exc.status_code == 404:
+        message = f"There is no resource at {request.url.path}."
+    return error_response(request, exc.status_code, message, exc.headers)
+
+
+def create_app(service: Service, manage_service: bool = True) -> Starlette:
+    """Build the app. With ``manage_service`` the app's lifespan starts and stops ``service``."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        if manage_service:
+            await service.start()
+        try:
+            yield
+        finally:
+            if manage_service:
+                await service.stop()
+
+    app = Starlette(
+        routes=[*sessions.routes],
+        middleware=[Middleware(ApiMiddleware, max_body=service.settings.server.max_body_bytes)],
+        exception_handlers={OpenflrError: _openflr_error, HTTPException: _http_error},
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    return app

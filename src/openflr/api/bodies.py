@@ -1,0 +1,180 @@
+"""Parse request bodies (XML or JSON) into plain dicts shaped by an ``EmType``.
+
+Tolerant in what it accepts, as real clients need: element and key names match case-insensitively
+(``UserName`` or ``Username``, PascalCase or camelCase), order does not matter, unknown members are
+ignored, and a scalar may come as an XML attribute or a child element. Strict about safety: no DTDs,
+no entities, no network, bounded depth, and a wrong JSON type is a 400 that names the member.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from lxml import etree
+
+from openflr.api.schema import EmType, Field, Kind
+from openflr.errors import BadRequestError
+
+MAX_DEPTH = 32
+MAX_ELEMENTS = 10_000
+
+
+def _parser() -> etree.XMLParser:
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
+        collect_ids=False,
+    )
+
+
+def is_json(content_type: str | None, body: bytes) -> bool:
+    if content_type and "json" in content_type.lower():
+        return True
+    if content_type and "xml" in content_type.lower():
+        return False
+    return body.lstrip()[:1] in (b"{", b"[")
+
+
+def parse_body(type_: EmType, body: bytes, content_type: str | None) -> dict[str, Any]:
+    """Parse ``body`` as ``type_``; an empty body gives an empty dict."""
+    if not body.strip():
+        return {}
+    if is_json(content_type, body):
+        return parse_json(type_, body)
+    return parse_xml(type_, body)
+
+
+# --- JSON --------------------------------------------------------------------------------------------
+
+
+def parse_json(type_: EmType, body: bytes) -> dict[str, Any]:
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequestError(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise BadRequestError(f"the request body must be a JSON object ({type_.name})")
+    _check_depth(doc, 0)
+    return _from_json(type_, doc, type_.name)
+
+
+def _check_depth(value: Any, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise BadRequestError(f"the request body is nested deeper than {MAX_DEPTH} levels")
+    if isinstance(value, dict):
+        for v in value.values():
+            _check_depth(v, depth + 1)
+    elif isinstance(value, list):
+        for v in value:
+            _check_depth(v, depth + 1)
+
+
+def _from_json(type_: EmType, doc: dict[str, Any], where: str) -> dict[str, Any]:
+    by_key = {k.lower(): v for k, v in doc.items() if isinstance(k, str)}
+    out: dict[str, Any] = {}
+    for f in type_.fields:
+        if f.name.lower() not in by_key:
+            continue
+        value = by_key[f.name.lower()]
+        if value is None:
+            continue
+        path = f"{where}.{f.name}"
+        if f.kind in (Kind.ATTR, Kind.TEXT):
+            out[f.name] = _scalar(f, value, path)
+        elif f.kind is Kind.OBJ:
+            assert f.type is not None
+            if not isinstance(value, dict):
+                raise BadRequestError(f"{path} must be a JSON object")
+            out[f.name] = _from_json(f.type, value, path)
+    return out
+
+
+def _scalar(f: Field, value: Any, path: str) -> Any:
+    if f.scalar is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
+            return value.strip().lower() in ("true", "1")
+        raise BadRequestError(f"{path} must be true or false, not {_show(value)}")
+    if f.scalar is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
+        raise BadRequestError(f"{path} must be an integer, not {_show(value)}")
+    if not isinstance(value, str):
+        raise BadRequestError(f"{path} must be a string, not {_show(value)}")
+    return value
+
+
+def _show(value: Any) -> str:
+    text = orjson.dumps(value).decode() if not isinstance(value, bytes) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+# --- XML ---------------------------------------------------------------------------------------------
+
+
+def parse_xml(type_: EmType, body: bytes) -> dict[str, Any]:
+    head = body[:4096].lower()
+    if b"<!doctype" in head or b"<!entity" in body.lower():
+        raise BadRequestError("XML documents with a DTD or entity declarations are not accepted")
+    try:
+        root = etree.fromstring(body, _parser())
+    except etree.XMLSyntaxError as exc:
+        raise BadRequestError(f"the request body is not well-formed XML: {exc}") from None
+    if root.getroottree().docinfo.internalDTD is not None:
+        raise BadRequestError("XML documents with a DTD or entity declarations are not accepted")
+    _check_xml_shape(root)
+    return _from_xml(type_, root, type_.name, 0)
+
+
+def _local(tag: object) -> str:
+    if not isinstance(tag, str):
+        return ""
+    return tag.rsplit("}", 1)[-1]
+
+
+def _from_xml(type_: EmType, elem: etree._Element, where: str, depth: int) -> dict[str, Any]:
+    if depth > MAX_DEPTH:
+        raise BadRequestError(f"the request body is nested deeper than {MAX_DEPTH} levels")
+    attrs = {_local(k).lower(): v for k, v in elem.attrib.items()}
+    children: dict[str, etree._Element] = {}
+    for child in elem:
+        name = _local(child.tag).lower()
+        if name and name not in children:
+            children[name] = child
+    out: dict[str, Any] = {}
+    for f in type_.fields:
+        key = f.name.lower()
+        path = f"{where}/{f.name}"
+        if f.kind in (Kind.ATTR, Kind.TEXT):
+            if key in attrs:
+                out[f.name] = _scalar(f, attrs[key], path)
+            elif key in children:
+                raw = children[key].text or ""
+                out[f.name] = _scalar(f, raw if f.scalar is str else raw.strip(), path)
+        elif f.kind is Kind.OBJ and key in children:
+            assert f.type is not None
+            out[f.name] = _from_xml(f.type, children[key], path, depth + 1)
+    return out
+
+
+def _check_xml_shape(root: etree._Element) -> None:
+    depth = count = 0
+    for event, _ in etree.iterwalk(root, events=("start", "end")):
+        if event == "end":
+            depth -= 1
+            continue
+        depth += 1
+        count += 1
+        if depth > MAX_DEPTH:
+            raise BadRequestError(f"the request body is nested deeper than {MAX_DEPTH} levels")
+        if count > MAX_ELEMENTS:
+            raise BadRequestError(f"the request body has more than {MAX_ELEMENTS} elements")

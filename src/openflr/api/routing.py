@@ -1,0 +1,26 @@
+"""Case-insensitive routes: EM clients send ``/api/LogonSessions`` and ``/api/Tasks`` as readily as
+the documented spelling; path parameters keep the case the client sent."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Sequence
+
+from starlette import routing
+from starlette.requests import Request
+from starlette.responses import Response
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+class Route(routing.Route):
+    def __init__(self, path: str, endpoint: Endpoint, methods: Sequence[str]) -> None:
+        super().__init__(path, endpoint, methods=list(methods))
+        self.path_regex = re.compile(self.path_regex.pattern, re.IGNORECASE)
+
+
+def route(path: str, methods: Sequence[str]) -> Callable[[Endpoint], Route]:
+    def decorate(endpoint: Endpoint) -> Route:
+        return Route(path, endpoint, methods)
+
+    return decorate

@@ -1,0 +1,195 @@
+"""The ``openflr`` command line: serve, demo, users."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from openflr import __version__
+from openflr.config import ConfigError, Settings, load_settings
+from openflr.core.roles import Role
+from openflr.errors import OpenflrError
+
+F = TypeVar("F", bound=Callable[..., Any])
+console = Console(stderr=False)
+err_console = Console(stderr=True)
+
+
+def setup_logging(level: str = "info") -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def config_option(fn: F) -> F:
+    return click.option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="TOML configuration file (also OPENFLR_CONFIG).",
+    )(fn)
+
+
+def serving_options(fn: F) -> F:
+    fn = click.option(
+        "--http", "plain_http", is_flag=True, default=None, help="Serve plain HTTP, not HTTPS."
+    )(fn)
+    fn = click.option("--port", type=int, default=None, help="TCP port (default 9398).")(fn)
+    fn = click.option("--host", default=None, help="Address to listen on (default 0.0.0.0).")(fn)
+    return config_option(fn)
+
+
+def settings_from(config_file: Path | None) -> Settings:
+    try:
+        return load_settings(config_file)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def apply_serving(settings: Settings, host: str | None, port: int | None, plain_http: bool | None) -> None:
+    if host is not None:
+        settings.server.host = host
+    if port is not None:
+        settings.server.port = port
+    if plain_http:
+        settings.server.http = True
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="openflr")
+def main() -> None:
+    """openflr: file-level restore from VM replicas, through the Enterprise Manager REST API."""
+
+
+@main.command()
+@serving_options
+def serve(config_file: Path | None, host: str | None, port: int | None, plain_http: bool | None) -> None:
+    """Serve the API (HTTPS on port 9398 unless told otherwise)."""
+    from openflr.server import serve as run
+
+    settings = settings_from(config_file)
+    apply_serving(settings, host, port, plain_http)
+    setup_logging(settings.server.log_level)
+    run(settings)
+
+
+DEMO_USER = "demo"
+
+
+@main.command()
+@serving_options
+def demo(config_file: Path | None, host: str | None, port: int | None, plain_http: bool | None) -> None:
+    """Set up a demo (data directory, user, datastore) and serve it."""
+    from openflr.core.service import Service
+    from openflr.server import serve as run
+
+    settings = settings_from(config_file)
+    apply_serving(settings, host, port, plain_http)
+    setup_logging(settings.server.log_level)
+    service = Service(settings)
+    password = secrets.token_urlsafe(12)
+    if service.users.get(DEMO_USER) is None:
+        service.users.add(DEMO_USER, password, Role.RESTORE_OPERATOR)
+    else:
+        service.users.set_password(DEMO_USER, password)
+    service.db.close()
+    scheme = "http" if settings.server.http else "https"
+    shown_host = "127.0.0.1" if settings.server.host in ("0.0.0.0", "::") else settings.server.host
+    insecure = "" if settings.server.http else "-k "
+    console.print(
+        f"[bold]openflr demo[/bold]  data directory: {settings.data_dir}\n"
+        f"  user: [bold]{DEMO_USER}[/bold]  password: [bold]{password}[/bold]\n"
+        f"  try:  curl {insecure}-i -u {DEMO_USER}:{password} -X POST "
+        f"'{scheme}://{shown_host}:{settings.server.port}/api/sessionMngr/?v=latest'",
+        highlight=False,
+    )
+    run(settings)
+
+
+@main.group()
+def users() -> None:
+    """Manage local user accounts."""
+
+
+def _service(config_file: Path | None) -> Any:
+    from openflr.core.service import Service
+
+    return Service(settings_from(config_file))
+
+
+def read_password(confirm: bool = True) -> str:
+    """First line of stdin when it is not a terminal; an interactive prompt otherwise."""
+    if not sys.stdin.isatty():
+        line = sys.stdin.readline()
+        password = line.rstrip("\r\n")
+        if not password:
+            raise click.ClickException("no password on standard input")
+        return password
+    value: str = click.prompt("Password", hide_input=True, confirmation_prompt=confirm)
+    return value
+
+
+@users.command("add")
+@click.argument("name")
+@click.option("--role", required=True, help="PortalAdministrator, RestoreOperator or PortalUser.")
+@config_option
+def users_add(name: str, role: str, config_file: Path | None) -> None:
+    """Add a user; the password comes from stdin (first line) or a prompt."""
+    try:
+        parsed = Role.parse(role)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--role") from None
+    service = _service(config_file)
+    try:
+        service.users.add(name, read_password(), parsed)
+    except OpenflrError as exc:
+        raise click.ClickException(exc.message) from None
+    console.print(f"added user {name} ({parsed.value})", highlight=False)
+
+
+@users.command("passwd")
+@click.argument("name")
+@config_option
+def users_passwd(name: str, config_file: Path | None) -> None:
+    """Set a user's password (stdin or prompt)."""
+    service = _service(config_file)
+    try:
+        service.users.set_password(name, read_password())
+    except OpenflrError as exc:
+        raise click.ClickException(exc.message) from None
+    console.print(f"password of {name} changed", highlight=False)
+
+
+@users.command("remove")
+@click.argument("name")
+@config_option
+def users_remove(name: str, config_file: Path | None) -> None:
+    """Remove a user."""
+    service = _service(config_file)
+    try:
+        service.users.remove(name)
+    except OpenflrError as exc:
+        raise click.ClickException(exc.message) from None
+    console.print(f"removed user {name}", highlight=False)
+
+
+@users.command("list")
+@config_option
+def users_list(config_file: Path | None) -> None:
+    """List users and their roles."""
+    service = _service(config_file)
+    table = Table("name", "role", "created (UTC)")
+    for user in service.users.list():
+        table.add_row(user.name, user.role.value, user.created_at.strftime("%Y-%m-%d %H:%M:%S"))
+    console.print(table)

@@ -1,0 +1,157 @@
+"""Settings: defaults, a TOML file, then ``OPENFLR_*`` environment variables (highest precedence).
+
+Every setting lives in a section of the TOML file (``[server] port = 9398``) and can be overridden by
+``OPENFLR_<SECTION>_<NAME>`` (``OPENFLR_SERVER_PORT=9443``). ``OPENFLR_DATA_DIR`` and
+``OPENFLR_CONFIG`` are the two short forms every command honours.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+ENV_PREFIX = "OPENFLR_"
+
+
+class ConfigError(ValueError):
+    """The configuration file or an environment override is invalid."""
+
+
+@dataclass
+class ServerSettings:
+    host: str = "0.0.0.0"
+    port: int = 9398
+    http: bool = False
+    """Serve plain HTTP instead of HTTPS."""
+    tls_cert: str = ""
+    """PEM certificate (chain) to serve; empty means a self-signed one kept in the data directory."""
+    tls_key: str = ""
+    max_body_bytes: int = 1024 * 1024
+    """Largest request body accepted (413 above it)."""
+    http_impl: str = "httptools"
+    """uvicorn HTTP/1.1 implementation: ``httptools`` (fast) or ``h11``."""
+    log_level: str = "info"
+
+
+@dataclass
+class SessionSettings:
+    idle_timeout: float = 900.0
+    """Seconds without a request after which a logon session (and its mounts) ends."""
+    sweep_interval: float = 5.0
+    """How often expired sessions are looked for and torn down, in seconds."""
+    max_per_user: int = 50
+
+
+@dataclass
+class ApiSettings:
+    json_casing: str = "pascal"
+    """``pascal`` (EM 12 and older: ``SessionId``) or ``camel`` (EM 13: ``sessionId``)."""
+    default_page_size: int = 100
+    max_page_size: int = 5000
+    """Largest ``pageSize`` honoured for listings and queries; larger values are clamped."""
+
+
+@dataclass
+class Settings:
+    data_dir: Path = field(default_factory=lambda: Path(platformdirs.user_data_dir("openflr")))
+    server: ServerSettings = field(default_factory=ServerSettings)
+    sessions: SessionSettings = field(default_factory=SessionSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
+    config_file: Path | None = None
+
+    @property
+    def database_url(self) -> str:
+        return f"sqlite:///{self.data_dir / 'openflr.db'}"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.data_dir / "tls"
+
+
+_SECTIONS = {"server": ServerSettings, "sessions": SessionSettings, "api": ApiSettings}
+
+
+def _coerce(value: Any, target: Any, where: str) -> Any:
+    """Convert a TOML or environment value to the declared field type."""
+    if isinstance(target, types.UnionType) or typing.get_origin(target) is typing.Union:
+        target = next(t for t in typing.get_args(target) if t is not type(None))
+    if target is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.strip().lower() in ("0", "false", "no", "off", ""):
+            return False
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if target in (int, float):
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        try:
+            return target(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if target is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    if target is Path:
+        return Path(str(value)).expanduser()
+    return value
+
+
+def _apply_section(obj: Any, values: dict[str, Any], where: str) -> None:
+    hints = typing.get_type_hints(type(obj))
+    names = {f.name for f in dataclasses.fields(obj)}
+    for key, value in values.items():
+        if key not in names:
+            raise ConfigError(f"{where}: unknown setting {key!r}")
+        setattr(obj, key, _coerce(value, hints[key], f"{where}.{key}"))
+
+
+def load_settings(config_file: str | Path | None = None, env: dict[str, str] | None = None) -> Settings:
+    """Build the settings from defaults, the TOML file (if any) and the environment."""
+    env = dict(os.environ) if env is None else env
+    settings = Settings()
+    path = config_file or env.get(ENV_PREFIX + "CONFIG")
+    if path:
+        settings.config_file = Path(path).expanduser()
+        try:
+            raw = tomllib.loads(settings.config_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"configuration file {settings.config_file} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{settings.config_file}: {exc}") from None
+        apply_mapping(settings, raw, str(settings.config_file))
+    for key, value in env.items():
+        if not key.startswith(ENV_PREFIX) or key == ENV_PREFIX + "CONFIG":
+            continue
+        rest = key[len(ENV_PREFIX) :].lower()
+        if rest == "data_dir":
+            settings.data_dir = Path(value).expanduser()
+            continue
+        section, _, name = rest.partition("_")
+        if section in _SECTIONS and name:
+            _apply_section(getattr(settings, section), {name: value}, f"environment {key}")
+    settings.data_dir = settings.data_dir.expanduser().absolute()
+    return settings
+
+
+def apply_mapping(settings: Settings, raw: dict[str, Any], where: str) -> None:
+    """Apply a parsed TOML document to ``settings`` (unknown sections or keys are errors)."""
+    for key, value in raw.items():
+        if key == "data_dir":
+            settings.data_dir = Path(str(value)).expanduser()
+        elif key in _SECTIONS:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: [{key}] must be a table")
+            _apply_section(getattr(settings, key), value, f"{where} [{key}]")
+        else:
+            raise ConfigError(f"{where}: unknown section or setting {key!r}")

@@ -1,0 +1,74 @@
+"""Typed errors shared by every layer.
+
+Each error also subclasses the matching builtin (``FileNotFoundError``, ``PermissionError``, ...) so
+that plain Python code can catch it naturally, and ``api/`` maps it to an HTTP status by type,
+never by message text.
+"""
+
+from __future__ import annotations
+
+
+class OpenflrError(Exception):
+    """Base of every error openflr raises on purpose. ``message`` is safe to show to a client."""
+
+    status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequestError(OpenflrError, ValueError):
+    """The request is malformed: bad parameter, body or path syntax."""
+
+    status = 400
+
+
+class UnauthorizedError(OpenflrError, PermissionError):
+    """No, wrong or expired credentials or session token."""
+
+    status = 401
+
+
+class ForbiddenError(OpenflrError, PermissionError):
+    """Authenticated, but the role or the user's restrictions forbid this."""
+
+    status = 403
+
+
+class NotFoundError(OpenflrError, LookupError):
+    """The named resource (session, point, mount, task, ...) does not exist or is not visible."""
+
+    status = 404
+
+
+class GuestPathNotFoundError(NotFoundError, FileNotFoundError):
+    """A path inside a guest file system does not exist."""
+
+
+class ConflictError(OpenflrError):
+    """The request conflicts with the current state of the resource."""
+
+    status = 409
+
+
+class PayloadTooLargeError(OpenflrError):
+    """The request body exceeds the configured limit."""
+
+    status = 413
+
+
+class RangeNotSatisfiableError(OpenflrError):
+    """A ``Range`` header names no byte of the resource."""
+
+    status = 416
+
+
+class UnavailableError(OpenflrError):
+    """The server is at a configured limit; the client may retry later."""
+
+    status = 503
+
+    def __init__(self, message: str, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -1,0 +1,124 @@
+"""Run the ASGI app on uvicorn: HTTPS by default, header names written with their documented case."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import RequestResponseCycle as HttpToolsCycle
+
+from openflr.api.app import create_app
+from openflr.config import Settings
+from openflr.core.service import Service
+from openflr.tls import certificate_paths, harden
+
+log = logging.getLogger(__name__)
+
+_CANONICAL = {
+    b"x-restsvcsessionid": b"X-RestSvcSessionId",
+    b"www-authenticate": b"WWW-Authenticate",
+    b"etag": b"ETag",
+}
+
+
+def canonical_header_block(block: bytes) -> bytes:
+    """Restore ``Title-Case`` header names (and EM's exact spellings) in a response header block."""
+    lines = block.split(b"\r\n")
+    for i in range(1, len(lines)):
+        name, sep, rest = lines[i].partition(b":")
+        if not sep:
+            continue
+        lower = name.lower()
+        fixed = _CANONICAL.get(lower) or b"-".join(p[:1].upper() + p[1:] for p in lower.split(b"-"))
+        lines[i] = fixed + sep + rest
+    return b"\r\n".join(lines)
+
+
+class _HeaderBlockWriter:
+    """Transport stand-in for exactly one write: the response header block."""
+
+    def __init__(self, transport: Any) -> None:
+        self._transport = transport
+
+    def write(self, data: bytes) -> None:
+        self._transport.write(canonical_header_block(data))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class _CaseCycle(HttpToolsCycle):
+    async def send(self, message: Any) -> None:
+        if message["type"] == "http.response.start" and not self.response_started:
+            real = self.transport
+            self.transport = _HeaderBlockWriter(real)  # type: ignore[assignment]
+            try:
+                await super().send(message)
+            finally:
+                self.transport = real
+        else:
+            await super().send(message)
+
+
+class CasePreservingHttpTools(HttpToolsProtocol):
+    """uvicorn's httptools protocol lower-cases every response header name on the wire; EM clients
+    such as the Zabbix PHP script compare ``X-RestSvcSessionId`` case-sensitively. Only the header
+    block write is touched, never body bytes."""
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        if type(self.cycle) is HttpToolsCycle:
+            self.cycle.__class__ = _CaseCycle
+
+
+def build_config(settings: Settings, app: Any) -> uvicorn.Config:
+    kwargs: dict[str, Any] = {}
+    if not settings.server.http:
+        cert, key = certificate_paths(settings)
+        kwargs.update(ssl_certfile=str(cert), ssl_keyfile=str(key))
+    http: Any = CasePreservingHttpTools if settings.server.http_impl == "httptools" else "h11"
+    config = uvicorn.Config(
+        app,
+        host=settings.server.host,
+        port=settings.server.port,
+        http=http,
+        loop="uvloop" if _has_uvloop() else "asyncio",
+        lifespan="on",
+        access_log=False,
+        server_header=False,
+        date_header=True,
+        log_config=None,
+        timeout_keep_alive=30,
+        h11_max_incomplete_event_size=64 * 1024,
+        **kwargs,
+    )
+    config.load()
+    if config.ssl is not None:
+        harden(config.ssl)
+    return config
+
+
+def _has_uvloop() -> bool:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def serve(settings: Settings) -> None:
+    """Serve until interrupted."""
+    service = Service(settings)
+    app = create_app(service)
+    config = build_config(settings, app)
+    scheme = "http" if settings.server.http else "https"
+    log.info(
+        "openflr serving %s://%s:%d/api/ (data directory %s)",
+        scheme,
+        settings.server.host,
+        settings.server.port,
+        settings.data_dir,
+    )
+    uvicorn.Server(config).run()

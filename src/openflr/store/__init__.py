@@ -1,0 +1,1 @@
+"""Durable state: SQLAlchemy tables and the database handle (SQLite by default, PostgreSQL-ready)."""

@@ -1,0 +1,65 @@
+"""Shared fixtures: every wire test runs in-process (ASGI) and against real HTTP and HTTPS servers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from openflr.api.app import create_app
+from openflr.config import load_settings
+from openflr.core.roles import Role
+from openflr.core.service import Service
+from tests.support import USERS, Api, RunningServer, add_users, plain_client, run_server
+
+
+@pytest.fixture(scope="session")
+def real_server_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = tmp_path_factory.mktemp("server-data")
+    add_users(data)
+    return data
+
+
+@pytest.fixture(scope="session")
+def http_server(real_server_dir: Path) -> Iterator[RunningServer]:
+    with run_server(real_server_dir, https=False) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def https_server(real_server_dir: Path) -> Iterator[RunningServer]:
+    with run_server(real_server_dir, https=True) as server:
+        yield server
+
+
+def make_service(data_dir: Path, **env: str) -> Service:
+    settings = load_settings(env={"OPENFLR_DATA_DIR": str(data_dir), **env})
+    service = Service(settings)
+    for name, (password, role) in USERS.items():
+        if service.users.get(name) is None:
+            service.users.add(name, password, Role(role))
+    return service
+
+
+@pytest.fixture(scope="session")
+def inproc_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    service = make_service(tmp_path_factory.mktemp("inproc-data"))
+    with TestClient(
+        create_app(service), base_url="https://testserver", raise_server_exceptions=False, cookies=None
+    ) as client:
+        yield client
+
+
+@pytest.fixture(params=["inproc", "http", "https"])
+def api(request: pytest.FixtureRequest) -> Iterator[Api]:
+    """The same test against the in-process app, a real HTTP server and a real HTTPS server."""
+    if request.param == "inproc":
+        client: TestClient = request.getfixturevalue("inproc_client")
+        client.cookies.clear()
+        yield Api(client, "https://testserver", "inproc")
+        return
+    server: RunningServer = request.getfixturevalue(f"{request.param}_server")
+    with plain_client() as http:
+        yield Api(http, server.base, request.param)

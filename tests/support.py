@@ -1,0 +1,173 @@
+"""Test helpers: real `openflr serve` processes, an in-process client, EM XML helpers."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.cookiejar import DefaultCookiePolicy
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+from lxml import etree
+
+NS = {"em": "http://www.veeam.com/ent/v1.0"}
+OPENFLR = [sys.executable, "-m", "openflr"]
+USERS = {
+    "flrop": ("Secret1", "RestoreOperator"),
+    "admin": ("Adm1n!pass", "PortalAdministrator"),
+    "viewer": ("V1ewer!pass", "PortalUser"),
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cli(
+    data_dir: Path,
+    *args: str,
+    stdin: str | None = None,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    full_env = dict(os.environ, OPENFLR_DATA_DIR=str(data_dir), **(env or {}))
+    proc = subprocess.run(
+        [*OPENFLR, *args], input=stdin, capture_output=True, text=True, env=full_env, timeout=120
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"openflr {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc
+
+
+def add_users(data_dir: Path) -> None:
+    for name, (password, role) in USERS.items():
+        cli(data_dir, "users", "add", name, "--role", role, stdin=password + "\n")
+
+
+@dataclass
+class RunningServer:
+    base: str
+    """``http://127.0.0.1:PORT`` (no ``/api``)."""
+    process: subprocess.Popen[bytes]
+    data_dir: Path
+    log_path: Path
+    port: int
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@contextmanager
+def run_server(
+    data_dir: Path,
+    *,
+    https: bool,
+    config: str = "",
+    env: Mapping[str, str] | None = None,
+    extra_args: tuple[str, ...] = (),
+) -> Iterator[RunningServer]:
+    """Start `openflr serve` on a free port and wait until it answers."""
+    port = free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    args = [*OPENFLR, "serve", "--host", "127.0.0.1", "--port", str(port), *extra_args]
+    if config:
+        cfg = data_dir / "openflr.toml"
+        cfg.write_text(config)
+        args += ["--config", str(cfg)]
+    if not https:
+        args.append("--http")
+    log_path = data_dir / f"server-{port}.log"
+    full_env = dict(os.environ, OPENFLR_DATA_DIR=str(data_dir), **(env or {}))
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=full_env)
+    scheme = "https" if https else "http"
+    base = f"{scheme}://127.0.0.1:{port}"
+    server = RunningServer(base, proc, data_dir, log_path, port)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"openflr serve exited early:\n{server.log()}")
+            try:
+                httpx.get(base + "/api/", verify=False, timeout=2)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"openflr serve did not start:\n{server.log()}") from None
+                time.sleep(0.1)
+        yield server
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def plain_client(**kw: Any) -> httpx.Client:
+    """An HTTP client that never stores cookies (so tests control token transport)."""
+    client = httpx.Client(verify=False, timeout=30, **kw)
+    client.cookies.jar.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+    return client
+
+
+class Api:
+    """A client for one server, in-process or real, with EM conveniences."""
+
+    def __init__(self, client: Any, base: str, mode: str) -> None:
+        # Cookies are sent only where a test sets them: token transport is under test.
+        client.cookies.jar.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+        self.client = client
+        self.base = base
+        self.mode = mode
+
+    def url(self, path: str) -> str:
+        return path if path.startswith("http") else self.base + path
+
+    def request(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        response: httpx.Response = self.client.request(method, self.url(path), **kw)
+        return response
+
+    def get(self, path: str, **kw: Any) -> httpx.Response:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> httpx.Response:
+        return self.request("POST", path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> httpx.Response:
+        return self.request("DELETE", path, **kw)
+
+    def logon(self, user: str = "flrop", password: str | None = None, **kw: Any) -> str:
+        """Log on and return the token (cookies are not kept by the client)."""
+        password = USERS[user][0] if password is None else password
+        r = self.post("/api/sessionMngr/?v=latest", auth=(user, password), **kw)
+        assert r.status_code == 201, r.text
+        return r.headers["X-RestSvcSessionId"]
+
+    def session_href(self, token: str) -> str:
+        r = self.get(
+            "/api/logonSessions", headers={"X-RestSvcSessionId": token, "Accept": "application/json"}
+        )
+        assert r.status_code == 200, r.text
+        return str(r.json()["LogonSessions"][0]["Href"])
+
+
+def xml(response: httpx.Response) -> etree._Element:
+    assert "xml" in response.headers.get("content-type", ""), response.headers
+    return etree.fromstring(response.content)
+
+
+def local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]

@@ -1,0 +1,109 @@
+"""The `openflr` command line, run as a real process."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import httpx2 as httpx
+
+from openflr.config import load_settings
+from openflr.core.service import Service
+from tests.support import OPENFLR, cli, free_port, plain_client
+
+
+def test_users_lifecycle(tmp_path: Path) -> None:
+    out = cli(tmp_path, "users", "add", "Alice", "--role", "RestoreOperator", stdin="pw-1\nignored\n")
+    assert "added user Alice" in out.stdout
+    cli(tmp_path, "users", "add", "bob", "--role", "portaluser", stdin="pw-2\n")
+    listing = cli(tmp_path, "users", "list").stdout
+    assert re.search(r"Alice\s+│\s+RestoreOperator", listing)
+    assert re.search(r"bob\s+│\s+PortalUser", listing)
+    assert "pw-1" not in listing
+    cli(tmp_path, "users", "passwd", "alice", stdin="pw-3\n")
+    service = Service(load_settings(env={"OPENFLR_DATA_DIR": str(tmp_path)}))
+    assert service.users.authenticate("alice", "pw-1") is None
+    assert service.users.authenticate("alice", "pw-3") is not None
+    cli(tmp_path, "users", "remove", "ALICE")
+    assert "Alice" not in cli(tmp_path, "users", "list").stdout
+
+
+def test_users_errors(tmp_path: Path) -> None:
+    bad_role = cli(tmp_path, "users", "add", "x", "--role", "God", stdin="pw\n", check=False)
+    assert bad_role.returncode == 2 and "unknown role" in bad_role.stderr
+    cli(tmp_path, "users", "add", "x", "--role", "PortalUser", stdin="pw\n")
+    dup = cli(tmp_path, "users", "add", "X", "--role", "PortalUser", stdin="pw\n", check=False)
+    assert dup.returncode == 1 and "already exists" in dup.stderr
+    missing = cli(tmp_path, "users", "remove", "nobody", check=False)
+    assert missing.returncode == 1 and "does not exist" in missing.stderr
+    empty = cli(tmp_path, "users", "add", "y", "--role", "PortalUser", stdin="", check=False)
+    assert empty.returncode == 1 and "no password" in empty.stderr
+
+
+def test_config_file_option_and_env(tmp_path: Path) -> None:
+    other = tmp_path / "elsewhere"
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'data_dir = "{other}"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENFLR_")}
+    subprocess.run(
+        [*OPENFLR, "users", "add", "z", "--role", "PortalUser", "--config", str(cfg)],
+        input="pw\n",
+        text=True,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    assert (other / "openflr.db").exists()
+    # the environment wins over the file
+    cli(tmp_path, "users", "add", "w", "--role", "PortalUser", "--config", str(cfg), stdin="pw\n")
+    assert (tmp_path / "openflr.db").exists()
+    bad = cli(tmp_path, "users", "list", "--config", str(tmp_path / "none.toml"), check=False)
+    assert bad.returncode == 1 and "does not exist" in bad.stderr
+
+
+def test_demo_prints_a_working_password(tmp_path: Path) -> None:
+    port = free_port()
+    env = dict(os.environ, OPENFLR_DATA_DIR=str(tmp_path))
+    proc = subprocess.Popen(
+        [*OPENFLR, "demo", "--http", "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        password = None
+        deadline = time.monotonic() + 60
+        lines = []
+        while password is None and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            lines.append(line)
+            m = re.search(r"password: (\S+)", line)
+            if m:
+                password = m.group(1)
+        assert password, "".join(lines)
+        base = f"http://127.0.0.1:{port}"
+        while True:
+            try:
+                httpx.get(base + "/api/")
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        with plain_client() as c:
+            r = c.post(base + "/api/sessionMngr/?v=latest", auth=("demo", password))
+            assert r.status_code == 201
+            assert c.post(base + "/api/sessionMngr/", auth=("demo", "wrong")).status_code == 401
+        assert (tmp_path / "openflr.db").exists()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_version() -> None:
+    out = subprocess.run([*OPENFLR, "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("openflr, version ")
