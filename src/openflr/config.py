@@ -60,11 +60,34 @@ class ApiSettings:
 
 
 @dataclass
+class DatastoreSettings:
+    name: str
+    """Stable name; replica and point ids derive from it (not from the path), so a datastore can move."""
+    path: Path
+    job: str = ""
+    """The replication job whose replicas live here (shown as the replica's JobName)."""
+    replica_suffix: str = "_replica"
+    """Suffix the replication job appends to replica VM names; removed to show the source VM name."""
+
+
+@dataclass
+class InventorySettings:
+    rescan_interval: float = 300.0
+    """Seconds between background rescans of the datastores (0 turns them off)."""
+    server_name: str = ""
+    """Name of this node as the EM backup server; empty means the host name."""
+    max_depth: int = 4
+    """How many folder levels below a datastore root are searched for VM folders."""
+
+
+@dataclass
 class Settings:
     data_dir: Path = field(default_factory=lambda: Path(platformdirs.user_data_dir("openflr")))
     server: ServerSettings = field(default_factory=ServerSettings)
     sessions: SessionSettings = field(default_factory=SessionSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
+    inventory: InventorySettings = field(default_factory=InventorySettings)
+    datastores: list[DatastoreSettings] = field(default_factory=list)
     config_file: Path | None = None
 
     @property
@@ -76,7 +99,12 @@ class Settings:
         return self.data_dir / "tls"
 
 
-_SECTIONS = {"server": ServerSettings, "sessions": SessionSettings, "api": ApiSettings}
+_SECTIONS = {
+    "server": ServerSettings,
+    "sessions": SessionSettings,
+    "api": ApiSettings,
+    "inventory": InventorySettings,
+}
 
 
 def _coerce(value: Any, target: Any, where: str) -> Any:
@@ -149,9 +177,28 @@ def apply_mapping(settings: Settings, raw: dict[str, Any], where: str) -> None:
     for key, value in raw.items():
         if key == "data_dir":
             settings.data_dir = Path(str(value)).expanduser()
+        elif key == "datastores":
+            settings.datastores = [
+                _datastore(item, f"{where} [[datastores]]") for item in _table_list(value, where)
+            ]
         elif key in _SECTIONS:
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}: [{key}] must be a table")
             _apply_section(getattr(settings, key), value, f"{where} [{key}]")
         else:
             raise ConfigError(f"{where}: unknown section or setting {key!r}")
+
+
+def _table_list(value: Any, where: str) -> list[dict[str, Any]]:
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ConfigError(f"{where}: datastores must be an array of tables ([[datastores]])")
+    return value
+
+
+def _datastore(raw: dict[str, Any], where: str) -> DatastoreSettings:
+    if "name" not in raw or "path" not in raw:
+        raise ConfigError(f"{where}: every datastore needs a name and a path")
+    store = DatastoreSettings(name=str(raw["name"]), path=Path(str(raw["path"])))
+    _apply_section(store, {k: v for k, v in raw.items() if k not in ("name",)}, f"{where} {store.name!r}")
+    store.path = store.path.expanduser()
+    return store

@@ -1,0 +1,51 @@
+"""Errors of the disk stack, typed by what went wrong (and mapped to HTTP by ``api/``)."""
+
+from __future__ import annotations
+
+from openflr.errors import BadRequestError, GuestPathNotFoundError, NotFoundError, OpenflrError
+
+
+class ImageError(OpenflrError, OSError):
+    """A disk image file cannot be used; ``path`` names it."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+class MissingImageError(ImageError, FileNotFoundError):
+    """An image file (or a parent or extent it names) does not exist."""
+
+
+class CorruptImageError(ImageError, ValueError):
+    """An image file's structures are damaged, truncated or absurd."""
+
+
+class UnsupportedImageError(ImageError, NotImplementedError):
+    """A valid image of a kind openflr does not read (yet)."""
+
+
+class VolumeError(OpenflrError, OSError):
+    """A volume cannot be read: unknown file system, encrypted, damaged."""
+
+
+class NotADirectoryGuestError(BadRequestError, NotADirectoryError):
+    """A listing was asked of a guest path that is a file."""
+
+
+class IsADirectoryGuestError(BadRequestError, IsADirectoryError):
+    """File content was asked of a guest path that is a directory."""
+
+
+__all__ = [
+    "CorruptImageError",
+    "GuestPathNotFoundError",
+    "ImageError",
+    "IsADirectoryGuestError",
+    "MissingImageError",
+    "NotADirectoryGuestError",
+    "NotFoundError",
+    "UnsupportedImageError",
+    "VolumeError",
+]
