@@ -12,7 +12,24 @@ from openflr.api.app import create_app
 from openflr.config import load_settings
 from openflr.core.roles import Role
 from openflr.core.service import Service
+from tests.imagebuilder import Fixtures, ensure_fixtures
 from tests.support import USERS, Api, RunningServer, add_users, plain_client, run_server
+
+FIXTURE_DATASTORES = ("vmware", "hyperv", "qcow2")
+
+
+@pytest.fixture(scope="session")
+def fixtures() -> Fixtures:
+    """The real disk images and datastores (built once, cached in .cache/fixtures)."""
+    return ensure_fixtures()
+
+
+def datastore_config(fx: Fixtures, names: tuple[str, ...] = FIXTURE_DATASTORES) -> str:
+    """TOML for the fixture datastores (each named after its layout)."""
+    return "".join(
+        f'[[datastores]]\nname = "{n}"\npath = "{fx.datastore(n)}"\njob = "{n.upper()} Replication"\n\n'
+        for n in names
+    )
 
 
 @pytest.fixture(scope="session")
@@ -23,18 +40,21 @@ def real_server_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def http_server(real_server_dir: Path) -> Iterator[RunningServer]:
-    with run_server(real_server_dir, https=False) as server:
+def http_server(real_server_dir: Path, fixtures: Fixtures) -> Iterator[RunningServer]:
+    with run_server(real_server_dir, https=False, config=datastore_config(fixtures)) as server:
         yield server
 
 
 @pytest.fixture(scope="session")
-def https_server(real_server_dir: Path) -> Iterator[RunningServer]:
-    with run_server(real_server_dir, https=True) as server:
+def https_server(real_server_dir: Path, fixtures: Fixtures) -> Iterator[RunningServer]:
+    with run_server(real_server_dir, https=True, config=datastore_config(fixtures)) as server:
         yield server
 
 
-def make_service(data_dir: Path, **env: str) -> Service:
+def make_service(data_dir: Path, config: str = "", **env: str) -> Service:
+    if config:
+        (data_dir / "openflr.toml").write_text(config)
+        env = {"OPENFLR_CONFIG": str(data_dir / "openflr.toml"), **env}
     settings = load_settings(env={"OPENFLR_DATA_DIR": str(data_dir), **env})
     service = Service(settings)
     for name, (password, role) in USERS.items():
@@ -44,8 +64,8 @@ def make_service(data_dir: Path, **env: str) -> Service:
 
 
 @pytest.fixture(scope="session")
-def inproc_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    service = make_service(tmp_path_factory.mktemp("inproc-data"))
+def inproc_client(tmp_path_factory: pytest.TempPathFactory, fixtures: Fixtures) -> Iterator[TestClient]:
+    service = make_service(tmp_path_factory.mktemp("inproc-data"), datastore_config(fixtures))
     with TestClient(
         create_app(service), base_url="https://testserver", raise_server_exceptions=False, cookies=None
     ) as client:

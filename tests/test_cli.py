@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -9,9 +10,12 @@ import time
 from pathlib import Path
 
 import httpx2 as httpx
+from lxml import etree
 
 from openflr.config import load_settings
 from openflr.core.service import Service
+from tests.conftest import datastore_config
+from tests.imagebuilder import Fixtures
 from tests.support import OPENFLR, cli, free_port, plain_client
 
 
@@ -97,7 +101,22 @@ def test_demo_prints_a_working_password(tmp_path: Path) -> None:
         with plain_client() as c:
             r = c.post(base + "/api/sessionMngr/?v=latest", auth=("demo", password))
             assert r.status_code == 201
+            token = r.headers["X-RestSvcSessionId"]
             assert c.post(base + "/api/sessionMngr/", auth=("demo", "wrong")).status_code == 401
+            query = (
+                "/api/query?type=VmReplicaPoint&format=Entities&filter=VmDisplayName==%22Win%20File%20Server%22"
+                "&sortDesc=CreationTime"
+            )
+            x = c.get(base + query, headers={"X-RestSvcSessionId": token})
+            root = etree.fromstring(x.content)
+            times = [e.text for e in root.iter("{http://www.veeam.com/ent/v1.0}CreationTimeUTC")]
+            assert times == ["2026-11-03T21:00:12.407Z", "2026-11-02T21:00:00Z", "2026-11-01T21:00:00Z"]
+            j = c.get(
+                base + query, headers={"X-RestSvcSessionId": token, "Accept": "application/json"}
+            ).json()
+            points = j["Entities"]["VmReplicaPoints"]["VmReplicaPoints"]
+            assert [p["CreationTimeUTC"] for p in points] == times
+            assert {p["VmDisplayName"] for p in points} == {"Win File Server"}
         assert (tmp_path / "openflr.db").exists()
     finally:
         proc.terminate()
@@ -107,3 +126,17 @@ def test_demo_prints_a_working_password(tmp_path: Path) -> None:
 def test_version() -> None:
     out = subprocess.run([*OPENFLR, "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("openflr, version ")
+
+
+def test_scan_prints_vms_points_and_problems(tmp_path: Path, fixtures: Fixtures) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(datastore_config(fixtures, ("vmware", "broken")))
+    out = cli(tmp_path, "scan", "--config", str(cfg))
+    assert "lin-web01" in out.stdout and "Win File Server" in out.stdout
+    assert "3 VMs, 7 points, 3 problems" in out.stdout
+    assert "Corrupt VM.vmdk" in out.stderr and "parent dangling.vhdx not found" in out.stderr
+    doc = json.loads(cli(tmp_path, "scan", "--json", "--config", str(cfg)).stdout)
+    assert sorted(r["display_name"] for r in doc["replicas"]) == ["Good VM", "Win File Server", "lin-web01"]
+    assert len(doc["problems"]) == 3
+    none = cli(tmp_path, "scan", check=False)
+    assert none.returncode == 1 and "no datastores configured" in none.stderr

@@ -19,8 +19,8 @@ from openflr.core.roles import Role
 from openflr.errors import OpenflrError
 
 F = TypeVar("F", bound=Callable[..., Any])
-console = Console(stderr=False)
-err_console = Console(stderr=True)
+console = Console(stderr=False, soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def setup_logging(level: str = "info") -> None:
@@ -91,12 +91,16 @@ DEMO_USER = "demo"
 @serving_options
 def demo(config_file: Path | None, host: str | None, port: int | None, plain_http: bool | None) -> None:
     """Set up a demo (data directory, user, datastore) and serve it."""
+    from openflr import demo as demo_data
     from openflr.core.service import Service
     from openflr.server import serve as run
 
     settings = settings_from(config_file)
     apply_serving(settings, host, port, plain_http)
     setup_logging(settings.server.log_level)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = demo_data.prepare(settings.data_dir)
+    settings.datastores = [s for s in settings.datastores if s.name != store.name] + [store]
     service = Service(settings)
     password = secrets.token_urlsafe(12)
     if service.users.get(DEMO_USER) is None:
@@ -109,12 +113,96 @@ def demo(config_file: Path | None, host: str | None, port: int | None, plain_htt
     insecure = "" if settings.server.http else "-k "
     console.print(
         f"[bold]openflr demo[/bold]  data directory: {settings.data_dir}\n"
+        f"  datastore: {store.path} (two VMs, three replica points each)\n"
         f"  user: [bold]{DEMO_USER}[/bold]  password: [bold]{password}[/bold]\n"
         f"  try:  curl {insecure}-i -u {DEMO_USER}:{password} -X POST "
         f"'{scheme}://{shown_host}:{settings.server.port}/api/sessionMngr/?v=latest'",
         highlight=False,
     )
     run(settings)
+
+
+@main.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def scan(config_file: Path | None, as_json: bool) -> None:
+    """Scan the configured datastores and print the VMs, points, disks and problems found."""
+    import json
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from openflr.inventory.scanner import scan as run_scan
+
+    settings = settings_from(config_file)
+    setup_logging("error")
+    if not settings.datastores:
+        raise click.ClickException("no datastores configured (add [[datastores]] to the configuration file)")
+    with Progress(
+        TextColumn("scanning"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        console=err_console,
+        transient=True,
+        disable=as_json,
+    ) as bar:
+        task = bar.add_task("", total=None)
+
+        def progress(folder: str, done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, description=Path(folder).name if folder else "")
+
+        inv = run_scan(settings, progress)
+    if as_json:
+        doc = {
+            "replicas": [
+                {
+                    "id": r.id,
+                    "datastore": r.datastore,
+                    "vm_name": r.vm_name,
+                    "display_name": r.display_name,
+                    "platform": r.platform,
+                    "folder": str(r.folder),
+                    "points": [
+                        {
+                            "id": p.id,
+                            "time": p.created.isoformat(),
+                            "label": p.label,
+                            "disks": [[str(f) for f in d.files] for d in p.disks],
+                        }
+                        for p in r.points
+                    ],
+                }
+                for r in inv.replicas.values()
+            ],
+            "problems": [
+                {"datastore": p.datastore, "folder": str(p.folder), "message": p.message}
+                for p in inv.problems
+            ],
+        }
+        click.echo(json.dumps(doc, indent=1, ensure_ascii=False))
+        return
+    for r in sorted(inv.replicas.values(), key=lambda r: (r.datastore, r.display_name.casefold())):
+        console.print(
+            f"[bold]{r.display_name}[/bold]  (replica VM {r.vm_name!r}, {r.platform}, "
+            f"datastore {r.datastore}, {r.folder})",
+            highlight=False,
+        )
+        for p in r.points:
+            disks = ", ".join(
+                f"{d.files[0].name} ({len(d.files)} layer{'s' if len(d.files) > 1 else ''})" for d in p.disks
+            )
+            label = f"  {p.label}" if p.label else ""
+            console.print(f"  {p.created:%Y-%m-%d %H:%M:%S} UTC{label}  disks: {disks}", highlight=False)
+        if not r.points:
+            console.print("  (no points)")
+    console.print(
+        f"{len(inv.replicas)} VMs, {len(inv.points)} points, {len(inv.problems)} problems", highlight=False
+    )
+    for problem in inv.problems:
+        err_console.print(
+            f"[yellow]problem[/yellow] {problem.datastore}: {problem.folder}: {problem.message}",
+            highlight=False,
+        )
 
 
 @main.group()

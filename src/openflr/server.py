@@ -10,6 +10,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle as HttpToolsCycle
 
 from openflr.api.app import create_app
+from openflr.api.emtypes import ERROR
+from openflr.api.render import xml_document
 from openflr.config import Settings
 from openflr.core.service import Service
 from openflr.tls import certificate_paths, harden
@@ -71,6 +73,21 @@ class CasePreservingHttpTools(HttpToolsProtocol):
         super().on_headers_complete()
         if type(self.cycle) is HttpToolsCycle:
             self.cycle.__class__ = _CaseCycle
+
+    def send_400_response(self, msg: str) -> None:
+        """A request the HTTP parser rejects (bad request line, bad header) still gets an EM Error."""
+        body = xml_document(
+            ERROR, {"Message": f"Malformed HTTP request: {msg}", "StatusCode": 400, "Status": "BadRequest"}
+        )
+        head = [b"HTTP/1.1 400 Bad Request\r\n"]
+        head += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
+        head += [
+            b"Content-Type: application/xml; charset=utf-8\r\n",
+            b"Content-Length: " + str(len(body)).encode("ascii") + b"\r\n",
+            b"Connection: close\r\n\r\n",
+        ]
+        self.transport.write(canonical_header_block(b"".join(head)) + body)
+        self.transport.close()
 
 
 def build_config(settings: Settings, app: Any) -> uvicorn.Config:

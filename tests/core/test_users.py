@@ -117,4 +117,6 @@ def test_portal_user_may_not_mount_or_restore() -> None:
     assert allows(Role.PORTAL_USER, Permission.BROWSE_FILES)
     assert not allows(Role.PORTAL_USER, Permission.MOUNT)
     assert not allows(Role.PORTAL_USER, Permission.RESTORE)
-    assert all(allows(Role.RESTORE_OPERATOR, p) for p in Permission)
+    assert all(allows(Role.RESTORE_OPERATOR, p) for p in Permission if p is not Permission.ADMINISTER)
+    assert not allows(Role.RESTORE_OPERATOR, Permission.ADMINISTER)
+    assert all(allows(Role.PORTAL_ADMINISTRATOR, p) for p in Permission)

@@ -250,3 +250,19 @@ FILE_RESTORE_SPEC = EmType(
     (obj("ToOriginalLocation", TO_ORIGINAL_LOCATION), obj("ForDirectDownload", FOR_DIRECT_DOWNLOAD)),
     links_first=False,
 )
+
+# --- openflr extensions (under /api/openflr/) ----------------------------------------------------------
+
+PROBLEM = EmType("Problem", (text("Datastore"), text("Folder"), text("Message")), links_first=False)
+INVENTORY_SUMMARY = EmType(
+    "InventorySummary",
+    (
+        text("ScannedAtUTC", datetime),
+        text("Replicas", int),
+        text("Points", int),
+        list_of("Problems", "Problem", PROBLEM),
+        links(),
+        attr("Href"),
+        attr("Type"),
+    ),
+)

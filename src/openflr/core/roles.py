@@ -31,11 +31,12 @@ class Permission(enum.Enum):
     MOUNT = "mount"
     BROWSE_FILES = "browse files"
     RESTORE = "restore"
+    ADMINISTER = "administer the server"
 
 
 _GRANTS: dict[Role, frozenset[Permission]] = {
     Role.PORTAL_ADMINISTRATOR: frozenset(Permission),
-    Role.RESTORE_OPERATOR: frozenset(Permission),
+    Role.RESTORE_OPERATOR: frozenset(Permission) - {Permission.ADMINISTER},
     Role.PORTAL_USER: frozenset({Permission.BROWSE_INVENTORY, Permission.BROWSE_FILES}),
 }
 

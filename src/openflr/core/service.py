@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 
 import anyio.to_thread
 
 from openflr.config import Settings
 from openflr.core.sessions import LogonSession, SessionManager
 from openflr.core.users import UserStore
-from openflr.errors import UnauthorizedError
+from openflr.errors import NotFoundError, UnauthorizedError
+from openflr.inventory.catalog import Catalog
+from openflr.inventory.model import Inventory, Replica, ReplicaPoint
 from openflr.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -28,7 +31,8 @@ class Service:
         self.sessions = SessionManager(settings.sessions.idle_timeout, settings.sessions.max_per_user)
         # argon2 verification costs ~64 MiB and tens of ms: bound how many run at once.
         self._password_checks = asyncio.Semaphore(2)
-        self._sweeper: asyncio.Task[None] | None = None
+        self.catalog = Catalog(settings)
+        self._background: list[asyncio.Task[None]] = []
 
     async def logon(self, login_name: str, password: str, client: str = "") -> tuple[LogonSession, str]:
         """Check the password (off the event loop) and open a session; 401 on failure."""
@@ -41,17 +45,69 @@ class Service:
         log.info("user %s logged on from %s (session %s)", user.name, client or "-", session.session_id)
         return session, token
 
+    # --- inventory --------------------------------------------------------------------------------
+
+    def inventory(self, session: LogonSession) -> Inventory:
+        """The inventory as ``session``'s user may see it."""
+        return self.catalog.current
+
+    def replica(self, session: LogonSession, replica_id: str) -> Replica:
+        inv = self.inventory(session)
+        replica = inv.replicas.get(_bare_id(replica_id))
+        if replica is None:
+            raise NotFoundError(f"Replica {replica_id!r} does not exist.")
+        return replica
+
+    def point(self, session: LogonSession, point_id: str) -> tuple[Replica, ReplicaPoint]:
+        inv = self.inventory(session)
+        point = inv.points.get(_bare_id(point_id))
+        if point is None:
+            raise NotFoundError(f"Replica point {point_id!r} does not exist.")
+        return inv.replicas[point.replica_id], point
+
+    async def rescan(self) -> Inventory:
+        return await anyio.to_thread.run_sync(self.catalog.rescan)
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+
     async def start(self) -> None:
-        """Start background work (the idle-session sweeper)."""
-        self._sweeper = asyncio.create_task(self._sweep_forever(), name="openflr-session-sweeper")
+        """Scan the datastores, then start background work (idle-session sweeper, periodic rescans)."""
+        await self.rescan()
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not in the main thread
+            loop.add_signal_handler(signal.SIGHUP, self._rescan_soon)
+        self._background.append(asyncio.create_task(self._sweep_forever(), name="openflr-session-sweeper"))
+        if self.settings.inventory.rescan_interval > 0:
+            self._background.append(asyncio.create_task(self._rescan_forever(), name="openflr-rescan"))
 
     async def stop(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
+        for task in list(self._background):
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+                await task
+        self._background.clear()
         self.sessions.end_all("server shutdown")
         self.db.close()
+
+    def _rescan_soon(self) -> None:
+        """SIGHUP: rescan now, in the background."""
+        task = asyncio.create_task(self._rescan_logged(), name="openflr-rescan-now")
+        self._background.append(task)
+        task.add_done_callback(lambda t: self._background.remove(t) if t in self._background else None)
+
+    async def _rescan_logged(self) -> None:
+        try:
+            await self.rescan()
+        except Exception:
+            log.exception("rescan failed")
+
+    async def _rescan_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.inventory.rescan_interval)
+            try:
+                await self.rescan()
+            except Exception:
+                log.exception("periodic rescan failed")
 
     async def _sweep_forever(self) -> None:
         while True:
@@ -60,3 +116,8 @@ class Service:
                 self.sessions.sweep()
             except Exception:
                 log.exception("session sweep failed")
+
+
+def _bare_id(text: str) -> str:
+    """``urn:veeam:VmReplicaPoint:<guid>`` or ``<GUID>`` -> ``<guid>``."""
+    return text.strip().rsplit(":", 1)[-1].lower()

@@ -17,7 +17,15 @@ from openflr.errors import NotFoundError
 SUPPORTED_VERSIONS = ("v1_2", "v1_3", "v1_4", "v1_5", "v1_6", "v1_7")
 
 # Collections a logged-on client may follow from its LogonSession, as (Rel, Type, path).
-SESSION_LINKS: list[tuple[str, str, str]] = []
+SESSION_LINKS: list[tuple[str, str, str]] = [
+    ("Down", "BackupServerReferenceList", "/backupServers"),
+    ("Down", "ReplicaReferenceList", "/replicas"),
+    ("Down", "VmReplicaPointReferenceList", "/vmReplicaPoints"),
+    ("Down", "QueryService", "/querySvc"),
+    ("Down", "BackupServerList", "/backupServers?format=Entity"),
+    ("Down", "ReplicaList", "/replicas?format=Entity"),
+    ("Down", "VmReplicaPointList", "/vmReplicaPoints?format=Entity"),
+]
 
 
 def enterprise_manager(request: Request) -> Value:

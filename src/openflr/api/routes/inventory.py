@@ -1,0 +1,207 @@
+"""Backup servers, replicas, replica points and the query service (SPEC §2)."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from openflr.api import emtypes, views
+from openflr.api.auth import require, service_of
+from openflr.api.paging import page_params, paging_info
+from openflr.api.responses import em_response
+from openflr.api.routing import Route
+from openflr.api.schema import Link, Value
+from openflr.api.urls import Query, api_base
+from openflr.core import catalog_queries as cq
+from openflr.core.query import run_query
+from openflr.core.roles import Permission
+from openflr.errors import BadRequestError, NotFoundError
+
+
+def _entity(query: Query) -> bool:
+    return (query.get("format") or "").strip().lower() in ("entity", "entities")
+
+
+async def list_servers(request: Request) -> Response:
+    session = require(request, Permission.BROWSE_INVENTORY)
+    inv = service_of(request).inventory(session)
+    base = api_base(request)
+    if _entity(Query(request)):
+        return em_response(
+            request, emtypes.BACKUP_SERVERS, {"BackupServers": [views.server_entity(base, inv.server)]}
+        )
+    return em_response(request, emtypes.ENTITY_REFERENCES, {"Refs": [views.server_ref(base, inv.server)]})
+
+
+async def get_server(request: Request) -> Response:
+    session = require(request, Permission.BROWSE_INVENTORY)
+    inv = service_of(request).inventory(session)
+    wanted = request.path_params["id"].rsplit(":", 1)[-1].lower()
+    if wanted != inv.server.id:
+        raise NotFoundError(f"Backup server {request.path_params['id']!r} does not exist.")
+    base = api_base(request)
+    if _entity(Query(request)):
+        return em_response(request, emtypes.BACKUP_SERVER, views.server_entity(base, inv.server))
+    return em_response(request, emtypes.ENTITY_REF, views.server_ref(base, inv.server))
+
+
+async def list_replicas(request: Request) -> Response:
+    session = require(request, Permission.BROWSE_INVENTORY)
+    inv = service_of(request).inventory(session)
+    base = api_base(request)
+    replicas = sorted(inv.replicas.values(), key=lambda r: (r.vm_name.casefold(), r.id))
+    if _entity(Query(request)):
+        return em_response(
+            request, emtypes.REPLICAS, {"Replicas": [views.replica_entity(base, inv, r) for r in replicas]}
+        )
+    return em_response(
+        request, emtypes.ENTITY_REFERENCES, {"Refs": [views.replica_ref(base, inv, r) for r in replicas]}
+    )
+
+
+async def get_replica(request: Request) -> Response:
+    session = require(request, Permission.BROWSE_INVENTORY)
+    service = service_of(request)
+    replica = service.replica(session, request.path_params["id"])
+    inv = service.inventory(session)
+    base = api_base(request)
+    if _entity(Query(request)):
+        return em_response(request, emtypes.REPLICA, views.replica_entity(base, inv, replica))
+    return em_response(request, emtypes.ENTITY_REF, views.replica_ref(base, inv, replica))
+
+
+async def replica_points(request: Request) -> Response:
+    session = require(request, Permission.BROWSE_INVENTORY)
+    service = service_of(request)
+    replica = service.replica(session, request.path_params["id"])
+    inv = service.inventory(session)
+    base = api_base(request)
+    if _entity(Query(request)):
+        return em_response(
+            request,
+            emtypes.VM_REPLICA_POINTS,
+            {"VmReplicaPoints": [views.point_entity(base, inv, replica, p) for p in replica.points]},
+        )
+    return em_response(
+        request,
+        emtypes.ENTITY_REFERENCES,
+        {"Refs": [views.point_ref(base, inv, replica, p) for p in replica.points]},
+    )
+
+
+async def list_points(request: Request) -> Response:
+    session = require(request, Permission.BROWSE_INVENTORY)
+    inv = service_of(request).inventory(session)
+    base = api_base(request)
+    pairs = sorted(
+        ((inv.replicas[p.replica_id], p) for p in inv.points.values()),
+        key=lambda rp: (rp[0].display_name.casefold(), rp[1].created, rp[1].id),
+    )
+    if _entity(Query(request)):
+        return em_response(
+            request,
+            emtypes.VM_REPLICA_POINTS,
+            {"VmReplicaPoints": [views.point_entity(base, inv, r, p) for r, p in pairs]},
+        )
+    return em_response(
+        request, emtypes.ENTITY_REFERENCES, {"Refs": [views.point_ref(base, inv, r, p) for r, p in pairs]}
+    )
+
+
+async def get_point(request: Request) -> Response:
+    session = require(request, Permission.BROWSE_INVENTORY)
+    service = service_of(request)
+    replica, point = service.point(session, request.path_params["id"])
+    inv = service.inventory(session)
+    base = api_base(request)
+    if _entity(Query(request)):
+        return em_response(request, emtypes.VM_REPLICA_POINT, views.point_entity(base, inv, replica, point))
+    return em_response(request, emtypes.ENTITY_REF, views.point_ref(base, inv, replica, point))
+
+
+async def query_service(request: Request) -> Response:
+    require(request, Permission.BROWSE_INVENTORY)
+    base = api_base(request)
+    links = [
+        Link("Down", f"{base}/query?type={t.name}", "QueryResult", t.name) for t in cq.QUERY_TYPES.values()
+    ]
+    return em_response(
+        request, emtypes.QUERY_SERVICE, {"Href": f"{base}/querySvc", "Type": "QueryService", "Links": links}
+    )
+
+
+def _sort(query: Query) -> tuple[str, bool] | None:
+    asc, desc = query.get("sortAsc"), query.get("sortDesc")
+    if asc and desc:
+        raise BadRequestError("Use sortAsc or sortDesc, not both.")
+    if desc:
+        return desc.strip(), True
+    if asc:
+        return asc.strip(), False
+    return None
+
+
+async def run(request: Request) -> Response:
+    session = require(request, Permission.BROWSE_INVENTORY)
+    service = service_of(request)
+    query = Query(request)
+    type_name = (query.get("type") or "").strip()
+    if not type_name:
+        raise BadRequestError("The query needs a type, e.g. type=VmReplicaPoint.")
+    qtype = cq.QUERY_TYPES.get(type_name.lower())
+    if qtype is None:
+        known = ", ".join(t.name for t in cq.QUERY_TYPES.values())
+        raise BadRequestError(f"Unknown query type {type_name!r}; this server answers {known}.")
+    fmt = (query.get("format") or "Refs").strip().lower()
+    if fmt not in ("refs", "ref", "entities", "entity"):
+        raise BadRequestError(f"Unknown format {query.get('format')!r}; use Refs or Entities.")
+    entities = fmt.startswith("entit")
+    settings = service.settings.api
+    size, page = page_params(query, settings.default_page_size, settings.max_page_size)
+    sort = _sort(query)
+    inv = service.inventory(session)
+    result = run_query(qtype, cq.records(inv, qtype), query.get("filter"), sort, size, page)
+    base = api_base(request)
+
+    def href_for(n: int) -> str:
+        parts = [f"type={quote(qtype.name)}", f"format={'Entities' if entities else 'Refs'}"]
+        if query.get("filter"):
+            parts.append(f"filter={quote(query.get('filter') or '', safe='')}")
+        if sort:
+            parts.append(f"{'sortDesc' if sort[1] else 'sortAsc'}={quote(sort[0], safe='')}")
+        parts += [f"pageSize={size}", f"page={n}"]
+        return f"{base}/query?" + "&".join(parts)
+
+    value: Value = {"PagingInfo": paging_info(page, size, result.pages, href_for)}
+    objects = [r["_object"] for r in result.records]
+    if qtype is cq.VM_REPLICA_POINT:
+        pairs = [(inv.replicas[p.replica_id], p) for p in objects]
+        if entities:
+            value["Entities"] = {"VmReplicaPoints": [views.point_entity(base, inv, r, p) for r, p in pairs]}
+        else:
+            value["Refs"] = [views.point_ref(base, inv, r, p) for r, p in pairs]
+    elif qtype is cq.REPLICA:
+        if entities:
+            value["Entities"] = {"Replicas": [views.replica_entity(base, inv, r) for r in objects]}
+        else:
+            value["Refs"] = [views.replica_ref(base, inv, r) for r in objects]
+    elif entities:
+        value["Entities"] = {"BackupServers": [views.server_entity(base, s) for s in objects]}
+    else:
+        value["Refs"] = [views.server_ref(base, s) for s in objects]
+    return em_response(request, emtypes.QUERY_RESULT, value)
+
+
+routes = [
+    Route("/api/backupServers", list_servers, ["GET"]),
+    Route("/api/backupServers/{id}", get_server, ["GET"]),
+    Route("/api/replicas", list_replicas, ["GET"]),
+    Route("/api/replicas/{id}", get_replica, ["GET"]),
+    Route("/api/replicas/{id}/vmReplicaPoints", replica_points, ["GET"]),
+    Route("/api/vmReplicaPoints", list_points, ["GET"]),
+    Route("/api/vmReplicaPoints/{id}", get_point, ["GET"]),
+    Route("/api/querySvc", query_service, ["GET"]),
+    Route("/api/query", run, ["GET"]),
+]

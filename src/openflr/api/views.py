@@ -1,0 +1,126 @@
+"""Domain objects -> EM values (Ref and Entity representations with their links, SPEC §2.2-2.3)."""
+
+from __future__ import annotations
+
+from openflr.api.schema import Link, Value
+from openflr.core.catalog_queries import POINT_ALGORITHM, POINT_TYPE, point_name
+from openflr.inventory.model import BackupServer, Inventory, Replica, ReplicaPoint
+
+
+def urn(kind: str, ident: str) -> str:
+    return f"urn:veeam:{kind}:{ident}"
+
+
+def server_href(base: str, server: BackupServer) -> str:
+    return f"{base}/backupServers/{server.id}"
+
+
+def replica_href(base: str, replica: Replica) -> str:
+    return f"{base}/replicas/{replica.id}"
+
+
+def point_href(base: str, point: ReplicaPoint) -> str:
+    return f"{base}/vmReplicaPoints/{point.id}"
+
+
+def _server_up(base: str, server: BackupServer) -> Link:
+    return Link("Up", server_href(base, server), "BackupServerReference", server.name)
+
+
+def server_ref(base: str, server: BackupServer) -> Value:
+    href = server_href(base, server)
+    return {
+        "Type": "BackupServerReference",
+        "Href": href,
+        "Name": server.name,
+        "UID": urn("BackupServer", server.id),
+        "Links": [Link("Alternate", f"{href}?format=Entity", "BackupServer", server.name)],
+    }
+
+
+def server_entity(base: str, server: BackupServer) -> Value:
+    href = server_href(base, server)
+    return {
+        "Type": "BackupServer",
+        "Href": f"{href}?format=Entity",
+        "Name": server.name,
+        "UID": urn("BackupServer", server.id),
+        "Description": server.description,
+        "Port": server.port,
+        "Version": server.version,
+        "Links": [
+            Link("Alternate", href, "BackupServerReference", server.name),
+            Link("Down", f"{base}/replicas", "ReplicaReferenceList"),
+        ],
+    }
+
+
+def replica_ref(base: str, inv: Inventory, replica: Replica) -> Value:
+    href = replica_href(base, replica)
+    return {
+        "Type": "ReplicaReference",
+        "Href": href,
+        "Name": replica.vm_name,
+        "UID": urn("Replica", replica.id),
+        "Links": [
+            _server_up(base, inv.server),
+            Link("Alternate", f"{href}?format=Entity", "Replica", replica.vm_name),
+            Link("Down", f"{href}/vmReplicaPoints", "VmReplicaPointReferenceList"),
+        ],
+    }
+
+
+def replica_entity(base: str, inv: Inventory, replica: Replica) -> Value:
+    href = replica_href(base, replica)
+    return {
+        "Type": "Replica",
+        "Href": f"{href}?format=Entity",
+        "Name": replica.vm_name,
+        "UID": urn("Replica", replica.id),
+        "JobName": replica.job_name,
+        "Platform": replica.platform,
+        "Links": [
+            _server_up(base, inv.server),
+            Link("Alternate", href, "ReplicaReference", replica.vm_name),
+            Link("Down", f"{href}/vmReplicaPoints", "VmReplicaPointReferenceList"),
+        ],
+    }
+
+
+def point_ref(base: str, inv: Inventory, replica: Replica, point: ReplicaPoint) -> Value:
+    href = point_href(base, point)
+    name = point_name(replica, point)
+    return {
+        "Type": "VmReplicaPointReference",
+        "Href": href,
+        "Name": name,
+        "UID": urn("VmReplicaPoint", point.id),
+        "Links": [
+            _server_up(base, inv.server),
+            Link("Up", replica_href(base, replica), "ReplicaReference", replica.vm_name),
+            Link("Alternate", f"{href}?format=Entity", "VmReplicaPoint", name),
+        ],
+    }
+
+
+def point_entity(base: str, inv: Inventory, replica: Replica, point: ReplicaPoint) -> Value:
+    href = point_href(base, point)
+    name = point_name(replica, point)
+    return {
+        "Type": "VmReplicaPoint",
+        "Href": f"{href}?format=Entity",
+        "Name": name,
+        "UID": urn("VmReplicaPoint", point.id),
+        "VmDisplayName": replica.display_name,
+        "Links": [
+            _server_up(base, inv.server),
+            Link("Up", replica_href(base, replica), "ReplicaReference", replica.vm_name),
+            Link("Alternate", href, "VmReplicaPointReference", name),
+            Link("Down", f"{href}/mounts", "VmReplicaPointMountList"),
+            Link("Create", f"{href}/mounts", "VmReplicaPointMount"),
+        ],
+        "CreationTimeUTC": point.created,
+        "VmName": replica.display_name,
+        "Algorithm": POINT_ALGORITHM,
+        "PointType": POINT_TYPE,
+    }
