@@ -24,6 +24,10 @@ def fixtures() -> Fixtures:
     return ensure_fixtures()
 
 
+# The shared servers live for the whole run and every test logs on afresh.
+SHARED_SERVER = "[sessions]\nmax_per_user = 100000\n"
+
+
 def datastore_config(fx: Fixtures, names: tuple[str, ...] = FIXTURE_DATASTORES) -> str:
     """TOML for the fixture datastores (each named after its layout)."""
     return "".join(
@@ -41,13 +45,15 @@ def real_server_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def http_server(real_server_dir: Path, fixtures: Fixtures) -> Iterator[RunningServer]:
-    with run_server(real_server_dir, https=False, config=datastore_config(fixtures)) as server:
+    with run_server(
+        real_server_dir, https=False, config=SHARED_SERVER + datastore_config(fixtures)
+    ) as server:
         yield server
 
 
 @pytest.fixture(scope="session")
 def https_server(real_server_dir: Path, fixtures: Fixtures) -> Iterator[RunningServer]:
-    with run_server(real_server_dir, https=True, config=datastore_config(fixtures)) as server:
+    with run_server(real_server_dir, https=True, config=SHARED_SERVER + datastore_config(fixtures)) as server:
         yield server
 
 
@@ -65,7 +71,7 @@ def make_service(data_dir: Path, config: str = "", **env: str) -> Service:
 
 @pytest.fixture(scope="session")
 def inproc_client(tmp_path_factory: pytest.TempPathFactory, fixtures: Fixtures) -> Iterator[TestClient]:
-    service = make_service(tmp_path_factory.mktemp("inproc-data"), datastore_config(fixtures))
+    service = make_service(tmp_path_factory.mktemp("inproc-data"), SHARED_SERVER + datastore_config(fixtures))
     with TestClient(
         create_app(service), base_url="https://testserver", raise_server_exceptions=False, cookies=None
     ) as client:

@@ -543,6 +543,77 @@ def build_linux_disks(out: Path, work: Path) -> tuple[dict[str, list[Path]], dic
     return raws, points
 
 
+MISC_VM = "lvm-vm"
+
+
+def build_misc_disks(out: Path, work: Path) -> tuple[dict[str, list[Path]], dict[str, dict[str, Tree]]]:
+    """disk0: MBR with ext4 (p1), an extended partition holding FAT16 (p5) and an LVM PV (p3) with two
+    ext4 logical volumes; disk1: a whole-disk exFAT volume (empty: nothing fills exFAT without a mount)."""
+    from tests.imagebuilder import lvm
+
+    vols = trees.misc_trees()
+    boot, fat16, lvroot, lvdata = (work / f"misc-{n}.img" for n in ("boot", "fat16", "lvroot", "lvdata"))
+    build_ext4(vols["boot"], 16 * MiB, boot, "2f0e1d2c-3b4a-4596-8877-665544332211", work)
+    fat16.unlink(missing_ok=True)
+    fat_start = 34 * MiB  # inside the extended partition (17 MiB + 1 MiB for the EBR)
+    run(
+        [
+            "mkfs.fat",
+            "-F",
+            "16",
+            "-n",
+            "DATA16",
+            "-i",
+            "16161616",
+            "-h",
+            str(fat_start // SECTOR),
+            "-C",
+            fat16,
+            str(16 * 1024),
+        ]
+    )
+    src = work / "src-fat16"
+    materialize(vols["data16"], src)
+    for d in sorted(vols["data16"].dirs):
+        run(["mmd", "-i", fat16, f"::/{d}"])
+    for f in sorted(vols["data16"].files):
+        run(["mcopy", "-m", "-i", fat16, src / f, f"::/{f}"])
+    shutil.rmtree(src)
+    build_ext4(vols["lvroot"], 16 * MiB, lvroot, "3a4b5c6d-7e8f-4091-a2b3-c4d5e6f70812", work)
+    build_ext4(vols["lvdata"], 8 * MiB, lvdata, "4b5c6d7e-8f90-41a2-b3c4-d5e6f7081923", work)
+    pv_size = 40 * MiB
+    pv = lvm.physical_volume(
+        pv_size,
+        "vg0",
+        [
+            lvm.LogicalVolume("root", 4, lvroot.read_bytes()),
+            lvm.LogicalVolume("data", 2, lvdata.read_bytes()),
+        ],
+    )
+    pv_img = work / "misc-pv.img"
+    pv_img.write_bytes(bytes(pv))
+    disk0 = out / "raw" / "misc-disk0-p1.raw"
+    disk0_size = 96 * MiB
+    disk0.unlink(missing_ok=True)
+    run(["truncate", "-s", str(disk0_size), disk0])
+    table = (
+        "label: dos\nlabel-id: 0x6d697363\n"
+        f"start={MiB // SECTOR}, size={16 * MiB // SECTOR}, type=83\n"
+        f"start={17 * MiB // SECTOR}, size={34 * MiB // SECTOR}, type=5\n"
+        f"start={51 * MiB // SECTOR}, size={pv_size // SECTOR}, type=8e\n"
+        f"start={fat_start // SECTOR}, size={16 * MiB // SECTOR}, type=6\n"
+    )
+    run(["sfdisk", "-q", disk0], stdin=table.encode())
+    place(boot, disk0, MiB)
+    place(fat16, disk0, fat_start)
+    place(pv_img, disk0, 51 * MiB)
+    disk1 = out / "raw" / "misc-disk1-p1.raw"
+    disk1.unlink(missing_ok=True)
+    run(["truncate", "-s", str(32 * MiB), disk1])
+    run(["mkfs.exfat", "-L", "EXFAT", disk1])
+    return {"p1": [disk0, disk1]}, {"p1": vols}
+
+
 def manifest_for(points: dict[str, dict[str, Tree]], layout: dict[str, dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for point, vols in points.items():
@@ -578,7 +649,7 @@ def build_all(out: Path) -> dict[str, Any]:
             WIN_VM: manifest_for(
                 win_points,
                 {
-                    "esp": {"disk": 0, "partition": 1, "guest_root": None, "system": False},
+                    "esp": {"disk": 0, "partition": 1, "guest_root": "S:", "system": False},
                     "c": {"disk": 0, "partition": 2, "guest_root": "C:", "system": True},
                 },
             ),
@@ -597,6 +668,18 @@ def build_all(out: Path) -> dict[str, Any]:
         },
         "datastores": {},
     }
+    misc_raws, misc_points = build_misc_disks(out, work)
+    manifest["vms"][MISC_VM] = manifest_for(
+        misc_points,
+        {
+            "boot": {"disk": 0, "partition": 1, "guest_root": "boot:"},
+            "data16": {"disk": 0, "partition": 5, "guest_root": "DATA16:"},
+            "lvroot": {"disk": 0, "lv": "vg0/root", "guest_root": "lvroot:"},
+            "lvdata": {"disk": 0, "lv": "vg0/data", "guest_root": "lvdata:"},
+            "exfat": {"disk": 1, "partition": None, "guest_root": "EXFAT:"},
+        },
+    )
+    manifest["raw"][MISC_VM] = {p: [str(r.relative_to(out)) for r in v] for p, v in misc_raws.items()}
     from tests.imagebuilder import layouts
 
     ds = out / "datastores"
@@ -604,6 +687,8 @@ def build_all(out: Path) -> dict[str, Any]:
     manifest["datastores"]["hyperv"] = layouts.hyperv(ds / "hyperv", win_raws, lin_raws, work)
     manifest["datastores"]["qcow2"] = layouts.qcow2(ds / "qcow2", win_raws, lin_raws, work)
     manifest["datastores"]["broken"] = layouts.broken(ds / "broken", work)
+    manifest["datastores"]["esxi"] = layouts.esxi(ds / "esxi", win_raws, lin_raws, work)
+    manifest["datastores"]["misc"] = layouts.misc(ds / "misc", misc_raws)
     shutil.rmtree(work)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False))
     (out / "build_log.json").write_text(json.dumps(LOG, indent=1, ensure_ascii=False))

@@ -14,8 +14,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tests.imagebuilder import esxi as esx
 from tests.imagebuilder import trees
-from tests.imagebuilder.build import LIN_VM, POINTS, WIN_VM, qemu_chain, run, set_time, vhdx_chain
+from tests.imagebuilder.build import (
+    LIN_VM,
+    MISC_VM,
+    POINTS,
+    WIN_VM,
+    qemu_chain,
+    run,
+    set_time,
+    vhdx_chain,
+)
 
 Raws = dict[str, list[Path]]
 
@@ -287,4 +297,98 @@ def broken(root: Path, work: Path) -> dict[str, Any]:
             "Missing Delta": "Missing Delta-000001.vmdk",
             "Dangling VM": "dangling.vhdx",
         },
+    }
+
+
+# --- ESXi: flat bases with seSparse and vmfsSparse (COWD) deltas ---------------------------------------
+
+
+def _esxi_vm(root: Path, folder: str, raws: Raws, delta: str) -> dict[str, Any]:
+    """Base ``-flat.vmdk`` (createType vmfs) plus one delta per later point and an empty current delta."""
+    vm = root / folder
+    vm.mkdir(parents=True)
+    chains: list[list[Path]] = []
+    for d in range(len(raws["p1"])):
+        stem = folder if d == 0 else f"{folder}_{d}"
+        sectors = raws["p1"][d].stat().st_size // 512
+        shutil.copyfile(raws["p1"][d], vm / f"{stem}-flat.vmdk")
+        (vm / f"{stem}.vmdk").write_text(
+            esx.descriptor("vmfs", sectors, "VMFS", f"{stem}-flat.vmdk", None, 1, None)
+        )
+        names = [vm / f"{stem}.vmdk"]
+        for i in range(1, len(POINTS) + 1):
+            before = raws[POINTS[i - 1]][d]
+            after = raws[POINTS[i]][d] if i < len(POINTS) else before
+            name = f"{stem}-{i:06d}"
+            if delta == "seSparse":
+                esx.write_sesparse(before, after, vm / f"{name}-sesparse.vmdk")
+                text = esx.descriptor(
+                    "seSparse", sectors, "SESPARSE", f"{name}-sesparse.vmdk", names[-1].name, i + 1, i
+                )
+            else:
+                esx.write_cowd(before, after, vm / f"{name}-delta.vmdk")
+                text = esx.descriptor(
+                    "vmfsSparse", sectors, "VMFSSPARSE", f"{name}-delta.vmdk", names[-1].name, i + 1, i
+                )
+            (vm / f"{name}.vmdk").write_text(text)
+            names.append(vm / f"{name}.vmdk")
+        for i, p in enumerate(POINTS):
+            run(["qemu-img", "compare", "-q", "-f", "vmdk", "-F", "raw", names[i], raws[p][d]])
+        chains.append(names)
+    (vm / f"{folder}.vmx").write_text(_vmx(folder, [c[-1].name for c in chains]))
+    snaps = [
+        (f"Restore point {i + 1}", *_point_time(p), [c[i].name for c in chains]) for i, p in enumerate(POINTS)
+    ]
+    (vm / f"{folder}.vmsd").write_text(_vmsd(snaps))
+    points = [
+        {
+            "name": f"Restore point {i + 1}",
+            "time": _iso(p),
+            "disks": [_rel([c[j] for j in range(i, -1, -1)], root) for c in chains],
+        }
+        for i, p in enumerate(POINTS)
+    ]
+    return {"vm_name": folder, "points": points}
+
+
+def esxi(root: Path, win: Raws, lin: Raws, work: Path) -> dict[str, Any]:
+    root.mkdir(parents=True)
+    return {
+        f"{WIN_VM}_replica": {
+            **_esxi_vm(root, f"{WIN_VM}_replica", win, "seSparse"),
+            "display_name": WIN_VM,
+            "platform": "VMware",
+        },
+        f"{LIN_VM}_replica": {
+            **_esxi_vm(root, f"{LIN_VM}_replica", lin, "vmfsSparse"),
+            "display_name": LIN_VM,
+            "platform": "VMware",
+        },
+    }
+
+
+# --- misc: a manifest VM over raw disks ----------------------------------------------------------------
+
+
+def misc(root: Path, raws: Raws) -> dict[str, Any]:
+    vm = root / MISC_VM
+    vm.mkdir(parents=True)
+    disks = []
+    for d, raw in enumerate(raws["p1"]):
+        shutil.copyfile(raw, vm / f"disk{d}.raw")
+        disks.append(f"disk{d}.raw")
+    files = ", ".join(f'"{d}"' for d in disks)
+    (vm / "openflr-vm.toml").write_text(
+        f'name = "{MISC_VM}"\nplatform = "KVM"\nos = "Linux"\n\n[[points]]\nname = "Only point"\n'
+        f'time = "{_iso("p1")}"\ndisks = [{files}]\n'
+    )
+    return {
+        MISC_VM: {
+            "vm_name": MISC_VM,
+            "display_name": MISC_VM,
+            "platform": "KVM",
+            "points": [
+                {"name": "Only point", "time": _iso("p1"), "disks": [[f"{MISC_VM}/{d}"] for d in disks]}
+            ],
+        }
     }

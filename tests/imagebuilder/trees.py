@@ -10,10 +10,15 @@ from __future__ import annotations
 import hashlib
 import random
 import unicodedata
+import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from tests.imagebuilder import regf
+
 MiB = 1024 * 1024
+WIN_DISK_GUID = "6b1f0e2a-3c4d-4e5f-8a9b-0c1d2e3f4a00"
+WIN_PARTITION_GUIDS = {i: f"{WIN_DISK_GUID[:-2]}{i:02d}" for i in (1, 2)}
 
 
 def ts(text: str) -> int:
@@ -142,6 +147,15 @@ def windows_trees() -> tuple[dict[str, Tree], dict[str, Change]]:
 
     c = Tree("Windows", "ntfs")
     c.add("Windows/System32/config/SOFTWARE.sample", FileSpec(_rand("software", 3000), clock()))
+    # The guest's own drive letters: C: is the system volume, S: (unusually) the ESP.
+    hive = regf.mounted_devices(
+        {
+            "C:": regf.gpt_volume_id(uuid.UUID(WIN_PARTITION_GUIDS[2]).bytes_le),
+            "S:": regf.gpt_volume_id(uuid.UUID(WIN_PARTITION_GUIDS[1]).bytes_le),
+            "Q:": regf.mbr_volume_id(0xDEADBEEF, 1048576),  # a letter for a disk this VM no longer has
+        }
+    )
+    c.add("Windows/System32/config/SYSTEM", FileSpec(hive, clock()))
     c.add("Windows/System32/drivers/etc/hosts", FileSpec(_text("127.0.0.1 localhost", 2, True), clock()))
     c.add("Windows/System32/small.dll", FileSpec(_rand("small.dll", 700), clock()))
     c.add("Windows/win.ini", FileSpec(_text("; for 16-bit app support", 1, True), clock()))
@@ -320,3 +334,22 @@ def with_build_time(tree: Tree, when: int) -> Tree:
     out.files = {k: replace(v, mtime=when) for k, v in tree.files.items()}
     out.dirs = dict.fromkeys(tree.dirs, when)
     return out
+
+
+def misc_trees() -> dict[str, Tree]:
+    """A VM with the rarer volume systems: MBR with an extended partition, LVM2, a bare exFAT disk.
+    It has no /etc/fstab, so its roots are named after the volume labels."""
+    clock = _Clock(T0 + 2 * 86_400)
+    boot = Tree("boot", "ext4")
+    boot.add("grub/grub.cfg", FileSpec(b"set timeout=5\nmenuentry 'Linux' { linux /vmlinuz }\n", clock()))
+    boot.add("vmlinuz", FileSpec(_rand("vmlinuz", 200_000), clock()))
+    data16 = Tree("DATA16", "fat")
+    data16.add("DOCS/readme.txt", FileSpec(b"FAT16 in a logical partition\r\n", clock()))
+    data16.add("Report 2026.txt", FileSpec(_text("fat16 report", 40, True), clock()))
+    lvroot = Tree("lvroot", "ext4")
+    lvroot.add("etc/hostname", FileSpec(b"lvm-vm\n", clock()))
+    lvroot.add("srv/app/config.yml", FileSpec(b"key: value\n", clock(), uid=0))
+    lvdata = Tree("lvdata", "ext4")
+    lvdata.add("db/data.bin", FileSpec(_bulky("lvdata", 300_000), clock()))
+    exfat = Tree("EXFAT", "exfat")
+    return {"boot": boot, "data16": data16, "lvroot": lvroot, "lvdata": lvdata, "exfat": exfat}

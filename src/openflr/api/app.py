@@ -15,7 +15,7 @@ from starlette.responses import Response
 from openflr.api.auth import REALM_HEADER
 from openflr.api.middleware import ApiMiddleware
 from openflr.api.responses import error_response
-from openflr.api.routes import admin, inventory, sessions
+from openflr.api.routes import admin, inventory, mounts, sessions
 from openflr.core.service import Service
 from openflr.errors import OpenflrError, UnavailableError
 
@@ -59,7 +59,7 @@ def create_app(service: Service, manage_service: bool = True) -> Starlette:
                 await service.stop()
 
     app = Starlette(
-        routes=[*sessions.routes, *inventory.routes, *admin.routes],
+        routes=[*sessions.routes, *inventory.routes, *mounts.routes, *admin.routes],
         middleware=[Middleware(ApiMiddleware, max_body=service.settings.server.max_body_bytes)],
         exception_handlers={OpenflrError: _openflr_error, HTTPException: _http_error},
         lifespan=lifespan,

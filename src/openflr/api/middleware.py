@@ -16,6 +16,8 @@ access_log = logging.getLogger("openflr.access")
 log = logging.getLogger("openflr.api")
 
 _SLASHES = re.compile(r"/{2,}")
+_MOUNT_PATH = re.compile(r"/mounts/[^/]+/", re.IGNORECASE)
+"""Below a mount the path is a guest path: ``…/mounts/1/`` names the top of the guest tree."""
 
 
 class ApiMiddleware:
@@ -38,7 +40,7 @@ class ApiMiddleware:
         start = time.perf_counter()
         path = scope["path"]
         normal = _SLASHES.sub("/", path)
-        if len(normal) > 1 and normal.endswith("/"):
+        if len(normal) > 1 and normal.endswith("/") and not _MOUNT_PATH.search(normal):
             normal = normal.rstrip("/") or "/"
         if normal != path:
             scope = dict(scope, path=normal)

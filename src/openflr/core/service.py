@@ -6,13 +6,18 @@ import asyncio
 import contextlib
 import logging
 import signal
+from pathlib import Path
 
 import anyio.to_thread
 
 from openflr.config import Settings
+from openflr.core.browse import ListingCache
+from openflr.core.mounts import Mount, MountManager
 from openflr.core.sessions import LogonSession, SessionManager
+from openflr.core.tasks import MOUNT, Task, TaskManager
 from openflr.core.users import UserStore
-from openflr.errors import NotFoundError, UnauthorizedError
+from openflr.errors import NotFoundError, OpenflrError, UnauthorizedError
+from openflr.guestfs.errors import ImageError
 from openflr.inventory.catalog import Catalog
 from openflr.inventory.model import Inventory, Replica, ReplicaPoint
 from openflr.store.db import Database
@@ -32,7 +37,14 @@ class Service:
         # argon2 verification costs ~64 MiB and tens of ms: bound how many run at once.
         self._password_checks = asyncio.Semaphore(2)
         self.catalog = Catalog(settings)
+        self.tasks = TaskManager()
+        self.mounts = MountManager()
+        self.listings = ListingCache()
+        self.mounts.on_view_closed.append(lambda view: self.listings.forget_view(view.serial))
+        self.sessions.add_end_listener(self._session_ended)
+        self.catalog.add_listener(self._inventory_changed)
         self._background: list[asyncio.Task[None]] = []
+        self._jobs: set[asyncio.Task[None]] = set()
 
     async def logon(self, login_name: str, password: str, client: str = "") -> tuple[LogonSession, str]:
         """Check the password (off the event loop) and open a session; 401 on failure."""
@@ -53,17 +65,67 @@ class Service:
 
     def replica(self, session: LogonSession, replica_id: str) -> Replica:
         inv = self.inventory(session)
-        replica = inv.replicas.get(_bare_id(replica_id))
+        replica = inv.replicas.get(bare_id(replica_id))
         if replica is None:
             raise NotFoundError(f"Replica {replica_id!r} does not exist.")
         return replica
 
     def point(self, session: LogonSession, point_id: str) -> tuple[Replica, ReplicaPoint]:
         inv = self.inventory(session)
-        point = inv.points.get(_bare_id(point_id))
+        point = inv.points.get(bare_id(point_id))
         if point is None:
             raise NotFoundError(f"Replica point {point_id!r} does not exist.")
         return inv.replicas[point.replica_id], point
+
+    # --- mounts ------------------------------------------------------------------------------------
+
+    def start_mount(self, session: LogonSession, point_id: str, family: str = "replica") -> Task:
+        """Start mounting a point; the returned task finishes with a link to the mount or a reason."""
+        replica, point = self.point(session, point_id)
+        task = self.tasks.create(session, MOUNT)
+        job = asyncio.create_task(self._mount_job(task, session, replica, point, family))
+        self._jobs.add(job)
+        job.add_done_callback(self._jobs.discard)
+        return task
+
+    async def _mount_job(
+        self, task: Task, session: LogonSession, replica: Replica, point: ReplicaPoint, family: str
+    ) -> None:
+        try:
+            mount: Mount = await anyio.to_thread.run_sync(self.mounts.mount, session, replica, point, family)
+        except ImageError as exc:
+            task.finish(
+                False, f"The restore point cannot be mounted: {self._shown(exc.path, replica)}: {exc.problem}"
+            )
+        except OpenflrError as exc:
+            task.finish(False, f"The restore point cannot be mounted: {exc.message}")
+        except Exception as exc:  # a bug or an unexpected library error: keep serving, report it
+            log.exception("mounting point %s failed", point.id)
+            task.finish(False, f"The restore point cannot be mounted: internal error ({type(exc).__name__}).")
+        else:
+            notes = "; ".join(mount.view.notes)
+            message = f"Ok ({notes})" if notes else "Ok"
+            task.finish(
+                True,
+                message,
+                [{"kind": "mount", "point": point.id, "mount": mount.mount_id, "family": family}],
+            )
+
+    @staticmethod
+    def _shown(path: str, replica: Replica) -> str:
+        try:
+            return str(Path(path).relative_to(replica.folder.parent))
+        except ValueError:
+            return Path(path).name
+
+    def _session_ended(self, session: LogonSession, _reason: str) -> None:
+        self.mounts.drop_session(session)
+        self.tasks.drop_session(session)
+
+    def _inventory_changed(self, old: Inventory, new: Inventory) -> None:
+        removed = set(old.points) - set(new.points)
+        if removed:
+            self.mounts.points_removed(removed)
 
     async def rescan(self) -> Inventory:
         return await anyio.to_thread.run_sync(self.catalog.rescan)
@@ -86,7 +148,10 @@ class Service:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._background.clear()
+        for job in list(self._jobs):
+            job.cancel()
         self.sessions.end_all("server shutdown")
+        self.mounts.close_all()
         self.db.close()
 
     def _rescan_soon(self) -> None:
@@ -114,10 +179,11 @@ class Service:
             await asyncio.sleep(self.settings.sessions.sweep_interval)
             try:
                 self.sessions.sweep()
+                self.mounts.sweep_idle()
             except Exception:
                 log.exception("session sweep failed")
 
 
-def _bare_id(text: str) -> str:
+def bare_id(text: str) -> str:
     """``urn:veeam:VmReplicaPoint:<guid>`` or ``<GUID>`` -> ``<guid>``."""
     return text.strip().rsplit(":", 1)[-1].lower()

@@ -27,7 +27,9 @@ class UnsupportedImageError(ImageError, NotImplementedError):
 
 
 class VolumeError(OpenflrError, OSError):
-    """A volume cannot be read: unknown file system, encrypted, damaged."""
+    """A volume cannot be read: unknown file system, encrypted, damaged (EM's 501, "unsupported")."""
+
+    status = 501
 
 
 class NotADirectoryGuestError(BadRequestError, NotADirectoryError):

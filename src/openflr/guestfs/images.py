@@ -224,9 +224,9 @@ def _vmdk_descriptor(path: Path, raw: bytes, capacity: int | None) -> ImageInfo:
         if not hint:
             raise CorruptImageError(str(path), "VMDK delta without parentFileNameHint")
         parent = resolve_parent(path, hint)
-    # A monolithic sparse file names itself as its only extent.
-    own = tuple(e for e in extents if e.path is None or e.path.resolve() != path.resolve())
-    return ImageInfo(path, "vmdk", capacity or total, parent, create_type, own, values.get("cid", ""))
+    return ImageInfo(
+        path, "vmdk", capacity or total, parent, create_type, tuple(extents), values.get("cid", "")
+    )
 
 
 # --- VHDX ----------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ SESSION_LINKS: list[tuple[str, str, str]] = [
     ("Down", "BackupServerReferenceList", "/backupServers"),
     ("Down", "ReplicaReferenceList", "/replicas"),
     ("Down", "VmReplicaPointReferenceList", "/vmReplicaPoints"),
+    ("Down", "TaskList", "/tasks"),
     ("Down", "QueryService", "/querySvc"),
     ("Down", "BackupServerList", "/backupServers?format=Entity"),
     ("Down", "ReplicaList", "/replicas?format=Entity"),

@@ -1,0 +1,165 @@
+"""Mounts, tasks and file-system entries -> EM values (SPEC §3-§4), with their Hrefs and links."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
+
+from openflr.api.schema import Link, Value
+from openflr.core.mounts import Mount
+from openflr.core.tasks import FINISHED, Task
+from openflr.guestfs.filesystems.base import Entry
+from openflr.guestfs.view import GuestView, Located, Root
+
+FAMILIES = {
+    "replica": ("vmReplicaPoints", "VmReplicaPointMount"),
+    "restore": ("vmRestorePoints", "VmRestorePointMount"),
+}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SAFE = "/:$@!'()*,;=+~"
+
+
+def url_part(path: str) -> str:
+    """A guest path as it appears after ``…/mounts/{id}/``: percent-encoded, no leading slash."""
+    return quote(path.lstrip("/"), safe=_SAFE)
+
+
+def mount_href(base: str, family: str, point_id: str, mount_id: int) -> str:
+    return f"{base}/{FAMILIES[family][0]}/{point_id}/mounts/{mount_id}"
+
+
+def time_of(ns: int | None) -> datetime | None:
+    if ns is None:
+        return None
+    try:
+        return _EPOCH + timedelta(microseconds=ns // 1000)
+    except OverflowError:
+        return None
+
+
+def task_value(base: str, task: Task) -> Value:
+    href = f"{base}/tasks/{task.id}"
+    links = [Link("Delete", href, "Task")]
+    for item in task.related:
+        if item["kind"] == "mount":
+            family = item.get("family", "replica")
+            links.append(
+                Link(
+                    "Related",
+                    mount_href(base, family, item["point"], item["mount"]),
+                    FAMILIES[family][1],
+                    f"{item['point']}@{item['mount']}",
+                )
+            )
+        elif item["kind"] == "download":
+            target = mount_href(base, item.get("family", "replica"), item["point"], item["mount"])
+            links.append(Link("Download", f"{target}/{url_part(item['path'])}?action=download"))
+    value: Value = {
+        "Href": href,
+        "Type": "Task",
+        "TaskId": task.id,
+        "State": task.state,
+        "Operation": task.operation,
+        "Links": links,
+    }
+    if task.state == FINISHED:
+        value["Result"] = {"Success": bool(task.success), "Message": task.message or ""}
+    return value
+
+
+def root_entry(href: str, view: GuestView, root: Root) -> Value:
+    path = view.path_of(root, [])
+    return {"Type": "DirectoryEntry", "Href": f"{href}/{url_part(path)}", "Path": path, "Name": path}
+
+
+def mount_value(base: str, mount: Mount) -> Value:
+    href = mount_href(base, mount.family, mount.point_id, mount.mount_id)
+    roots = [root_entry(href, mount.view, r) for r in mount.view.roots]
+    return {
+        "Type": FAMILIES[mount.family][1],
+        "Href": href,
+        "Links": [Link("Delete", href, FAMILIES[mount.family][1])],
+        "FSRoots": roots or None,
+    }
+
+
+class Listing:
+    """Builds the values of one directory's entries, sharing the parts common to all of them."""
+
+    def __init__(self, base: str, mount: Mount, where: Located) -> None:
+        self.mount_href = mount_href(base, mount.family, mount.point_id, mount.mount_id)
+        self.mount_type = FAMILIES[mount.family][1]
+        self.view = mount.view
+        self.where = where
+        self.dir_path = self.view.path_of(where.root, where.parts)
+        self.dir_url = f"{self.mount_href}/{url_part(self.dir_path)}"
+        self.child_base = self.dir_url if self.dir_url.endswith("/") else self.dir_url + "/"
+        self.up = Link("Up", f"{self.dir_url}?action=listAll&pageSize=100&page=1")
+
+    def child_path(self, name: str) -> str:
+        if self.where.root is None:
+            return name
+        if self.dir_path.endswith("/"):
+            return self.dir_path + name
+        return f"{self.dir_path}/{name}"
+
+    def parent_link(self) -> Link:
+        """``Up`` of the listing itself: the parent folder's listing, or the mount at the top."""
+        where = self.where
+        if where.root is None or (not where.parts and (where.root.mount is None or where.root.mount == ())):
+            return Link("Up", self.mount_href, self.mount_type)
+        if not where.parts and where.root.mount:
+            parent = "/" + "/".join(where.root.mount[:-1])
+        else:
+            parent = self.view.path_of(where.root, where.parts[:-1])
+        return Link("Up", f"{self.mount_href}/{url_part(parent)}?action=listAll&pageSize=100&page=1")
+
+    def file(self, e: Entry) -> Value:
+        href = self.child_base + quote(e.name, safe=_SAFE)
+        return {
+            "Type": "FileEntry",
+            "Href": href,
+            "Links": [self.up, Link("Restore", href + "?action=restore")],
+            "Path": self.child_path(e.name),
+            "Name": e.name,
+            "Size": e.size,
+            "Owner": e.owner,
+            "ModifiedDateUTC": time_of(e.mtime_ns),
+        }
+
+    def directory(self, e: Entry) -> Value:
+        href = self.child_base + quote(e.name, safe=_SAFE)
+        return {
+            "Type": "DirectoryEntry",
+            "Href": href,
+            "Links": dir_links(href, self.up),
+            "Path": self.child_path(e.name),
+            "Name": e.name,
+        }
+
+    def split(self, entries: Iterable[Entry]) -> tuple[list[Value], list[Value]]:
+        files: list[Value] = []
+        dirs: list[Value] = []
+        for e in entries:
+            (dirs if e.is_dir else files).append(self.directory(e) if e.is_dir else self.file(e))
+        return files, dirs
+
+    def stream_files(self, entries: Iterator[Entry], dirs_out: list[Entry]) -> Iterator[Value]:
+        """File values as they come; directory entries are set aside for after the files."""
+        for e in entries:
+            if e.is_dir:
+                dirs_out.append(e)
+            else:
+                yield self.file(e)
+
+
+def dir_links(href: str, up: Link | None) -> list[Link]:
+    links = [up] if up is not None else []
+    links += [
+        Link("Down", f"{href}?action=listAll&pageSize=100&page=1"),
+        Link("Down", f"{href}?action=listDirs&pageSize=10&page=1"),
+        Link("Down", f"{href}?action=listFiles&pageSize=10&page=1"),
+        Link("Restore", f"{href}?action=restore"),
+    ]
+    return links

@@ -1,0 +1,249 @@
+"""Mounts, tasks and browsing (SPEC §3-§4), for replica points (and, in the same shape, restore points)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import Response
+
+from openflr.api import emtypes
+from openflr.api.auth import require, service_of
+from openflr.api.bodies import parse_body
+from openflr.api.flrviews import FAMILIES, Listing, dir_links, mount_href, mount_value, task_value
+from openflr.api.paging import page_params, paging_info, positive_int
+from openflr.api.responses import em_response
+from openflr.api.routing import Route
+from openflr.api.schema import Value
+from openflr.api.urls import Query, api_base
+from openflr.core import browse
+from openflr.core.mounts import Mount
+from openflr.core.roles import Permission
+from openflr.core.service import bare_id
+from openflr.core.sessions import LogonSession
+from openflr.errors import BadRequestError
+
+_MOUNT_LIST_TYPES = {"replica": emtypes.VM_REPLICA_POINT_MOUNTS, "restore": emtypes.VM_RESTORE_POINT_MOUNTS}
+_MOUNT_TYPES = {"replica": emtypes.VM_REPLICA_POINT_MOUNT, "restore": emtypes.VM_RESTORE_POINT_MOUNT}
+
+
+def _family(request: Request) -> str:
+    family: str = request.scope["route"].family
+    return family
+
+
+# --- tasks ---------------------------------------------------------------------------------------------
+
+
+async def list_tasks(request: Request) -> Response:
+    session = require(request, Permission.BROWSE_INVENTORY)
+    base = api_base(request)
+    tasks = service_of(request).tasks.list(session)
+    return em_response(request, emtypes.TASKS, {"Tasks": [task_value(base, t) for t in tasks]})
+
+
+async def get_task(request: Request) -> Response:
+    session = require(request, Permission.BROWSE_INVENTORY)
+    task = service_of(request).tasks.get(session, request.path_params["task_id"])
+    return em_response(request, emtypes.TASK, task_value(api_base(request), task))
+
+
+async def delete_task(request: Request) -> Response:
+    session = require(request, Permission.BROWSE_INVENTORY)
+    service_of(request).tasks.delete(session, request.path_params["task_id"])
+    return Response(status_code=204)
+
+
+# --- mounts --------------------------------------------------------------------------------------------
+
+
+async def create_mount(request: Request) -> Response:
+    session = require(request, Permission.MOUNT)
+    body = await request.body()
+    spec = parse_body(emtypes.START_MOUNT_SPEC, body, request.headers.get("content-type"))
+    os_kind = spec.get("OsKind")
+    if os_kind is not None and os_kind.strip().lower() not in ("windows", "linux"):
+        raise BadRequestError(f"OsKind must be Windows or Linux, not {os_kind!r}.")
+    task = service_of(request).start_mount(session, request.path_params["point_id"], _family(request))
+    return em_response(request, emtypes.TASK, task_value(api_base(request), task), status=202)
+
+
+def _point_id(request: Request, session: LogonSession) -> str:
+    _replica, point = service_of(request).point(session, request.path_params["point_id"])
+    return point.id
+
+
+async def list_mounts(request: Request) -> Response:
+    session = require(request, Permission.MOUNT)
+    family = _family(request)
+    mounts = service_of(request).mounts.of_point(session, _point_id(request, session), family)
+    base = api_base(request)
+    key = FAMILIES[family][1]
+    return em_response(
+        request, _MOUNT_LIST_TYPES[family], {key + "s": [mount_value(base, m) for m in mounts]}
+    )
+
+
+def _mount(request: Request, session: LogonSession) -> Mount:
+    # By the id in the URL, not the inventory: a mount whose point vanished must say so clearly.
+    point_id = bare_id(request.path_params["point_id"])
+    return service_of(request).mounts.get(
+        session, point_id, request.path_params["mount_id"], _family(request)
+    )
+
+
+async def get_mount(request: Request) -> Response:
+    session = require(request, Permission.MOUNT)
+    mount = _mount(request, session)
+    return em_response(request, _MOUNT_TYPES[mount.family], mount_value(api_base(request), mount))
+
+
+async def delete_mount(request: Request) -> Response:
+    session = require(request, Permission.MOUNT)
+    service = service_of(request)
+    service.mounts.unmount(
+        session, bare_id(request.path_params["point_id"]), request.path_params["mount_id"], _family(request)
+    )
+    return Response(status_code=204)
+
+
+# --- browsing ------------------------------------------------------------------------------------------
+
+
+async def browse_path(request: Request) -> Response:
+    session = require(request, Permission.BROWSE_FILES)
+    mount = _mount(request, session)
+    query = Query(request)
+    action = (query.get("action") or "").strip()
+    path = request.path_params.get("filepath", "")
+    where = await anyio.to_thread.run_sync(browse.locate, mount, path)
+    if not action:
+        if where.entry is not None or (where.root is not None):
+            return em_response(request, emtypes.FILE_SYSTEM_ENTRY, _item(request, mount, where))
+        action = browse.ALL  # the top of a Windows guest is not an item: list its drives
+    which = browse.ACTIONS.get(action.lower())
+    if which is None:
+        if action.lower() in ("restore", "download"):
+            raise BadRequestError(f"action={action} is not a GET listing; see the Restore link of the item.")
+        raise BadRequestError(f"Unknown action {action!r}; use listAll, listDirs or listFiles.")
+    if where.entry is not None and not where.entry.is_dir:
+        raise BadRequestError(f"{mount.view.path_of(where.root, where.parts)!r} is a file, not a folder.")
+    return await _listing(request, session, mount, where, which, query)
+
+
+def _item(request: Request, mount: Mount, where: Any) -> Value:
+    listing = Listing(api_base(request), mount, where)
+    href = listing.dir_url
+    up = listing.parent_link()
+    if where.entry is not None and not where.entry.is_dir:
+        value = Listing(api_base(request), mount, _parent(mount, where)).file(where.entry)
+        return {"FileEntry": value}
+    name = where.parts[-1] if where.parts else listing.dir_path
+    return {
+        "DirectoryEntry": {
+            "Type": "DirectoryEntry",
+            "Href": href,
+            "Links": dir_links(href, up),
+            "Path": listing.dir_path,
+            "Name": name,
+        }
+    }
+
+
+def _parent(mount: Mount, where: Any) -> Any:
+    from openflr.guestfs.view import Located
+
+    return Located(where.root, where.parts[:-1])
+
+
+async def _listing(
+    request: Request, session: LogonSession, mount: Mount, where: Any, which: str, query: Query
+) -> Response:
+    service = service_of(request)
+    base = api_base(request)
+    listing = Listing(base, mount, where)
+    size = positive_int(query, "pageSize")
+    url = f"{listing.dir_url}?action={which}"
+    value: Value = {
+        "Href": f"{url}&pageSize={size}&page={positive_int(query, 'page') or 1}" if size else url,
+        "Links": [listing.parent_link()],
+    }
+    if size is not None:
+        size, number = page_params(query, size, service.settings.api.max_page_size)
+        page = await anyio.to_thread.run_sync(
+            browse.page, service.listings, mount, where, which, size, number
+        )
+        files, dirs = listing.split(page.entries)
+        pages = max(1, -(-page.total // size))
+        value.update(
+            Files=files or None,
+            Directories=dirs or None,
+            PagingInfo=paging_info(number, size, pages, lambda n: f"{url}&pageSize={size}&page={n}"),
+        )
+        return em_response(request, emtypes.FILE_SYSTEM_ENTRIES, value)
+    # No pageSize: everything, streamed while it is read. Files go out as they come; folders are
+    # held back (there are usually few) because the document lists them after the files.
+    held: list[Any] = []
+    count = 0
+
+    def file_values() -> Iterator[Value]:
+        nonlocal count
+        with _busy(session):
+            for item in listing.stream_files(browse.stream(mount, where, which), held):
+                count += 1
+                yield item
+
+    def directories() -> list[Value] | None:
+        nonlocal count
+        count += len(held)
+        return [listing.directory(e) for e in held] or None
+
+    def paging() -> Value:
+        return paging_info(1, count, 1, lambda n: url)
+
+    value.update(
+        Files=file_values() if which != browse.DIRS else None, Directories=directories, PagingInfo=paging
+    )
+    if which == browse.DIRS:  # nothing streams: collect the folders off the event loop first
+        held.extend(await anyio.to_thread.run_sync(lambda: list(browse.stream(mount, where, which))))
+    return em_response(request, emtypes.FILE_SYSTEM_ENTRIES, value)
+
+
+@contextlib.contextmanager
+def _busy(session: LogonSession) -> Iterator[None]:
+    """A session streaming a response does not expire under it."""
+    session.active_streams += 1
+    try:
+        yield
+    finally:
+        session.active_streams -= 1
+
+
+class FamilyRoute(Route):
+    def __init__(self, path: str, endpoint: Any, methods: list[str], family: str) -> None:
+        super().__init__(path, endpoint, methods)
+        self.family = family
+
+
+def _family_routes(family: str) -> list[Route]:
+    prefix = f"/api/{FAMILIES[family][0]}/{{point_id}}/mounts"
+    return [
+        FamilyRoute(prefix, create_mount, ["POST"], family),
+        FamilyRoute(prefix, list_mounts, ["GET"], family),
+        FamilyRoute(prefix + "/{mount_id}", get_mount, ["GET"], family),
+        FamilyRoute(prefix + "/{mount_id}", delete_mount, ["DELETE"], family),
+        FamilyRoute(prefix + "/{mount_id}/{filepath:path}", browse_path, ["GET"], family),
+    ]
+
+
+routes = [
+    Route("/api/tasks", list_tasks, ["GET"]),
+    Route("/api/tasks/{task_id}", get_task, ["GET"]),
+    Route("/api/tasks/{task_id}", delete_task, ["DELETE"]),
+    *_family_routes("replica"),
+]
+
+__all__ = ["mount_href", "routes"]

@@ -1,0 +1,229 @@
+"""Mounts: a logon session's open view of one replica point (EM ``VmReplicaPointMount``).
+
+Mount ids are 1, 2, ... per point. Opened points are shared: every mount of a point uses the same
+``GuestView`` (one set of file handles), opened once and closed when the last mount goes, after a
+short idle grace so that a client that unmounts and mounts again does not pay twice. A mount is
+visible only to the session that made it, dies with that session, and fails cleanly when its point
+disappears from the datastore.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from openflr.core.sessions import LogonSession
+from openflr.errors import NotFoundError, UnavailableError
+from openflr.guestfs.view import GuestView, open_view
+from openflr.inventory.model import Replica, ReplicaPoint
+
+log = logging.getLogger(__name__)
+
+
+class PointGoneError(NotFoundError):
+    """The mount's replica point was removed from the datastore."""
+
+
+@dataclass
+class Mount:
+    point_id: str
+    mount_id: int
+    session_id: str
+    replica: Replica
+    point: ReplicaPoint
+    view: GuestView
+    family: str = "replica"
+    """``replica`` (``/vmReplicaPoints``) or ``restore`` (``/vmRestorePoints``)."""
+    created: datetime = field(default_factory=lambda: datetime.now(UTC))
+    gone: bool = False
+    released: bool = False
+
+
+@dataclass
+class _Opened:
+    view: GuestView
+    users: int = 0
+    idle_since: float = 0.0
+
+
+class MountManager:
+    def __init__(
+        self,
+        opener: Callable[[ReplicaPoint, str], GuestView] | None = None,
+        idle_keep: int = 8,
+        idle_seconds: float = 300.0,
+        per_session: int = 64,
+    ) -> None:
+        self._open = opener or (lambda point, os_kind: open_view([d.files for d in point.disks], os_kind))
+        self._lock = threading.RLock()
+        self._point_locks: dict[str, threading.Lock] = {}
+        self._opened: dict[str, _Opened] = {}
+        self._mounts: dict[tuple[str, int], Mount] = {}
+        self._ids: dict[str, itertools.count[int]] = {}
+        self.on_view_closed: list[Callable[[GuestView], None]] = []
+        self.idle_keep = idle_keep
+        self.idle_seconds = idle_seconds
+        self.per_session = per_session
+
+    # --- opening (blocking: call from a worker thread) ---------------------------------------------
+
+    def _acquire(self, replica: Replica, point: ReplicaPoint) -> GuestView:
+        with self._lock:
+            point_lock = self._point_locks.setdefault(point.id, threading.Lock())
+        with point_lock:
+            with self._lock:
+                opened = self._opened.get(point.id)
+                if opened is not None:
+                    opened.users += 1
+                    return opened.view
+            view = self._open(point, replica.os_kind)
+            with self._lock:
+                self._opened[point.id] = _Opened(view, 1)
+            return view
+
+    def _release(self, point_id: str) -> None:
+        closing: list[GuestView] = []
+        with self._lock:
+            opened = self._opened.get(point_id)
+            if opened is None:
+                return
+            opened.users -= 1
+            if opened.users <= 0:
+                opened.idle_since = time.monotonic()
+            closing = self._trim_idle()
+        for view in closing:
+            self._close_view(view)
+
+    def _trim_idle(self) -> list[GuestView]:
+        """Idle views beyond the keep limit or past the grace period (call with the lock held)."""
+        now = time.monotonic()
+        idle = sorted((o.idle_since, pid) for pid, o in self._opened.items() if o.users <= 0)
+        closing = []
+        for n, (since, pid) in enumerate(idle):
+            if len(idle) - n > self.idle_keep or now - since > self.idle_seconds:
+                closing.append(self._opened.pop(pid).view)
+        return closing
+
+    def mount(
+        self, session: LogonSession, replica: Replica, point: ReplicaPoint, family: str = "replica"
+    ) -> Mount:
+        """Open ``point`` (shared) and register a new mount for ``session``. Blocking."""
+        with self._lock:
+            if (
+                sum(1 for m in self._mounts.values() if m.session_id == session.session_id)
+                >= self.per_session
+            ):
+                raise UnavailableError(
+                    f"This logon session already has {self.per_session} mounts; unmount some first.", 10
+                )
+        view = self._acquire(replica, point)
+        with self._lock:
+            if session.ended:
+                self._release_locked_later(point.id)
+                raise NotFoundError("The logon session ended while the point was being mounted.")
+            counter = self._ids.setdefault(point.id, itertools.count(1))
+            mount = Mount(point.id, next(counter), session.session_id, replica, point, view, family)
+            self._mounts[(point.id, mount.mount_id)] = mount
+        log.info(
+            "mounted %s (%s) as mount %d for session %s",
+            point.id,
+            replica.display_name,
+            mount.mount_id,
+            session.session_id,
+        )
+        return mount
+
+    def _release_locked_later(self, point_id: str) -> None:
+        threading.Thread(target=self._release, args=(point_id,), daemon=True).start()
+
+    # --- lookups -----------------------------------------------------------------------------------
+
+    def get(self, session: LogonSession, point_id: str, mount_id: str, family: str | None = None) -> Mount:
+        try:
+            number = int(mount_id)
+        except ValueError:
+            raise NotFoundError(f"Mount {mount_id!r} does not exist.") from None
+        with self._lock:
+            mount = self._mounts.get((point_id, number))
+        if mount is None or mount.session_id != session.session_id or (family and mount.family != family):
+            raise NotFoundError(f"Mount {mount_id} of point {point_id} does not exist in this logon session.")
+        if mount.gone:
+            raise PointGoneError(f"The restore point of mount {mount_id} is no longer in the datastore.")
+        return mount
+
+    def of_point(self, session: LogonSession, point_id: str, family: str | None = None) -> list[Mount]:
+        with self._lock:
+            return sorted(
+                (
+                    m
+                    for m in self._mounts.values()
+                    if m.session_id == session.session_id
+                    and m.point_id == point_id
+                    and (family is None or m.family == family)
+                ),
+                key=lambda m: m.mount_id,
+            )
+
+    def all(self) -> list[Mount]:
+        with self._lock:
+            return list(self._mounts.values())
+
+    # --- teardown ----------------------------------------------------------------------------------
+
+    def unmount(self, session: LogonSession, point_id: str, mount_id: str, family: str | None = None) -> None:
+        try:
+            mount = self.get(session, point_id, mount_id, family)
+        except PointGoneError:
+            mount = self._mounts[(point_id, int(mount_id))]
+        self._drop(mount)
+
+    def _drop(self, mount: Mount) -> None:
+        with self._lock:
+            if self._mounts.pop((mount.point_id, mount.mount_id), None) is None:
+                return
+            release, mount.released = not mount.released, True
+        if release:
+            self._release(mount.point_id)
+        log.info("unmounted %s mount %d", mount.point_id, mount.mount_id)
+
+    def drop_session(self, session: LogonSession) -> int:
+        with self._lock:
+            mine = [m for m in self._mounts.values() if m.session_id == session.session_id]
+        for mount in mine:
+            self._drop(mount)
+        return len(mine)
+
+    def points_removed(self, point_ids: set[str]) -> None:
+        """The datastore lost these points: their mounts fail from now on and their files are closed."""
+        with self._lock:
+            for m in self._mounts.values():
+                if m.point_id in point_ids:
+                    m.gone = True  # requests now fail clearly; files close when the mount is dropped
+            idle = [pid for pid in point_ids if pid in self._opened and self._opened[pid].users <= 0]
+            closing = [self._opened.pop(pid).view for pid in idle]
+        for view in closing:
+            self._close_view(view)
+
+    def sweep_idle(self) -> None:
+        with self._lock:
+            closing = self._trim_idle()
+        for view in closing:
+            self._close_view(view)
+
+    def _close_view(self, view: GuestView) -> None:
+        for listener in self.on_view_closed:
+            listener(view)
+        view.close()
+
+    def close_all(self) -> None:
+        with self._lock:
+            views = [o.view for o in self._opened.values()]
+            self._opened.clear()
+            self._mounts.clear()
+        for view in views:
+            self._close_view(view)

@@ -1,0 +1,205 @@
+"""NTFS (libfsntfs), ext2/3/4 (libfsext) and XFS (libfsxfs) through their Python bindings."""
+
+from __future__ import annotations
+
+import contextlib
+import stat as st
+from collections.abc import Iterator
+from typing import Any
+
+from openflr.guestfs.blocks import BlockSource, CachedReader
+from openflr.guestfs.errors import VolumeError
+from openflr.guestfs.filesystems.base import Entry, FileReader, FileSystem, Node, match_name
+from openflr.guestfs.filesystems.sids import owner_name
+
+_FILETIME_EPOCH = 116444736000000000  # 100 ns intervals from 1601 to 1970
+_NTFS_METAFILES = 24  # MFT records below this are file-system metadata ($MFT, $Secure, $Extend, ...)
+
+
+class _EntryReader(FileReader):
+    def __init__(self, fs: FileSystem, entry: Any, size: int) -> None:
+        self.fs, self.entry, self.size = fs, entry, size
+
+    def pread(self, length: int, offset: int) -> bytes:
+        if offset >= self.size or length <= 0:
+            return b""
+        length = min(length, self.size - offset)
+        with self.fs.lock:
+            data: bytes = self.entry.read_buffer_at_offset(length, offset)
+        return data
+
+
+class _LibyalFileSystem(FileSystem):
+    module: Any
+    sep: str
+
+    def __init__(self, source: BlockSource, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self.reader = CachedReader(source)
+        self.volume = self.module.volume()
+        try:
+            self.volume.open_file_object(self.reader)
+        except OSError as exc:
+            raise VolumeError(f"{kind} volume cannot be opened: {_first_line(exc)}") from None
+        self.label = self._label()
+
+    def _label(self) -> str:
+        try:
+            return str(self.volume.name or "")
+        except (AttributeError, OSError):
+            return ""
+
+    def root(self) -> Node:
+        with self.lock:
+            return self.volume.get_root_directory()
+
+    def lookup(self, parts: list[str]) -> Node | None:
+        with self.lock:
+            if not parts:
+                return self.volume.get_root_directory()
+            try:
+                node = self.volume.get_file_entry_by_path(self.sep + self.sep.join(parts))
+            except OSError:
+                node = None
+            if node is not None:
+                return node
+            # Slow path: walk, matching names by normalisation (and case where allowed).
+            node = self.volume.get_root_directory()
+            for part in parts:
+                if not self._is_dir(node):
+                    return None
+                node = match_name(((e.name, e) for e in node.sub_file_entries), part, self.case_sensitive)
+                if node is None:
+                    return None
+            return node
+
+    def _is_dir(self, node: Node) -> bool:
+        raise NotImplementedError
+
+    def open(self, node: Node) -> FileReader:
+        with self.lock:
+            return _EntryReader(self, node, int(node.size))
+
+    def close(self) -> None:
+        with self.lock:
+            with contextlib.suppress(OSError):
+                self.volume.close()
+
+
+class NtfsFileSystem(_LibyalFileSystem):
+    sep = "\\"
+    case_sensitive = False
+
+    def __init__(self, source: BlockSource) -> None:
+        import pyfsntfs
+
+        self.module = pyfsntfs
+        self._owners: dict[bytes, str | None] = {}
+        super().__init__(source, "ntfs")
+        self.uuid = f"{self.volume.serial_number:016X}" if self.volume.serial_number else None
+
+    def _is_dir(self, node: Node) -> bool:
+        return bool(node.has_directory_entries_index())
+
+    def _entry(self, e: Any) -> Entry:
+        ft = e.get_modification_time_as_integer()
+        mtime = (ft - _FILETIME_EPOCH) * 100 if ft else None
+        is_dir = bool(e.has_directory_entries_index())
+        try:
+            descriptor = e.security_descriptor_data
+        except OSError:
+            descriptor = None
+        return Entry(
+            e.name, is_dir, 0 if is_dir else int(e.size), mtime, owner_name(descriptor, self._owners), e
+        )
+
+    def stat(self, node: Node) -> Entry:
+        with self.lock:
+            return self._entry(node)
+
+    def scandir(self, node: Node) -> Iterator[Entry]:
+        with self.lock:
+            root = node.file_reference & 0xFFFFFFFFFFFF == 5
+            count = node.number_of_sub_file_entries
+        for i in range(count):
+            with self.lock:
+                e = node.get_sub_file_entry(i)
+                if root and e.file_reference & 0xFFFFFFFFFFFF < _NTFS_METAFILES and e.name.startswith("$"):
+                    continue
+                entry = self._entry(e)
+            yield entry
+
+
+class ExtFileSystem(_LibyalFileSystem):
+    sep = "/"
+    case_sensitive = True
+
+    def __init__(self, source: BlockSource, kind: str = "ext") -> None:
+        if kind == "xfs":
+            import pyfsxfs
+
+            self.module = pyfsxfs
+        else:
+            import pyfsext
+
+            self.module = pyfsext
+        super().__init__(source, kind)
+
+    def _label(self) -> str:
+        try:
+            return str(self.volume.label or "")
+        except (AttributeError, OSError):
+            return ""
+
+    def _is_dir(self, node: Node) -> bool:
+        return st.S_ISDIR(node.file_mode)
+
+    def _entry(self, e: Any) -> Entry:
+        mode = e.file_mode
+        is_dir = st.S_ISDIR(mode)
+        uid = e.owner_identifier
+        owner = self.owner_names.get(uid, str(uid)) if uid is not None else None
+        if st.S_ISLNK(mode):
+            size = len((e.symbolic_link_target or "").encode("utf-8", "surrogateescape"))
+        else:
+            size = 0 if is_dir else int(e.size)
+        return Entry(e.name, is_dir, size, e.get_modification_time_as_integer(), owner, e)
+
+    def stat(self, node: Node) -> Entry:
+        with self.lock:
+            return self._entry(node)
+
+    def scandir(self, node: Node) -> Iterator[Entry]:
+        with self.lock:
+            count = node.number_of_sub_file_entries
+        for i in range(count):
+            with self.lock:
+                e = node.get_sub_file_entry(i)
+                name = e.name
+                if name in (".", "..") or name is None:
+                    continue
+                mode = e.file_mode
+                if not (st.S_ISDIR(mode) or st.S_ISREG(mode) or st.S_ISLNK(mode)):
+                    continue  # fifos, sockets, devices: nothing to restore
+                entry = self._entry(e)
+            yield entry
+
+    def open(self, node: Node) -> FileReader:
+        with self.lock:
+            if st.S_ISLNK(node.file_mode):
+                return _BytesReader((node.symbolic_link_target or "").encode("utf-8", "surrogateescape"))
+            return _EntryReader(self, node, int(node.size))
+
+
+class _BytesReader(FileReader):
+    def __init__(self, data: bytes) -> None:
+        self.data, self.size = data, len(data)
+
+    def pread(self, length: int, offset: int) -> bytes:
+        return self.data[offset : offset + max(0, length)]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

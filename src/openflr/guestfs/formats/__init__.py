@@ -1,0 +1,1 @@
+"""Image format readers: each turns one image file into a ``Layer`` (see ``guestfs/blocks.py``)."""

@@ -1,0 +1,97 @@
+"""Legacy VHD (Virtual PC / Hyper-V gen 1): fixed, dynamic and differencing disks."""
+
+from __future__ import annotations
+
+import struct
+from array import array
+from collections.abc import Iterator
+
+from openflr.guestfs.blocks import DATA, PARENT, ZERO, Layer, OpenFile, Run
+from openflr.guestfs.errors import CorruptImageError, UnsupportedImageError
+
+SECTOR = 512
+_UNUSED = 0xFFFFFFFF
+_BITMAP_CACHE = 1024
+
+
+class VhdLayer(Layer):
+    def __init__(self, file: OpenFile) -> None:
+        self.file = file
+        self.name = file.path.name
+        path = str(file.path)
+        footer = file.pread(512, file.size - 512) if file.size >= 512 else b""
+        if footer[:8] != b"conectix":
+            footer = file.pread(512, 0) if file.size >= 512 else b""
+            if footer[:8] != b"conectix":
+                raise CorruptImageError(path, "not a VHD image (no footer)")
+        data_offset = struct.unpack_from(">Q", footer, 16)[0]
+        self.size = struct.unpack_from(">Q", footer, 48)[0]
+        self.disk_type = struct.unpack_from(">I", footer, 60)[0]
+        if self.disk_type == 2:  # fixed: the data, then the footer
+            if self.size > file.size - 512:
+                raise CorruptImageError(path, "fixed VHD shorter than its size")
+            return
+        if self.disk_type not in (3, 4):
+            raise UnsupportedImageError(path, f"VHD disk type {self.disk_type}")
+        dyn = file.pread(1024, data_offset)
+        if dyn[:8] != b"cxsparse":
+            raise CorruptImageError(path, "VHD dynamic header has a bad signature")
+        table_offset, _version, entries, block_size = struct.unpack_from(">QIII", dyn, 16)
+        if not block_size or block_size % SECTOR or block_size > 256 * 1024 * 1024:
+            raise CorruptImageError(path, f"VHD block size {block_size} is impossible")
+        if entries * block_size < self.size or table_offset + entries * 4 > file.size:
+            raise CorruptImageError(path, "VHD block table does not cover the disk or lies outside the file")
+        self.block = block_size
+        self.bitmap_bytes = -(-(block_size // SECTOR) // 8 // SECTOR) * SECTOR
+        bat = array("I", file.pread(entries * 4, table_offset))
+        bat.byteswap()
+        self.bat = bat
+        self._bitmaps: dict[int, bytes] = {}
+
+    def _bitmap(self, block: int, sector: int) -> bytes:
+        bm = self._bitmaps.get(block)
+        if bm is None:
+            bm = self.file.pread(self.bitmap_bytes, sector * SECTOR)
+            if len(self._bitmaps) >= _BITMAP_CACHE:
+                self._bitmaps.pop(next(iter(self._bitmaps)))
+            self._bitmaps[block] = bm
+        return bm
+
+    def runs(self, offset: int, length: int) -> Iterator[Run]:
+        if self.disk_type == 2:
+            yield (offset, length, DATA, (self.file.fd, offset))
+            return
+        end = offset + length
+        absent = PARENT if self.disk_type == 4 else ZERO
+        pos = offset
+        while pos < end:
+            block = pos // self.block
+            within = pos - block * self.block
+            count = min(self.block - within, end - pos)
+            sector = self.bat[block]
+            if sector == _UNUSED:
+                yield (pos, count, absent, None)
+                pos += count
+                continue
+            data_start = sector * SECTOR + self.bitmap_bytes
+            if self.disk_type == 3:
+                yield (pos, count, DATA, (self.file.fd, data_start + within))
+                pos += count
+                continue
+            bitmap = self._bitmap(block, sector)
+            # Differencing: per-sector presence bits (MSB first), grouped into runs.
+            stop = pos + count
+            while pos < stop:
+                s = (pos - block * self.block) // SECTOR
+                present = bool(bitmap[s >> 3] & (0x80 >> (s & 7)))
+                run_end = min(stop, block * self.block + (s + 1) * SECTOR)
+                while run_end < stop:
+                    t = (run_end - block * self.block) // SECTOR
+                    if bool(bitmap[t >> 3] & (0x80 >> (t & 7))) != present:
+                        break
+                    run_end = min(stop, run_end + SECTOR)
+                if present:
+                    yield (pos, run_end - pos, DATA, (self.file.fd, data_start + pos - block * self.block))
+                else:
+                    yield (pos, run_end - pos, PARENT, None)
+                pos = run_end

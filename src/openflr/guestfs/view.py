@@ -1,0 +1,494 @@
+"""A guest view: one restore point's disks opened and its volumes named as a user expects them.
+
+Windows guests get drive-style roots: the letters the guest's own registry assigns
+(``SYSTEM\\MountedDevices``), ``C:`` for the system volume at least, ``Volume$N:`` for volumes without a
+letter. Linux guests get one tree from ``/``: the file systems of the guest's ``/etc/fstab`` (by UUID,
+LABEL, PARTUUID or LVM name) grafted at their mount points; file systems it does not mount, and
+guests without an fstab, get drive-style roots named by label (``data:``) or ``Volume$N:``.
+Volumes that cannot be read stay in the view with the reason.
+
+EM paths: ``C:/Users/x`` (drive style) or ``/etc/hostname`` (the Linux tree); ``\\`` and ``/`` both
+separate; ``..`` and NUL are refused.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from openflr.errors import BadRequestError, GuestPathNotFoundError
+from openflr.guestfs.blocks import Chain
+from openflr.guestfs.disks import open_chain
+from openflr.guestfs.errors import ImageError, VolumeError
+from openflr.guestfs.filesystems.base import Entry, FileReader, FileSystem, Node
+from openflr.guestfs.filesystems.probe import identify, identity, open_filesystem
+from openflr.guestfs.volumes import Volume, is_lvm, logical_volumes, partitions
+
+log = logging.getLogger(__name__)
+
+_DRIVE_RE = re.compile(r"^[A-Za-z]:$")
+_FSTAB_SKIP_TYPES = {
+    "swap",
+    "proc",
+    "sysfs",
+    "tmpfs",
+    "devpts",
+    "devtmpfs",
+    "nfs",
+    "nfs4",
+    "cifs",
+    "none",
+    "cgroup",
+    "cgroup2",
+    "debugfs",
+    "securityfs",
+    "binfmt_misc",
+    "autofs",
+    "fuse",
+    "iso9660",
+}
+
+
+@dataclass
+class Root:
+    name: str
+    """``C:``, ``Volume$2:``, ``data:``, ``/`` or ``/srv``."""
+    volume: Volume
+    fs: FileSystem | None
+    problem: str | None = None
+    mount: tuple[str, ...] | None = None
+    """Mount point parts in the Linux tree (``()`` for ``/``), None for a drive-style root."""
+
+    @property
+    def drive_style(self) -> bool:
+        return self.mount is None
+
+
+@dataclass
+class Located:
+    """A resolved EM path."""
+
+    root: Root | None
+    """None for the view's top (the list of drive-style roots)."""
+    parts: list[str]
+    node: Node = None
+    entry: Entry | None = None
+
+    @property
+    def is_dir(self) -> bool:
+        return self.entry is None or self.entry.is_dir
+
+
+_serials = itertools.count(1)
+
+
+@dataclass
+class GuestView:
+    disks: list[Chain]
+    volumes: list[Volume]
+    roots: list[Root]
+    linux_tree: bool
+    notes: list[str] = field(default_factory=list)
+    serial: int = field(default_factory=lambda: next(_serials))
+    """Unique for the process lifetime (unlike ``id()``), to key caches."""
+
+    # --- naming -----------------------------------------------------------------------------------
+
+    def path_of(self, root: Root | None, parts: Sequence[str]) -> str:
+        """The EM ``Path`` of an item: ``C:/a/b``, ``C:`` for a drive root, ``/srv/www`` in the Linux tree."""
+        if root is None:
+            return ""
+        if root.mount is None:
+            return root.name + ("/" + "/".join(parts) if parts else "")
+        return "/" + "/".join([*root.mount, *parts])
+
+    # --- resolution -------------------------------------------------------------------------------
+
+    def split(self, path: str) -> list[str]:
+        if "\0" in path:
+            raise BadRequestError("The path contains a NUL character.")
+        parts = [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]
+        if any(p == ".." for p in parts):
+            raise BadRequestError(f"The path {path!r} contains '..'; give a path from the volume root.")
+        return parts
+
+    def locate(self, path: str) -> Located:
+        """Resolve an EM path to a root and the item in it; 404 when it does not exist."""
+        parts = self.split(path)
+        if not parts:
+            if self.linux_tree:
+                root = self._root_for_mount(())
+                return self._in_root(root, [], path)
+            return Located(None, [])
+        for root in self.roots:
+            if root.mount is None and root.name.lower() == parts[0].lower():
+                return self._in_root(root, parts[1:], path)
+        if self.linux_tree:
+            best = max(
+                (r for r in self.roots if r.mount is not None and tuple(parts[: len(r.mount)]) == r.mount),
+                key=lambda r: len(r.mount or ()),
+                default=None,
+            )
+            if best is not None:
+                return self._in_root(best, parts[len(best.mount or ()) :], path)
+        raise GuestPathNotFoundError(f"The path {path!r} does not exist: there is no volume {parts[0]!r}.")
+
+    def _root_for_mount(self, mount: tuple[str, ...]) -> Root:
+        for root in self.roots:
+            if root.mount == mount:
+                return root
+        raise GuestPathNotFoundError("This guest has no root file system.")
+
+    def _in_root(self, root: Root, parts: list[str], shown: str) -> Located:
+        fs = require_fs(root)
+        if not parts:
+            return Located(root, [], fs.root(), None)
+        node = fs.lookup(parts)
+        if node is None:
+            synthetic = self._mount_dir(root, parts)
+            if synthetic is not None:
+                return synthetic
+            raise GuestPathNotFoundError(f"The path {shown!r} does not exist in this restore point.")
+        entry = fs.stat(node)
+        if not fs.case_sensitive:
+            parts = self._canonical(fs, parts, entry)
+        return Located(root, parts, node, entry)
+
+    @staticmethod
+    def _canonical(fs: FileSystem, parts: list[str], entry: Entry) -> list[str]:
+        """The names as the file system spells them (the lookup ignored case)."""
+        out = []
+        for i in range(1, len(parts)):
+            node = fs.lookup(parts[:i])
+            out.append(fs.stat(node).name if node is not None else parts[i - 1])
+        out.append(entry.name or parts[-1])
+        return out
+
+    def _mount_dir(self, root: Root, parts: list[str]) -> Located | None:
+        """A directory that exists only because something is mounted below it (``/srv`` missing in /)."""
+        if root.mount is None:
+            return None
+        full = (*root.mount, *parts)
+        for other in self.roots:
+            if other.mount is not None and len(other.mount) > len(full) and other.mount[: len(full)] == full:
+                return Located(root, parts, None, Entry(parts[-1], True, 0, None, None, None))
+        return None
+
+    # --- listing ----------------------------------------------------------------------------------
+
+    def scandir(self, where: Located) -> Iterator[Entry]:
+        """Entries of a directory, including mount points grafted below it in the Linux tree."""
+        if where.root is None:
+            for root in self.roots:
+                if root.mount is None:
+                    yield Entry(root.name, True, 0, None, None, None)
+            return
+        if where.entry is not None and not where.entry.is_dir:
+            from openflr.guestfs.errors import NotADirectoryGuestError
+
+            raise NotADirectoryGuestError(
+                f"{self.path_of(where.root, where.parts)!r} is a file, not a folder."
+            )
+        fs = require_fs(where.root)
+        seen: set[str] = set()
+        grafts = self._grafts(where)
+        if where.node is not None:
+            for entry in fs.scandir(where.node):
+                if grafts:
+                    seen.add(entry.name)
+                    if entry.name in grafts:
+                        entry = Entry(entry.name, True, 0, entry.mtime_ns, entry.owner, None)
+                yield entry
+        for name in grafts:
+            if name not in seen:
+                yield Entry(name, True, 0, None, None, None)
+
+    def _grafts(self, where: Located) -> list[str]:
+        if where.root is None or where.root.mount is None:
+            return []
+        full = (*where.root.mount, *where.parts)
+        return sorted(
+            {
+                r.mount[len(full)]
+                for r in self.roots
+                if r.mount is not None and len(r.mount) > len(full) and r.mount[: len(full)] == full
+            }
+        )
+
+    def close(self) -> None:
+        for volume in self.volumes:
+            volume.extra.clear()
+        for root in self.roots:
+            if root.fs is not None:
+                root.fs.close()
+        for disk in self.disks:
+            disk.close()
+
+
+def require_fs(root: Root) -> FileSystem:
+    if root.fs is None:
+        raise VolumeError(f"{root.name} cannot be read: {root.problem}")
+    return root.fs
+
+
+# --- opening -------------------------------------------------------------------------------------------
+
+
+def open_view(disks: Sequence[Sequence[Path]], os_hint: str = "") -> GuestView:
+    """Open every disk of a point (each a chain of image files, top first) and build its view."""
+    chains: list[Chain] = []
+    try:
+        for files in disks:
+            chains.append(open_chain(files))
+        return _build(chains, os_hint)
+    except BaseException:
+        for c in chains:
+            c.close()
+        raise
+
+
+def _build(chains: list[Chain], os_hint: str) -> GuestView:
+    volumes: list[Volume] = []
+    pvs: list[Volume] = []
+    for i, chain in enumerate(chains):
+        for v in partitions(i, chain):
+            (pvs if is_lvm(v) else volumes).append(v)
+    if pvs:
+        volumes += logical_volumes(pvs)
+    for n, v in enumerate(volumes):
+        v.index = n
+    opened: list[tuple[Volume, FileSystem | None, str | None]] = []
+    for v in volumes:
+        try:
+            fs = open_filesystem(v.source)
+            kind = identify(v.source)
+            fs.uuid, label = identity(v.source, kind)
+            fs.label = fs.label or label
+            opened.append((v, fs, None))
+        except (VolumeError, ImageError) as exc:
+            opened.append((v, None, exc.message if hasattr(exc, "message") else str(exc)))
+    notes: list[str] = []
+    windows = _system_volume(opened)
+    if windows is not None or os_hint.lower() == "windows":
+        roots = _windows_roots(opened, windows, notes)
+        linux_tree = False
+    else:
+        roots, linux_tree = _linux_roots(opened, notes)
+    for root in roots:
+        if root.problem:
+            notes.append(f"{root.name} cannot be read: {root.problem}")
+    return GuestView(chains, volumes, roots, linux_tree, notes)
+
+
+def _system_volume(opened: list[tuple[Volume, FileSystem | None, str | None]]) -> Volume | None:
+    for v, fs, _ in opened:
+        if fs is not None and fs.kind == "ntfs":
+            node = fs.lookup(["Windows", "System32"])
+            if node is not None and fs.stat(node).is_dir:
+                return v
+    return None
+
+
+def _volume_label(index: int) -> str:
+    return f"Volume${index}:"
+
+
+def _windows_roots(
+    opened: list[tuple[Volume, FileSystem | None, str | None]], system: Volume | None, notes: list[str]
+) -> list[Root]:
+    letters: dict[int, str] = {}
+    if system is not None:
+        fs = next(f for v, f, _ in opened if v is system)
+        assert fs is not None
+        letters = _registry_letters(fs, [v for v, _, _ in opened], notes)
+        if system.index not in letters and "C:" not in letters.values():
+            letters[system.index] = "C:"
+    roots = []
+    for v, fs, problem in opened:
+        name = letters.get(v.index) or _volume_label(v.index)
+        roots.append(Root(name, v, fs, problem))
+    return sorted(
+        roots,
+        key=lambda r: (
+            not _DRIVE_RE.match(r.name),
+            r.name.upper() if _DRIVE_RE.match(r.name) else f"{r.volume.index:05d}",
+        ),
+    )
+
+
+def _registry_letters(fs: FileSystem, volumes: list[Volume], notes: list[str]) -> dict[int, str]:
+    """Volume index -> drive letter from ``SYSTEM\\MountedDevices`` of the system volume."""
+    try:
+        import pyregf
+    except ImportError:  # pragma: no cover - a declared dependency
+        return {}
+    with fs.lock:
+        node = fs.lookup(["Windows", "System32", "config", "SYSTEM"])
+        if node is None:
+            return {}
+        reader = fs.open(node)
+    hive = pyregf.file()
+    try:
+        hive.open_file_object(_ReaderFile(reader))
+        key = hive.get_key_by_path("MountedDevices")
+        if key is None:
+            return {}
+        out: dict[int, str] = {}
+        for i in range(key.number_of_values):
+            value = key.get_value(i)
+            name = value.name or ""
+            if not name.upper().startswith("\\DOSDEVICES\\") or not _DRIVE_RE.match(name[12:]):
+                continue
+            data = value.data or b""
+            match = _volume_for(data, volumes)
+            if match is not None:
+                out.setdefault(match.index, name[12:].upper())
+        return out
+    except OSError as exc:
+        notes.append(f"drive letters could not be read from the guest registry: {str(exc).splitlines()[0]}")
+        return {}
+    finally:
+        hive.close()
+
+
+def _volume_for(data: bytes, volumes: list[Volume]) -> Volume | None:
+    import struct
+    import uuid
+
+    if data.startswith(b"DMIO:ID:") and len(data) >= 24:
+        guid = str(uuid.UUID(bytes_le=data[8:24]))
+        return next((v for v in volumes if v.part_guid == guid), None)
+    if len(data) == 12:
+        signature, offset = struct.unpack("<IQ", data)
+        return next((v for v in volumes if v.disk_signature == signature and v.start == offset), None)
+    return None
+
+
+class _ReaderFile:
+    """File-object view of a guest file (for libregf)."""
+
+    def __init__(self, reader: FileReader) -> None:
+        self.reader = reader
+        self.pos = 0
+        self.size: int = reader.size
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            size = self.size - self.pos
+        data = self.reader.pread(size, self.pos)
+        self.pos += len(data)
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self.pos = offset if whence == 0 else self.pos + offset if whence == 1 else self.size + offset
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def get_size(self) -> int:
+        return self.size
+
+
+def _linux_roots(
+    opened: list[tuple[Volume, FileSystem | None, str | None]], notes: list[str]
+) -> tuple[list[Root], bool]:
+    root_fs_volume = None
+    fstab: list[tuple[str, str, str]] = []
+    for v, fs, _ in opened:
+        if fs is not None and fs.kind in ("ext", "xfs"):
+            text = fs.read_text(["etc", "fstab"])
+            if text is not None:
+                fstab = _parse_fstab(text)
+                root_fs_volume = v
+                break
+    mounts: dict[int, tuple[str, ...]] = {}
+    if root_fs_volume is not None:
+        for spec, mountpoint, fstype in fstab:
+            if fstype in _FSTAB_SKIP_TYPES or not mountpoint.startswith("/"):
+                continue
+            target = _match_spec(spec, opened)
+            if target is not None and target.index not in mounts:
+                mounts[target.index] = tuple(p for p in mountpoint.split("/") if p)
+        if () not in mounts.values():
+            mounts[root_fs_volume.index] = ()
+        _load_passwd(opened, root_fs_volume)
+    roots: list[Root] = []
+    used: set[str] = set()
+    for v, fs, problem in opened:
+        if v.index in mounts and fs is not None:
+            mount = mounts[v.index]
+            roots.append(Root("/" + "/".join(mount), v, fs, None, mount))
+            continue
+        label = fs.label if fs is not None else ""
+        name = f"{label}:" if label and re.match(r"^[^/\\:\x00]+$", label) else _volume_label(v.index)
+        if name.lower() in used:
+            name = _volume_label(v.index)
+        used.add(name.lower())
+        roots.append(Root(name, v, fs, problem))
+    roots.sort(key=lambda r: (r.mount is None, r.mount or (), r.volume.index))
+    return roots, bool(mounts)
+
+
+def _parse_fstab(text: str) -> list[tuple[str, str, str]]:
+    out = []
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        fields = line.split()
+        if len(fields) >= 3:
+            out.append((fields[0], fields[1].replace("\\040", " "), fields[2].lower()))
+    return out
+
+
+def _match_spec(spec: str, opened: list[tuple[Volume, FileSystem | None, str | None]]) -> Volume | None:
+    key, _, value = spec.partition("=")
+    value = value.strip('"')
+    by = key.upper() if value else ""
+    if spec.startswith("/dev/disk/by-uuid/"):
+        by, value = "UUID", spec.rsplit("/", 1)[1]
+    elif spec.startswith("/dev/disk/by-label/"):
+        by, value = "LABEL", spec.rsplit("/", 1)[1].replace("\\x20", " ")
+    elif spec.startswith("/dev/disk/by-partuuid/"):
+        by, value = "PARTUUID", spec.rsplit("/", 1)[1]
+    elif spec.startswith(("/dev/mapper/", "/dev/")) and "=" not in spec:
+        by, value = "DEV", spec
+    for v, fs, _ in opened:
+        if by == "UUID" and fs is not None and fs.uuid and fs.uuid.lower() == value.lower():
+            return v
+        if by == "LABEL" and fs is not None and fs.label == value:
+            return v
+        if by == "PARTUUID" and (v.part_guid or "").lower() == value.lower():
+            return v
+        if (
+            by == "PARTUUID"
+            and v.disk_signature is not None
+            and v.number is not None
+            and value.lower() == f"{v.disk_signature:08x}-{v.number:02x}"
+        ):
+            return v
+        if by == "DEV" and v.scheme == "lvm" and v.name:
+            vg, lv = v.name.split("/", 1)
+            mapper = f"/dev/mapper/{vg.replace('-', '--')}-{lv.replace('-', '--')}"
+            if value in (mapper, f"/dev/{vg}/{lv}"):
+                return v
+    return None
+
+
+def _load_passwd(opened: list[tuple[Volume, FileSystem | None, str | None]], root_volume: Volume) -> None:
+    root_fs = next(fs for v, fs, _ in opened if v is root_volume)
+    assert root_fs is not None
+    text = root_fs.read_text(["etc", "passwd"])
+    if not text:
+        return
+    names: dict[int, str] = {}
+    for line in text.splitlines():
+        fields = line.split(":")
+        if len(fields) >= 3 and fields[2].isdigit():
+            names.setdefault(int(fields[2]), fields[0])
+    for _, fs, _ in opened:
+        if fs is not None and fs.kind in ("ext", "xfs"):
+            fs.owner_names.update(names)

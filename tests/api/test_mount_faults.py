@@ -1,0 +1,130 @@
+"""Mounts that fail or lose their point, sessions that expire, volumes that cannot be read — each
+in-process and against a real server over HTTP, with the server healthy afterwards."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from openflr.api.app import create_app
+from tests.api.flr import headers, mount, point_href, wait_task
+from tests.conftest import make_service
+from tests.imagebuilder import Fixtures
+from tests.inventory.test_scanner import _clone
+from tests.support import Api, add_users, plain_client, run_server, xml
+
+
+@pytest.fixture(params=["inproc", "http"])
+def faulty(
+    request: pytest.FixtureRequest, tmp_path: Path, fixtures: Fixtures
+) -> Iterator[tuple[Api, Path, object]]:
+    """A server over a private copy of the qcow2 and broken datastores, with a 2 s idle timeout."""
+    ds = tmp_path / "ds"
+    ds.mkdir()
+    for name in ("qcow2", "broken"):
+        _clone(fixtures.datastore(name), ds / name)
+    shutil.copytree(
+        fixtures.datastore("vmware") / "Win File Server_replica",
+        ds / "vmware" / "Win File Server_replica",
+        copy_function=lambda s, d: (
+            Path(d).hardlink_to(s) if not s.endswith((".vmsd", ".vmx")) else shutil.copy2(s, d)
+        ),
+    )
+    config = "".join(
+        f'[[datastores]]\nname = "{n}"\npath = "{ds / n}"\n\n' for n in ("qcow2", "broken", "vmware")
+    )
+    config += "[sessions]\nidle_timeout = 2\nsweep_interval = 0.2\n[inventory]\nrescan_interval = 0\n"
+    data = tmp_path / "data"
+    data.mkdir()
+    if request.param == "inproc":
+        service = make_service(data, config)
+        with TestClient(create_app(service), base_url="https://testserver") as client:
+            yield Api(client, "https://testserver", "inproc"), ds, service
+        return
+    add_users(data)
+    with run_server(data, https=False, config=config) as server, plain_client() as client:
+        yield Api(client, server.base, "http"), ds, server
+
+
+def test_corrupt_image_fails_the_mount_task_only(faulty: tuple[Api, Path, object]) -> None:
+    api, ds, _ = faulty
+    token = api.logon("flrop")
+    point = point_href(api, token, "KVM", "Win File Server")  # the newest: disk0-p3.qcow2 on top
+    top = ds / "qcow2" / "Win File Server" / "disk0-p3.qcow2"
+    top.unlink()  # the clone hard-links images: replace, never write through
+    top.write_bytes(b"QFI\xfb" + b"\xff" * 508)
+    r = api.post(point + "/mounts", headers=headers(token))
+    assert r.status_code == 202
+    task = wait_task(api, token, r.json()["Href"])
+    assert task["Result"]["Success"] is False
+    message = task["Result"]["Message"]
+    assert "disk0-p3.qcow2" in message and ("truncated" in message or "version" in message), message
+    assert not [lk for lk in task["Links"] if lk["Rel"] == "Related"]
+    x = xml(api.get(r.json()["Href"], headers={"X-RestSvcSessionId": token}))
+    assert x.find("{http://www.veeam.com/ent/v1.0}Result").get("Success") == "false"
+    # the server is healthy: another point mounts and browses
+    other = mount(api, token, point_href(api, token, "KVM", "lin-web01"))
+    assert api.get(other + "/etc/hostname", headers=headers(token)).status_code == 200
+
+
+def test_missing_image_names_the_file(faulty: tuple[Api, Path, object]) -> None:
+    api, ds, _ = faulty
+    token = api.logon("flrop")
+    point = point_href(api, token, "KVM", "lin-web01", 0)
+    (ds / "qcow2" / "lin-web01" / "disk1.qcow2").unlink()
+    task = wait_task(api, token, api.post(point + "/mounts", headers=headers(token)).json()["Href"])
+    assert task["Result"]["Success"] is False
+    assert "disk1.qcow2" in task["Result"]["Message"] and "not found" in task["Result"]["Message"]
+
+
+def test_unreadable_volume_is_listed_with_its_reason(faulty: tuple[Api, Path, object]) -> None:
+    api, _ds, _ = faulty
+    token = api.logon("flrop")
+    point = point_href(api, token, "KVM", "Good VM")  # its disk is all zeros: no file system
+    r = api.post(point + "/mounts", headers=headers(token))
+    task = wait_task(api, token, r.json()["Href"])
+    assert task["Result"]["Success"] is True
+    assert "Volume$0: cannot be read: unknown file system" in task["Result"]["Message"]
+    href = next(lk["Href"] for lk in task["Links"] if lk["Rel"] == "Related")
+    roots = api.get(href, headers=headers(token)).json()["FSRoots"]["DirectoryEntries"]
+    assert [r["Path"] for r in roots] == ["Volume$0:"]
+    listing = api.get(roots[0]["Href"] + "?action=listAll", headers=headers(token))
+    assert listing.status_code == 501 and "unknown file system" in listing.json()["Message"]
+
+
+def test_removed_point_fails_its_mounts_cleanly(faulty: tuple[Api, Path, object]) -> None:
+    api, ds, _ = faulty
+    admin = api.logon("admin")
+    point = point_href(api, admin, "VMware", "Win File Server", 0)
+    mnt = mount(api, admin, point)
+    assert api.get(mnt + "/C:?action=listAll", headers=headers(admin)).status_code == 200
+    vmsd = ds / "vmware" / "Win File Server_replica" / "Win File Server_replica.vmsd"
+    vmsd.write_text(vmsd.read_text().replace('snapshot0.uid = "1"', 'snapshotX.uid = "1"'))
+    assert api.post("/api/openflr/rescan", headers=headers(admin)).status_code == 200
+    r = api.get(mnt + "/C:?action=listAll", headers=headers(admin))
+    assert r.status_code == 404 and "no longer" in r.json()["Message"]
+    assert api.delete(mnt, headers=headers(admin)).status_code in (204, 404)
+    assert api.get(point, headers=headers(admin)).status_code == 404
+
+
+def test_idle_expiry_unmounts(faulty: tuple[Api, Path, object]) -> None:
+    api, _ds, owner = faulty
+    token = api.logon("flrop")
+    mnt = mount(api, token, point_href(api, token, "KVM", "lin-web01"))
+    if api.mode == "inproc":
+        assert len(owner.mounts.all()) == 1  # type: ignore[attr-defined]
+    time.sleep(3)
+    assert api.get(mnt, headers=headers(token)).status_code == 401
+    if api.mode == "inproc":
+        assert owner.mounts.all() == []  # type: ignore[attr-defined]
+        assert owner.mounts._opened == {} or all(  # type: ignore[attr-defined]
+            o.users == 0 for o in owner.mounts._opened.values()
+        )  # type: ignore[attr-defined]
+    again = api.logon("flrop")
+    assert api.get(mnt, headers=headers(again)).status_code == 404
+    assert "ended (expired)" in (owner.log() if api.mode == "http" else "ended (expired)")  # type: ignore[attr-defined]

@@ -1,0 +1,84 @@
+"""Every block format x volume system x file system of the fixtures, through the whole engine,
+against the builder's ground truth: each point shows its own version of every file."""
+
+from __future__ import annotations
+
+import pytest
+
+from openflr.guestfs.view import open_view
+from tests.guestfs.truth import check_volume, root_for
+from tests.imagebuilder import Fixtures
+
+CASES = [
+    (ds, vm, i)
+    for ds, vms in (("vmware", 2), ("hyperv", 2), ("qcow2", 2), ("esxi", 2))
+    for vm in range(vms)
+    for i in range(3)
+] + [("misc", 0, 0)]
+
+
+def _vm(fixtures: Fixtures, datastore: str, index: int) -> tuple[str, dict[str, object]]:
+    entries = [(k, v) for k, v in fixtures.expected(datastore).items() if k != "problems"]
+    return sorted(entries)[index]
+
+
+@pytest.mark.parametrize(("datastore", "vm_index", "point"), CASES)
+def test_point_matches_ground_truth(fixtures: Fixtures, datastore: str, vm_index: int, point: int) -> None:
+    _folder, vm = _vm(fixtures, datastore, vm_index)
+    pt = vm["points"][point]  # type: ignore[index]
+    view = open_view([[fixtures.datastore(datastore) / f for f in disk] for disk in pt["disks"]])
+    try:
+        truth = fixtures.manifest["vms"][vm["display_name"]][f"p{point + 1}"]  # type: ignore[index]
+        assert view.notes == []
+        owners = {} if datastore == "misc" else None  # the misc VM has no /etc/passwd: uids stay numbers
+        for volume in truth["volumes"].values():
+            check_volume(view, root_for(view, volume), volume, hash_limit=150, owners=owners)
+        assert len(view.roots) == len(truth["volumes"])
+    finally:
+        view.close()
+
+
+def test_windows_roots_come_from_the_guest_registry(fixtures: Fixtures) -> None:
+    _folder, vm = _vm(fixtures, "qcow2", 0)
+    view = open_view([[fixtures.datastore("qcow2") / f for f in d] for d in vm["points"][0]["disks"]])
+    try:
+        assert [(r.name, r.fs.kind if r.fs else None) for r in view.roots] == [("C:", "ntfs"), ("S:", "fat")]
+        assert not view.linux_tree
+        assert [e.name for e in view.scandir(view.locate(""))] == ["C:", "S:"]
+    finally:
+        view.close()
+
+
+def test_linux_tree_follows_fstab(fixtures: Fixtures) -> None:
+    _folder, vm = _vm(fixtures, "qcow2", 1)
+    view = open_view([[fixtures.datastore("qcow2") / f for f in d] for d in vm["points"][2]["disks"]])
+    try:
+        assert [(r.name, r.mount) for r in view.roots] == [
+            ("/", ()),
+            ("/scratch", ("scratch",)),
+            ("/srv", ("srv",)),
+        ]
+        top = {e.name for e in view.scandir(view.locate("/"))}
+        assert {"etc", "home", "srv", "scratch"} <= top  # srv and scratch exist only as mount points
+        assert view.locate("/srv/www/index.html").root.name == "/srv"
+        assert view.locate("srv/www").entry.is_dir
+        assert view.path_of(view.locate("srv/www").root, ["www"]) == "/srv/www"
+    finally:
+        view.close()
+
+
+def test_no_fstab_names_roots_by_label(fixtures: Fixtures) -> None:
+    pt = fixtures.expected("misc")["lvm-vm"]["points"][0]
+    view = open_view([[fixtures.datastore("misc") / f for f in d] for d in pt["disks"]])
+    try:
+        assert sorted(r.name for r in view.roots) == sorted(
+            ["boot:", "DATA16:", "EXFAT:", "lvroot:", "lvdata:"]
+        )
+        schemes = {
+            r.name: (r.volume.scheme, r.volume.number, r.fs.kind if r.fs else None) for r in view.roots
+        }
+        assert schemes["DATA16:"] == ("mbr", 5, "fat")  # a logical partition in the extended one
+        assert schemes["lvroot:"][0] == "lvm" and schemes["EXFAT:"] == ("disk", None, "exfat")
+        assert list(view.scandir(view.locate("EXFAT:"))) == []
+    finally:
+        view.close()
