@@ -7,8 +7,10 @@ from pathlib import Path
 
 from openflr import demo
 from openflr.config import Settings
+from openflr.guestfs.view import open_view
 from openflr.inventory.scanner import scan
-from tests.imagebuilder import trees
+from tests.guestfs.truth import check_volume, root_for
+from tests.imagebuilder import Fixtures, trees
 
 
 def test_prepare_unpacks_once_and_scans_to_two_vms(tmp_path: Path) -> None:
@@ -45,3 +47,20 @@ def test_prepare_replaces_a_stale_copy(tmp_path: Path) -> None:
 
 def test_archive_is_small() -> None:
     assert demo.ARCHIVE.stat().st_size < 5_000_000
+
+
+def test_demo_points_hold_the_fixture_trees(tmp_path: Path, fixtures: Fixtures) -> None:
+    """The shipped demo is the builder's current output: every point matches the ground truth."""
+    store = demo.prepare(tmp_path)
+    settings = Settings()
+    settings.datastores = [store]
+    inv = scan(settings)
+    for replica in inv.replicas.values():
+        for index, point in enumerate(replica.points):
+            view = open_view([d.files for d in point.disks], replica.os_kind)
+            try:
+                truth = fixtures.manifest["vms"][replica.display_name][f"p{index + 1}"]
+                for volume in truth["volumes"].values():
+                    check_volume(view, root_for(view, volume), volume, hash_limit=40)
+            finally:
+                view.close()

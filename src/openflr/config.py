@@ -60,6 +60,14 @@ class ApiSettings:
 
 
 @dataclass
+class MountSettings:
+    keep_idle: int = 8
+    """Opened points kept ready after their last unmount (a remount then costs nothing)."""
+    keep_idle_seconds: float = 300.0
+    max_per_session: int = 64
+
+
+@dataclass
 class DatastoreSettings:
     name: str
     """Stable name; replica and point ids derive from it (not from the path), so a datastore can move."""
@@ -87,6 +95,7 @@ class Settings:
     sessions: SessionSettings = field(default_factory=SessionSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     inventory: InventorySettings = field(default_factory=InventorySettings)
+    mounts: MountSettings = field(default_factory=MountSettings)
     datastores: list[DatastoreSettings] = field(default_factory=list)
     config_file: Path | None = None
 
@@ -104,6 +113,7 @@ _SECTIONS = {
     "sessions": SessionSettings,
     "api": ApiSettings,
     "inventory": InventorySettings,
+    "mounts": MountSettings,
 }
 
 

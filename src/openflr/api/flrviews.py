@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
@@ -18,6 +20,12 @@ FAMILIES = {
 }
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SAFE = "/:$@!'()*,;=+~"
+_PLAIN = re.compile(r"^[A-Za-z0-9_.\-~]*$")
+
+
+def quote_name(name: str) -> str:
+    """One path segment, percent-encoded (names that need no encoding skip the slow quoter)."""
+    return name if _PLAIN.match(name) else quote(name, safe=_SAFE.replace("/", ""))
 
 
 def url_part(path: str) -> str:
@@ -36,6 +44,33 @@ def time_of(ns: int | None) -> datetime | None:
         return _EPOCH + timedelta(microseconds=ns // 1000)
     except OverflowError:
         return None
+
+
+_TWO = [f"{i:02d}" for i in range(60)]
+_DAYS: dict[int, str] = {}
+
+
+def time_text(ns: int | None) -> str | None:
+    """``ModifiedDateUTC`` text straight from nanoseconds: the listing hot path, so the date part is
+    cached per day and the time of day built from a table (same text as ``render.format_time``)."""
+    if ns is None:
+        return None
+    seconds, rest = divmod(ns, 1_000_000_000)
+    day, sod = divmod(seconds, 86400)
+    date = _DAYS.get(day)
+    if date is None:
+        try:
+            t = time.gmtime(day * 86400)
+        except (OverflowError, OSError, ValueError):
+            return None
+        date = f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
+        if len(_DAYS) < 100_000:
+            _DAYS[day] = date
+    hours, rem = divmod(sod, 3600)
+    minutes, secs = divmod(rem, 60)
+    ms = rest // 1_000_000
+    frac = f".{ms:03d}".rstrip("0") if ms else ""
+    return date + _TWO[hours] + ":" + _TWO[minutes] + ":" + _TWO[secs] + frac + "Z"
 
 
 def task_value(base: str, task: Task) -> Value:
@@ -96,13 +131,13 @@ class Listing:
         self.dir_url = f"{self.mount_href}/{url_part(self.dir_path)}"
         self.child_base = self.dir_url if self.dir_url.endswith("/") else self.dir_url + "/"
         self.up = Link("Up", f"{self.dir_url}?action=listAll&pageSize=100&page=1")
+        if where.root is None:
+            self.child_prefix: str | None = None
+        else:
+            self.child_prefix = self.dir_path if self.dir_path.endswith("/") else self.dir_path + "/"
 
     def child_path(self, name: str) -> str:
-        if self.where.root is None:
-            return name
-        if self.dir_path.endswith("/"):
-            return self.dir_path + name
-        return f"{self.dir_path}/{name}"
+        return name if self.child_prefix is None else self.child_prefix + name
 
     def parent_link(self) -> Link:
         """``Up`` of the listing itself: the parent folder's listing, or the mount at the top."""
@@ -116,20 +151,21 @@ class Listing:
         return Link("Up", f"{self.mount_href}/{url_part(parent)}?action=listAll&pageSize=100&page=1")
 
     def file(self, e: Entry) -> Value:
-        href = self.child_base + quote(e.name, safe=_SAFE)
+        name = e.name
+        href = self.child_base + (name if _PLAIN.match(name) else quote_name(name))
         return {
             "Type": "FileEntry",
             "Href": href,
             "Links": [self.up, Link("Restore", href + "?action=restore")],
-            "Path": self.child_path(e.name),
-            "Name": e.name,
+            "Path": self.child_prefix + name if self.child_prefix is not None else name,
+            "Name": name,
             "Size": e.size,
             "Owner": e.owner,
-            "ModifiedDateUTC": time_of(e.mtime_ns),
+            "ModifiedDateUTC": time_text(e.mtime_ns),
         }
 
     def directory(self, e: Entry) -> Value:
-        href = self.child_base + quote(e.name, safe=_SAFE)
+        href = self.child_base + quote_name(e.name)
         return {
             "Type": "DirectoryEntry",
             "Href": href,

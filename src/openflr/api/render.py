@@ -12,6 +12,7 @@ writer); escaping replaces characters XML 1.0 cannot carry. JSON goes through or
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
@@ -68,21 +69,34 @@ def _resolve(value: Any) -> Any:
     return value() if callable(value) else value
 
 
+def xml_link(link: Link) -> str:
+    name = "" if link.name is None else f' Name="{xml_escape(link.name, True)}"'
+    type_ = "" if link.type is None else f' Type="{link.type}"'
+    return f'<Link Href="{xml_escape(link.href, True)}"{name}{type_} Rel="{link.rel}"/>'
+
+
+_xml_up_link = functools.lru_cache(maxsize=1024)(xml_link)
+
+
 def xml_links(value: Iterable[Link]) -> str:
-    parts = ["<Links>"]
-    for link in value:
-        parts.append(f'<Link Href="{xml_escape(link.href, True)}"')
-        if link.name is not None:
-            parts.append(f' Name="{xml_escape(link.name, True)}"')
-        if link.type is not None:
-            parts.append(f' Type="{link.type}"')
-        parts.append(f' Rel="{link.rel}"/>')
-    parts.append("</Links>")
-    return "".join(parts)
+    # Listings repeat one Up link on every entry: render it once.
+    return (
+        "<Links>" + "".join([_xml_up_link(x) if x.rel == "Up" else xml_link(x) for x in value]) + "</Links>"
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _json_link(link: Link) -> dict[str, str | None]:
+    # Listings repeat the same Up link on every entry: build its dict once (orjson does not mind
+    # sharing). Callers never mutate these dicts.
+    return {"Rel": link.rel, "Href": link.href, "Name": link.name, "Type": link.type}
 
 
 def json_links(value: Iterable[Link]) -> list[dict[str, str | None]]:
-    return [{"Rel": x.rel, "Href": x.href, "Name": x.name, "Type": x.type} for x in value]
+    return [
+        _json_link(x) if x.rel == "Up" else {"Rel": x.rel, "Href": x.href, "Name": x.name, "Type": x.type}
+        for x in value
+    ]
 
 
 def json_links_camel(value: Iterable[Link]) -> list[dict[str, str | None]]:
@@ -131,41 +145,40 @@ def _compile_xml(type_: EmType) -> XmlFn:
         "_links": xml_links,
         "_res": _resolve,
     }
-    lines = ["def render(v, tag):", "    get = v.get", "    p = ['<', tag]"]
-    for f in type_.xml_attrs:
+    lines = ["def render(v, tag):", "    get = v.get"]
+    attrs = []
+    for i, f in enumerate(type_.xml_attrs):
         lines += [
             f"    x = get({f.name!r})",
-            "    if x is not None:",
-            f"        p.append(' {f.name}=\"'); p.append({_text_expr(f, 'x', True)}); p.append('\"')",
+            f"    a{i} = '' if x is None else ' {f.name}=\"' + {_text_expr(f, 'x', True)} + '\"'",
         ]
-    lines.append("    c = []")
+        attrs.append(f"a{i}")
+    children = []
     for i, f in enumerate(type_.xml_elems):
         lines.append(f"    x = get({f.name!r})")
+        var = f"c{i}"
+        children.append(var)
         if f.kind is Kind.TEXT:
-            lines += [
-                "    if x is not None:",
-                f"        c.append('<{f.name}>' + {_text_expr(f, 'x', False)} + '</{f.name}>')",
-            ]
+            lines.append(
+                f"    {var} = '' if x is None else '<{f.name}>' + {_text_expr(f, 'x', False)} + '</{f.name}>'"
+            )
         elif f.kind is Kind.LINKS:
-            lines += ["    if x is not None:", "        c.append(_links(x))"]
+            lines.append(f"    {var} = '' if x is None else _links(x)")
         else:
             assert f.type is not None
             env[f"_f{i}"] = _xml_fn(f.type)
             if f.kind is Kind.OBJ:
-                lines += [
-                    "    x = _res(x)",
-                    "    if x is not None:",
-                    f"        c.append(_f{i}(x, {f.name!r}))",
-                ]
+                lines += ["    x = _res(x)", f"    {var} = '' if x is None else _f{i}(x, {f.name!r})"]
             elif f.kind is Kind.LIST:
                 body = f"''.join([_f{i}(y, {f.item!r}) for y in x])"
-                lines += ["    if x is not None:", f"        c.append('<{f.name}>' + {body} + '</{f.name}>')"]
+                lines.append(f"    {var} = '' if x is None else '<{f.name}>' + {body} + '</{f.name}>'")
             else:
-                lines += ["    if x is not None:", f"        c.extend([_f{i}(y, {f.item!r}) for y in x])"]
+                lines.append(f"    {var} = '' if x is None else ''.join([_f{i}(y, {f.item!r}) for y in x])")
+    head = " + ".join(["'<' + tag", *attrs])
+    body = " + ".join(children) if children else "''"
     lines += [
-        "    if c:",
-        "        return ''.join(p) + '>' + ''.join(c) + '</' + tag + '>'",
-        "    return ''.join(p) + '/>'",
+        f"    body = {body}",
+        f"    return {head} + ('>' + body + '</' + tag + '>' if body else '/>')",
     ]
     exec("\n".join(lines), env)
     fn: XmlFn = env["render"]

@@ -1,24 +1,32 @@
 """Browsing a mount: resolve paths, list directories (streamed or paged), with a bounded page cache.
 
 Paging order is: directories first, then files, each in the file system's own stable order. A
-paged listing reads the directory once and keeps its entries (not the engine handles) in a cache
-bounded by total entries, so walking 100 pages of a 100,000-entry folder reads it once, not 100
-times. An unpaged listing streams straight from the engine and never holds the whole directory.
+paged listing reads the directory once, in a background thread, and keeps its entries (not the
+engine handles) in a cache bounded by total entries: walking 100 pages of a 100,000-entry folder
+reads it once, not 100 times. A page is answered as soon as its entries are known, not when the
+whole folder has been read: files are appended in on-disk order, and where the file system tells
+how many subfolders a folder has (ext4, XFS: link count - 2) the folders are complete as soon as
+that many have been seen. An unpaged listing streams straight from the engine and never holds the
+whole directory.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from openflr.core.mounts import Mount
 from openflr.guestfs.filesystems.base import Entry
 from openflr.guestfs.view import Located
 
+log = logging.getLogger(__name__)
+
 ALL, DIRS, FILES = "listAll", "listDirs", "listFiles"
 ACTIONS = {a.lower(): a for a in (ALL, DIRS, FILES)}
+_BATCH = 256
 
 
 def wanted(entry: Entry, which: str) -> bool:
@@ -40,47 +48,149 @@ def stream(mount: Mount, where: Located, which: str) -> Iterator[Entry]:
 class Page:
     entries: list[Entry]
     total: int
+    """Entries in the whole listing (from the file system's own count while it is being read)."""
+
+
+@dataclass
+class Scan:
+    """One folder being read (or read) into the cache."""
+
+    expected_entries: int | None
+    """What the file system says the folder holds (an estimate: special files are left out)."""
+    expected_dirs: int | None
+    dirs: list[Entry] = field(default_factory=list)
+    files: list[Entry] = field(default_factory=list)
+    done: bool = False
+    error: BaseException | None = None
+    ready: threading.Condition = field(default_factory=threading.Condition)
+
+    def size(self) -> int:
+        return len(self.dirs) + len(self.files)
+
+    def _have(self, which: str, end: int) -> bool:
+        if self.done:
+            return True
+        if self.expected_entries is None:
+            return False  # the page count is not known until the folder is read
+        if which == FILES:
+            return self.expected_dirs is not None and len(self.files) >= end
+        dirs_known = self.expected_dirs is not None and len(self.dirs) >= self.expected_dirs
+        if which == DIRS:
+            return len(self.dirs) >= end or dirs_known
+        return dirs_known and len(self.dirs) + len(self.files) >= end
+
+    def wait(self, which: str, end: int, timeout: float) -> None:
+        with self.ready:
+            self.ready.wait_for(lambda: self._have(which, end) or self.error is not None, timeout)
+        if self.error is not None:
+            raise self.error
+
+    def slice(self, which: str, start: int, end: int) -> Page:
+        with self.ready:
+            if which == FILES:
+                part = self.files[start:end]
+            elif which == DIRS:
+                part = self.dirs[start:end]
+            else:
+                dirs = self.dirs
+                part = dirs[start:end]
+                if len(part) < end - start:
+                    part += self.files[max(0, start - len(dirs)) : end - len(dirs)]
+            return Page(part, self._total(which))
+
+    def _total(self, which: str) -> int:
+        done = self.done
+        dirs = len(self.dirs) if done or self.expected_dirs is None else self.expected_dirs
+        if which == DIRS:
+            return dirs
+        entries = len(self.dirs) + len(self.files)
+        if not done and self.expected_entries is not None:
+            entries = max(entries, self.expected_entries)
+        return entries if which == ALL else max(0, entries - dirs)
 
 
 class ListingCache:
-    """Directory contents by (view, root, path), least recently used first out, bounded by entries."""
+    """Folder contents by (view, root, path); least recently used first out, bounded by entries."""
 
-    def __init__(self, max_entries: int = 2_000_000) -> None:
+    def __init__(self, max_entries: int = 2_000_000, wait_seconds: float = 300.0) -> None:
         self.max_entries = max_entries
-        self._data: OrderedDict[tuple[int, int, tuple[str, ...]], list[Entry]] = OrderedDict()
-        self._size = 0
+        self.wait_seconds = wait_seconds
+        self._data: OrderedDict[tuple[int, int, tuple[str, ...]], Scan] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, mount: Mount, where: Located) -> list[Entry]:
-        key = (mount.view.serial, id(where.root), tuple(where.parts))
+    @staticmethod
+    def _key(mount: Mount, where: Located) -> tuple[int, int, tuple[str, ...]]:
+        return (mount.view.serial, id(where.root), tuple(where.parts))
+
+    def peek(self, mount: Mount, where: Located) -> Scan | None:
+        """The scan of a folder that is fully read, or None (never reads the directory)."""
         with self._lock:
-            hit = self._data.get(key)
-            if hit is not None:
+            scan = self._data.get(self._key(mount, where))
+            if scan is not None and scan.done and scan.error is None:
+                self._data.move_to_end(self._key(mount, where))
+                return scan
+        return None
+
+    def scan(self, mount: Mount, where: Located) -> Scan:
+        key = self._key(mount, where)
+        with self._lock:
+            scan = self._data.get(key)
+            if scan is not None and scan.error is None:
                 self._data.move_to_end(key)
-                return hit
+                return scan
+            scan = Scan(*mount.view.counts(where))
+            self._data[key] = scan
+            self._evict()
+        threading.Thread(
+            target=self._read, args=(mount, where, scan), name="openflr-listing", daemon=True
+        ).start()
+        return scan
+
+    def _read(self, mount: Mount, where: Located, scan: Scan) -> None:
         dirs: list[Entry] = []
         files: list[Entry] = []
-        for e in mount.view.scandir(where):
-            (dirs if e.is_dir else files).append(Entry(e.name, e.is_dir, e.size, e.mtime_ns, e.owner, None))
-        entries = dirs + files
+        try:
+            for e in mount.view.scandir(where):
+                e.node = None  # keep the facts, not the engine's handle
+                (dirs if e.is_dir else files).append(e)
+                if len(dirs) + len(files) >= _BATCH:
+                    with scan.ready:
+                        scan.dirs += dirs
+                        scan.files += files
+                        scan.ready.notify_all()
+                    dirs, files = [], []
+        except BaseException as exc:
+            log.warning("listing %s failed: %s", where.parts, exc)
+            with scan.ready:
+                scan.error = exc
+                scan.ready.notify_all()
+            return
+        with scan.ready:
+            scan.dirs += dirs
+            scan.files += files
+            scan.done = True
+            scan.ready.notify_all()
         with self._lock:
-            if len(entries) <= self.max_entries and key not in self._data:
-                self._data[key] = entries
-                self._size += len(entries)
-                while self._size > self.max_entries:
-                    _, old = self._data.popitem(last=False)
-                    self._size -= len(old)
-        return entries
+            self._evict()
+
+    def _evict(self) -> None:
+        total = sum(s.size() for s in self._data.values())
+        for key in list(self._data):
+            if total <= self.max_entries:
+                break
+            if self._data[key].done:
+                total -= self._data.pop(key).size()
 
     def forget_view(self, serial: int) -> None:
         with self._lock:
             for key in [k for k in self._data if k[0] == serial]:
-                self._size -= len(self._data.pop(key))
+                self._data.pop(key)
 
 
 def page(cache: ListingCache, mount: Mount, where: Located, which: str, size: int, number: int) -> Page:
-    entries = cache.get(mount, where)
-    if which != ALL:
-        entries = [e for e in entries if wanted(e, which)]
+    """One page, as soon as its entries are known (blocking: call off the event loop when the
+    folder is not fully read yet)."""
+    scan = cache.scan(mount, where)
     start = (number - 1) * size
-    return Page(entries[start : start + size], len(entries))
+    scan.wait(which, start + size, cache.wait_seconds)
+    return scan.slice(which, start, start + size)

@@ -38,7 +38,11 @@ class Service:
         self._password_checks = asyncio.Semaphore(2)
         self.catalog = Catalog(settings)
         self.tasks = TaskManager()
-        self.mounts = MountManager()
+        self.mounts = MountManager(
+            idle_keep=settings.mounts.keep_idle,
+            idle_seconds=settings.mounts.keep_idle_seconds,
+            per_session=settings.mounts.max_per_session,
+        )
         self.listings = ListingCache()
         self.mounts.on_view_closed.append(lambda view: self.listings.forget_view(view.serial))
         self.sessions.add_end_listener(self._session_ended)

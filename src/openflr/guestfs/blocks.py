@@ -136,29 +136,35 @@ class Chain(BlockSource):
             return
         if offset + length > layer.size:
             length = layer.size - offset  # a parent smaller than its child reads zeros beyond its end
-        pending_fd = -1
-        pending_host = pending_at = pending_len = 0
+        data_fd = -1
+        data_host = data_at = data_len = 0
+        parent_at = parent_len = 0
         for start, count, kind, arg in layer.runs(offset, length):
+            if kind == PARENT:  # adjacent "ask the parent" runs become one request to the parent
+                if parent_len and parent_at + parent_len == start:
+                    parent_len += count
+                else:
+                    if parent_len:
+                        self._fill(view, parent_at, parent_len, depth + 1, base)
+                    parent_at, parent_len = start, count
+                continue
             if kind == DATA:
                 fd, host = arg
-                if (
-                    fd == pending_fd
-                    and host == pending_host + pending_len
-                    and start - base == pending_at + pending_len
-                ):
-                    pending_len += count
+                at = start - base
+                if fd == data_fd and host == data_host + data_len and at == data_at + data_len:
+                    data_len += count
                     continue
-                if pending_fd >= 0:
-                    _read_into(pending_fd, view[pending_at : pending_at + pending_len], pending_host)
-                pending_fd, pending_host, pending_at, pending_len = fd, host, start - base, count
-            elif kind == PARENT:
-                self._fill(view, start, count, depth + 1, base)
+                if data_fd >= 0:
+                    _read_into(data_fd, view[data_at : data_at + data_len], data_host)
+                data_fd, data_host, data_at, data_len = fd, host, at, count
             elif kind == BYTES:
                 data, skip = arg
                 view[start - base : start - base + count] = data[skip : skip + count]
             # ZERO: nothing to do
-        if pending_fd >= 0:
-            _read_into(pending_fd, view[pending_at : pending_at + pending_len], pending_host)
+        if data_fd >= 0:
+            _read_into(data_fd, view[data_at : data_at + data_len], data_host)
+        if parent_len:
+            self._fill(view, parent_at, parent_len, depth + 1, base)
 
     def close(self) -> None:
         for layer in self.layers:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import itertools
 import logging
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,6 +97,8 @@ class GuestView:
     notes: list[str] = field(default_factory=list)
     serial: int = field(default_factory=lambda: next(_serials))
     """Unique for the process lifetime (unlike ``id()``), to key caches."""
+    _located: OrderedDict[str, Located] = field(default_factory=OrderedDict)
+    _located_lock: threading.Lock = field(default_factory=threading.Lock)
 
     # --- naming -----------------------------------------------------------------------------------
 
@@ -117,7 +121,31 @@ class GuestView:
         return parts
 
     def locate(self, path: str) -> Located:
-        """Resolve an EM path to a root and the item in it; 404 when it does not exist."""
+        """Resolve an EM path to a root and the item in it; 404 when it does not exist.
+
+        Resolved items are kept in a small LRU: libfsntfs reads a folder's whole index when it
+        creates the folder's entry (120 ms for 100,000 names), and paging asks for the same folder
+        again and again."""
+        key = path.replace("\\", "/").strip("/")
+        with self._located_lock:
+            hit = self._located.get(key)
+            if hit is not None:
+                self._located.move_to_end(key)
+                return hit
+        found = self._locate(path)
+        with self._located_lock:
+            self._located[key] = found
+            if len(self._located) > 256:
+                self._located.popitem(last=False)
+        return found
+
+    def located(self, path: str) -> Located | None:
+        """A path resolved before (from the cache), or None; never touches the engine."""
+        key = path.replace("\\", "/").strip("/")
+        with self._located_lock:
+            return self._located.get(key)
+
+    def _locate(self, path: str) -> Located:
         parts = self.split(path)
         if not parts:
             if self.linux_tree:
@@ -207,6 +235,12 @@ class GuestView:
             if name not in seen:
                 yield Entry(name, True, 0, None, None, None)
 
+    def counts(self, where: Located) -> tuple[int | None, int | None]:
+        """(entries, subfolders) of a folder if known without reading it (see FileSystem.counts)."""
+        if where.root is None or where.node is None or where.root.fs is None or self._grafts(where):
+            return None, None
+        return where.root.fs.counts(where.node)
+
     def _grafts(self, where: Located) -> list[str]:
         if where.root is None or where.root.mount is None:
             return []
@@ -220,6 +254,7 @@ class GuestView:
         )
 
     def close(self) -> None:
+        self._located.clear()
         for volume in self.volumes:
             volume.extra.clear()
         for root in self.roots:

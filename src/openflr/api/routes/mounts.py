@@ -119,7 +119,9 @@ async def browse_path(request: Request) -> Response:
     query = Query(request)
     action = (query.get("action") or "").strip()
     path = request.path_params.get("filepath", "")
-    where = await anyio.to_thread.run_sync(browse.locate, mount, path)
+    where = mount.view.located(path)  # an already resolved path needs no thread hop
+    if where is None:
+        where = await anyio.to_thread.run_sync(browse.locate, mount, path)
     if not action:
         if where.entry is not None or (where.root is not None):
             return em_response(request, emtypes.FILE_SYSTEM_ENTRY, _item(request, mount, where))

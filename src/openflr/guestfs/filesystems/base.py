@@ -64,6 +64,11 @@ class FileSystem(ABC):
     @abstractmethod
     def open(self, node: Node) -> FileReader: ...
 
+    def counts(self, node: Node) -> tuple[int | None, int | None]:
+        """(entries, subdirectories) of a directory when the file system knows them without reading
+        every entry; None where it does not. Lets a paged listing answer before the folder is read."""
+        return None, None
+
     def read_text(self, parts: list[str], limit: int = 1024 * 1024) -> str | None:
         """A small text file's content (for /etc/fstab, /etc/passwd), or None."""
         with self.lock:

@@ -62,9 +62,9 @@ class _LibyalFileSystem(FileSystem):
                 node = self.volume.get_file_entry_by_path(self.sep + self.sep.join(parts))
             except OSError:
                 node = None
-            if node is not None:
+            if node is not None or all(p.isascii() for p in parts):
                 return node
-            # Slow path: walk, matching names by normalisation (and case where allowed).
+            # Slow path: walk, matching names by Unicode normalisation (NFC in the URL, NFD on disk).
             node = self.volume.get_root_directory()
             for part in parts:
                 if not self._is_dir(node):
@@ -101,6 +101,12 @@ class NtfsFileSystem(_LibyalFileSystem):
 
     def _is_dir(self, node: Node) -> bool:
         return bool(node.has_directory_entries_index())
+
+    def counts(self, node: Node) -> tuple[int | None, int | None]:
+        with self.lock:
+            if node.file_reference & 0xFFFFFFFFFFFF == 5:
+                return None, None  # the root also holds metafiles that listings leave out
+            return int(node.number_of_sub_file_entries), None
 
     def _entry(self, e: Any) -> Entry:
         ft = e.get_modification_time_as_integer()
@@ -154,6 +160,15 @@ class ExtFileSystem(_LibyalFileSystem):
 
     def _is_dir(self, node: Node) -> bool:
         return st.S_ISDIR(node.file_mode)
+
+    def counts(self, node: Node) -> tuple[int | None, int | None]:
+        with self.lock:
+            links = int(node.number_of_links)
+            entries = int(node.number_of_sub_file_entries)
+            names = {node.get_sub_file_entry(i).name for i in range(min(entries, 2))}
+        entries -= len(names & {".", ".."})
+        # A directory's link count is 2 + its subdirectories (1 when ext4 stopped counting).
+        return entries, (links - 2 if links >= 2 else None)
 
     def _entry(self, e: Any) -> Entry:
         mode = e.file_mode

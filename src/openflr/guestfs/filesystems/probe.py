@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 
 from openflr.guestfs.blocks import BlockSource
 from openflr.guestfs.errors import VolumeError
-from openflr.guestfs.filesystems.base import FileSystem
+from openflr.guestfs.filesystems.base import Entry, FileReader, FileSystem, Node
 
 
 def identify(source: BlockSource) -> str:
@@ -43,6 +44,47 @@ def identify(source: BlockSource) -> str:
     raise VolumeError("unknown file system (or an empty volume)")
 
 
+class LazyFileSystem(FileSystem):
+    """Opens its engine on first use. TSK reads the whole FAT when it opens a FAT volume (tens of MiB
+    on a big one), and EFI partitions are rarely browsed: a mount should not pay for that."""
+
+    def __init__(self, source: BlockSource, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self.case_sensitive = False
+        self.label = ""
+        self._source = source
+        self._engine: FileSystem | None = None
+
+    def _open(self) -> FileSystem:
+        with self.lock:
+            if self._engine is None:
+                from openflr.guestfs.filesystems.tsk import TskFileSystem
+
+                self._engine = TskFileSystem(self._source, self.kind)
+                self._engine.lock = self.lock
+            return self._engine
+
+    def root(self) -> Node:
+        return self._open().root()
+
+    def lookup(self, parts: list[str]) -> Node | None:
+        return self._open().lookup(parts)
+
+    def stat(self, node: Node) -> Entry:
+        return self._open().stat(node)
+
+    def scandir(self, node: Node) -> Iterator[Entry]:
+        return self._open().scandir(node)
+
+    def open(self, node: Node) -> FileReader:
+        return self._open().open(node)
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+
+
 def open_filesystem(source: BlockSource) -> FileSystem:
     kind = identify(source)
     if kind == "ntfs":
@@ -53,9 +95,7 @@ def open_filesystem(source: BlockSource) -> FileSystem:
         from openflr.guestfs.filesystems.libyal import ExtFileSystem
 
         return ExtFileSystem(source, kind)
-    from openflr.guestfs.filesystems.tsk import TskFileSystem
-
-    return TskFileSystem(source, kind)
+    return LazyFileSystem(source, kind)
 
 
 def identity(source: BlockSource, kind: str) -> tuple[str | None, str]:
@@ -82,10 +122,28 @@ def identity(source: BlockSource, kind: str) -> tuple[str | None, str]:
         if kind == "exfat":
             bs = source.pread(512, 0)
             serial = struct.unpack_from("<I", bs, 100)[0]
-            return f"{serial >> 16:04X}-{serial & 0xFFFF:04X}", ""
+            return f"{serial >> 16:04X}-{serial & 0xFFFF:04X}", _exfat_label(source, bs)
         if kind == "ntfs":
             bs = source.pread(512, 0)
             return f"{struct.unpack_from('<Q', bs, 0x48)[0]:016X}", ""
     except (struct.error, ValueError):
         pass
     return None, ""
+
+
+def _exfat_label(source: BlockSource, boot: bytes) -> str:
+    """The volume label entry (type 0x83) in the first cluster of the exFAT root directory."""
+    heap, _count, root = struct.unpack_from("<III", boot, 88)
+    sector_shift, cluster_shift = boot[108], boot[109]
+    if not (9 <= sector_shift <= 12 and cluster_shift <= 25 and root >= 2):
+        return ""
+    cluster = 1 << (sector_shift + cluster_shift)
+    data = source.pread(min(cluster, 64 * 1024), (heap << sector_shift) + (root - 2) * cluster)
+    for at in range(0, len(data) - 31, 32):
+        kind = data[at]
+        if kind == 0:
+            break
+        if kind == 0x83:
+            length = min(data[at + 1], 11)
+            return data[at + 2 : at + 2 + 2 * length].decode("utf-16-le", "replace")
+    return ""

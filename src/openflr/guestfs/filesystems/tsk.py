@@ -14,7 +14,7 @@ from typing import Any
 
 import pytsk3
 
-from openflr.guestfs.blocks import BlockSource
+from openflr.guestfs.blocks import BlockSource, CachedReader
 from openflr.guestfs.errors import VolumeError
 from openflr.guestfs.filesystems.base import Entry, FileReader, FileSystem, Node, match_name
 
@@ -25,15 +25,18 @@ _EXFAT_METAFILES = {b"$ALLOC_BITMAP", b"$UPCASE_TABLE", b"$VOLUME_GUID", b"$TEXF
 
 
 class _Image(pytsk3.Img_Info):  # type: ignore[misc]
+    """TSK reads sector by sector; the block cache turns that into a few chain reads."""
+
     def __init__(self, source: BlockSource) -> None:
         self.source = source
+        self.cached = CachedReader(source)
         super().__init__(url="", type=pytsk3.TSK_IMG_TYPE_EXTERNAL)
 
     def close(self) -> None:
         pass
 
     def read(self, offset: int, size: int) -> bytes:
-        return self.source.pread(size, offset)
+        return self.cached.read_at(offset, size)
 
     def get_size(self) -> int:
         return self.source.size

@@ -87,12 +87,18 @@ class Qcow2Layer(Layer):
         end = offset + length
         cluster = self.cluster
         pos = offset
+        span = cluster * self.l2_entries
         while pos < end:
             index = pos >> self.cluster_bits
+            table = self._table(index // self.l2_entries)
+            if table is None:  # no L2 table: the whole region it would cover is in the parent
+                count = min(span - pos % span, end - pos)
+                yield (pos, count, PARENT, None)
+                pos += count
+                continue
             within = pos & (cluster - 1)
             count = min(cluster - within, end - pos)
-            table = self._table(index // self.l2_entries)
-            entry = 0 if table is None else table[index % self.l2_entries]
+            entry = table[index % self.l2_entries]
             if entry & _COMPRESSED:
                 yield (pos, count, BYTES, (self._decompress(entry), within))
             elif entry & _ZERO_FLAG:

@@ -1,0 +1,1 @@
+"""openflr benchmarks: ``python -m bench`` (see docs/BENCHMARKS.md)."""

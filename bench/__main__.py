@@ -1,0 +1,79 @@
+"""Run the benchmarks against a real ``openflr serve`` process and print every figure with its baseline.
+
+python -m bench                 # everything
+python -m bench --only mount    # one group: mount, list, memory
+python -m bench --update-docs   # also rewrite the results table in docs/BENCHMARKS.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import fixtures, mounting
+from bench.common import Row
+
+GROUPS = {
+    "mount": mounting.mount_times,
+    "list": mounting.listing_rates,
+    "memory": mounting.listing_memory,
+}
+DOC = fixtures.REPO / "docs" / "BENCHMARKS.md"
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+
+
+def table(rows: list[Row]) -> str:
+    lines = [
+        "| figure | value | baseline (same run) | ratio | target | met |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        met = "—" if r.met is None else ("yes" if r.met else "**no**")
+        lines.append(f"| {r.figure} | {r.value} | {r.baseline} | {r.ratio} | {r.target} | {met} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--only", default="", help="comma-separated groups: " + ", ".join(GROUPS))
+    parser.add_argument("--update-docs", action="store_true")
+    args = parser.parse_args()
+    groups = [g for g in args.only.split(",") if g] or list(GROUPS)
+    start = time.perf_counter()
+    print("building or reusing the bench datastore ...", flush=True)
+    datastore = fixtures.ensure()
+    print(f"  {datastore} ({time.perf_counter() - start:.0f}s)", flush=True)
+    rows: list[Row] = []
+    for name in groups:
+        t = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as data:
+            got = GROUPS[name](datastore, Path(data))
+        rows += got
+        print(f"\n[{name}] {time.perf_counter() - t:.0f}s\n" + table(got), flush=True)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    header = (
+        f"Run {stamp} on {platform.node()} ({platform.machine()}, Python {platform.python_version()}), "
+        f"{time.perf_counter() - start:.0f} s in all."
+    )
+    print("\n" + header + "\n\n" + table(rows))
+    out = fixtures.REPO / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "latest.json").write_text(
+        json.dumps({"when": stamp, "rows": [r.__dict__ for r in rows]}, indent=1, default=str)
+    )
+    if args.update_docs and DOC.exists():
+        text = DOC.read_text()
+        head, _, rest = text.partition(BEGIN)
+        _, _, tail = rest.partition(END)
+        DOC.write_text(f"{head}{BEGIN}\n{header}\n\n{table(rows)}\n{END}{tail}")
+    return 0 if all(r.met is not False for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,208 @@
+"""The benchmark datastore: manifest VMs built once and cached in ``.cache/bench/<hash>/``.
+
+- ``small``: the demo Windows VM's newest point (a 202 MiB disk, three qcow2 layers);
+- ``huge-2TiB``: the same disk content in a 2 TiB qcow2 (mount time must not grow with disk size);
+- ``deep-32``: the same content under 32 qcow2 layers (nor with chain depth);
+- ``many-ntfs`` / ``many-xfs``: one folder of 100,000 files;
+- ``wide-ntfs``: one folder of 250,000 files (memory of an unpaged listing);
+- ``big-files``: an ext4 volume with one 2 GiB file and ten 100 MiB files, as a raw disk and as
+  3-layer qcow2, VMDK and VHDX chains (download speed), plus a folder of 10,000 small files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from tests.imagebuilder.build import ntfsbuild_exe
+
+from openflr import demo
+
+REPO = Path(__file__).resolve().parent.parent
+CACHE = REPO / ".cache" / "bench"
+MiB, GiB = 1024 * 1024, 1024 * 1024 * 1024
+VERSION = "4"  # bump when the layout below changes
+
+
+def run(*cmd: object, stdin: bytes | None = None) -> None:
+    subprocess.run([str(c) for c in cmd], check=True, capture_output=True, input=stdin)
+
+
+def _manifest(folder: Path, name: str, disks: list[str], os_kind: str = "") -> None:
+    files = ", ".join(f'"{d}"' for d in disks)
+    extra = f'os = "{os_kind}"\n' if os_kind else ""
+    (folder / "openflr-vm.toml").write_text(
+        f'name = "{name}"\nplatform = "KVM"\n{extra}\n[[points]]\nname = "bench"\n'
+        f'time = "2026-11-20T12:00:00Z"\ndisks = [{files}]\n'
+    )
+
+
+def _many_files(root: Path, count: int, prefix: str) -> None:
+    root.mkdir(parents=True)
+    for i in range(count):
+        os.close(os.open(root / f"{prefix}{i:06d}.txt", os.O_CREAT | os.O_WRONLY, 0o644))
+
+
+def _ext4_image(src: Path, image: Path, size: int, inodes: int, label: str) -> None:
+    run(
+        "mkfs.ext4", "-q", "-F", "-L", label, "-N", inodes, "-b", "4096", "-d", src, image, f"{size // 1024}K"
+    )
+
+
+def build(out: Path) -> None:
+    ds = out / "datastore"
+    ds.mkdir(parents=True)
+    work = Path(tempfile.mkdtemp(prefix="bench-", dir=out))
+    # small / huge / deep: the demo Windows VM.
+    demo_store = demo.prepare(work / "demo").path
+    win = demo_store / "Win File Server"
+    raw = work / "win.raw"
+    run("qemu-img", "convert", "-O", "raw", win / "disk0-p3.qcow2", raw)
+    for name in ("small", "huge-2TiB", "deep-32"):
+        (ds / name).mkdir()
+    run("qemu-img", "convert", "-O", "qcow2", raw, ds / "small" / "disk0.qcow2")
+    _manifest(ds / "small", "small", ["disk0.qcow2"], "Windows")
+    run("qemu-img", "convert", "-O", "qcow2", raw, ds / "huge-2TiB" / "disk0.qcow2")
+    run("qemu-img", "resize", "-q", ds / "huge-2TiB" / "disk0.qcow2", "2T")
+    _manifest(ds / "huge-2TiB", "huge-2TiB", ["disk0.qcow2"], "Windows")
+    deep = ds / "deep-32"
+    run("qemu-img", "convert", "-O", "qcow2", raw, deep / "layer00.qcow2")
+    tail = raw.stat().st_size - MiB  # the slack after the last partition: writes there touch no file system
+    for i in range(1, 32):
+        run(
+            "qemu-img",
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-b",
+            f"layer{i - 1:02d}.qcow2",
+            "-F",
+            "qcow2",
+            deep / f"layer{i:02d}.qcow2",
+        )
+        run(
+            "qemu-io",
+            "-f",
+            "qcow2",
+            "-c",
+            f"write -q -P {i} {tail + i * 4096} 4096",
+            deep / f"layer{i:02d}.qcow2",
+        )
+    _manifest(deep, "deep-32", ["layer31.qcow2"], "Windows")
+    # 100,000 files in one folder, on NTFS and on ext4.
+    (ds / "many-ntfs").mkdir()
+    ntfs = ds / "many-ntfs" / "disk0.raw"
+    run("truncate", "-s", 512 * MiB, ntfs)
+    run("mkntfs", "-F", "-Q", "-q", "-L", "many", "-s", "512", "-c", "4096", ntfs)
+    empty = work / "empty"
+    empty.write_bytes(b"")
+    cmds = "mkdir\t/many\n" + "".join(f"put\t/many/file_{i:06d}.txt\t{empty}\n" for i in range(100_000))
+    run(ntfsbuild_exe(work), ntfs, stdin=cmds.encode())
+    _manifest(ds / "many-ntfs", "many-ntfs", ["disk0.raw"], "Windows")
+    # The Linux side on XFS: mke2fs -d links every entry into a linear directory, which takes over
+    # ten minutes for 100,000 entries here; mkfs.xfs builds the same folder in a second.
+    proto = ["/dev/null", "0 0", "d--755 0 0", " many d--755 0 0"]
+    proto += [f"  file_{i:06d}.txt ---644 0 0 {empty}" for i in range(100_000)]
+    proto += [" $", "$"]
+    (work / "many.proto").write_text("\n".join(proto) + "\n")
+    (ds / "many-xfs").mkdir()
+    run("truncate", "-s", 600 * MiB, ds / "many-xfs" / "disk0.raw")
+    run("mkfs.xfs", "-q", "-f", "-L", "many", "-p", work / "many.proto", ds / "many-xfs" / "disk0.raw")
+    _manifest(ds / "many-xfs", "many-xfs", ["disk0.raw"])
+    # 250,000 entries in one folder: NTFS (mke2fs -d inserts into a linear directory, O(n^2): hours).
+    (ds / "wide-ntfs").mkdir()
+    wide = ds / "wide-ntfs" / "disk0.raw"
+    run("truncate", "-s", 1024 * MiB, wide)
+    run("mkntfs", "-F", "-Q", "-q", "-L", "wide", "-s", "512", "-c", "4096", wide)
+    cmds = "mkdir\t/wide\n" + "".join(
+        f"put\t/wide/entry_with_a_longer_name_{i:06d}.txt\t{empty}\n" for i in range(250_000)
+    )
+    run(ntfsbuild_exe(work), wide, stdin=cmds.encode())
+    _manifest(ds / "wide-ntfs", "wide-ntfs", ["disk0.raw"], "Windows")
+    _big_files(ds, work)
+    shutil.rmtree(work)
+
+
+def _big_files(ds: Path, work: Path) -> None:
+    src = work / "big-src"
+    (src / "big").mkdir(parents=True)
+    (src / "large").mkdir()
+    (src / "small").mkdir()
+    block = hashlib.sha256(b"seed").digest() * 32768  # 1 MiB of incompressible-looking bytes
+    with open(src / "big" / "two-gib.bin", "wb") as fh:
+        for i in range(2048):
+            fh.write(i.to_bytes(8, "little") + block[8:])
+    for n in range(10):
+        with open(src / "large" / f"large_{n}.bin", "wb") as fh:
+            for i in range(100):
+                fh.write((n * 1000 + i).to_bytes(8, "little") + block[8:])
+    for n in range(10_000):
+        (src / "small" / f"small_{n:05d}.txt").write_bytes(f"small file {n}\n".encode() * 20)
+    image = work / "big.img"
+    _ext4_image(src, image, 3584 * MiB, 20_000, "bigfiles")
+    shutil.rmtree(src)
+    folder = ds / "big-files"
+    folder.mkdir()
+    shutil.copyfile(image, folder / "disk0.raw")
+    _manifest(folder, "big-files", ["disk0.raw"])
+    # The same bytes through three-layer chains of each format (each upper layer changes 4 KiB at the end).
+    for fmt, ext in (("qcow2", "qcow2"), ("vmdk", "vmdk"), ("vhdx", "vhdx")):
+        chain = ds / f"big-{fmt}"
+        chain.mkdir()
+        opts = ["-o", "subformat=dynamic"] if fmt == "vhdx" else []
+        run("qemu-img", "convert", "-O", fmt, *opts, image, chain / f"layer0.{ext}")
+        if fmt == "vhdx":
+            from tests.imagebuilder.vhdx import write_diff
+
+            write_diff(str(chain / "layer0.vhdx"), str(image), str(image), str(chain / "layer1.avhdx"))
+            write_diff(str(chain / "layer1.avhdx"), str(image), str(image), str(chain / "layer2.avhdx"))
+            top = "layer2.avhdx"
+        else:
+            for i in (1, 2):
+                run(
+                    "qemu-img",
+                    "create",
+                    "-q",
+                    "-f",
+                    fmt,
+                    "-b",
+                    f"layer{i - 1}.{ext}",
+                    "-F",
+                    fmt,
+                    chain / f"layer{i}.{ext}",
+                )
+            top = f"layer2.{ext}"
+        _manifest(chain, f"big-{fmt}", [top])
+    image.unlink()
+
+
+def key() -> str:
+    h = hashlib.sha256(VERSION.encode())
+    h.update(Path(__file__).read_bytes())
+    h.update(demo.ARCHIVE.read_bytes()[:4096])
+    return h.hexdigest()[:12]
+
+
+def ensure() -> Path:
+    """The cached bench datastore (built on first use: a few minutes)."""
+    target = CACHE / key()
+    if (target / "done").exists():
+        return target / "datastore"
+    if target.exists():
+        shutil.rmtree(target)
+    partial = CACHE / (target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    build(partial)
+    (partial / "done").write_text(json.dumps({"version": VERSION}))
+    for old in CACHE.iterdir():
+        if old.is_dir() and old.name != partial.name:
+            shutil.rmtree(old, ignore_errors=True)
+    partial.rename(target)
+    return target / "datastore"

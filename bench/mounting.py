@@ -1,0 +1,137 @@
+"""Mount time, listing speed against the engine's own walk, and memory of a huge unpaged listing."""
+
+from __future__ import annotations
+
+import time
+import tomllib
+from pathlib import Path
+
+import orjson
+
+from bench.common import Client, Row, median, pct, reset_peak, rss_kib, server
+from openflr.guestfs.view import open_view
+from openflr.inventory.manifest import FILE_NAME
+
+
+def mount_times(datastore: Path, data: Path, rounds: int = 20) -> list[Row]:
+    """POST mount -> task Finished, cold: the server keeps no opened point between mounts."""
+    rows = []
+    with server(data, datastore, extra="[mounts]\nkeep_idle = 0\n") as srv:
+        client = Client(srv.base)
+        results: dict[str, list[float]] = {}
+        for vm in ("small", "huge-2TiB", "deep-32"):
+            point = client.point(vm)
+            times = []
+            for _ in range(rounds):
+                href, seconds = client.mount(point)
+                times.append(seconds)
+                client.unmount(href)
+            results[vm] = times
+        client.close()
+    small = median(results["small"])
+    for vm, label in (
+        ("small", "demo disk (202 MiB, 1 layer)"),
+        ("huge-2TiB", "2 TiB sparse disk"),
+        ("deep-32", "32-layer snapshot chain"),
+    ):
+        p50, p95 = median(results[vm]) * 1000, pct(results[vm], 95) * 1000
+        met = p50 <= 100 and p95 <= 300
+        rows.append(
+            Row(
+                f"mount, {label}: p50 / p95 of {rounds}",
+                f"{p50:.0f} / {p95:.0f} ms",
+                f"demo disk p50 {small * 1000:.0f} ms",
+                f"{median(results[vm]) / small:.2f}x",
+                "p50 <= 100 ms, p95 <= 300 ms, flat",
+                met,
+                data={"p50_ms": p50, "p95_ms": p95},
+            )
+        )
+    return rows
+
+
+def _engine_walk(datastore: Path, vm: str, folder: str) -> tuple[int, float]:
+    """The engine's own walk of ``folder`` (name, size, time, owner of each entry), in this process."""
+    doc = tomllib.loads((datastore / vm / FILE_NAME).read_text())
+    view = open_view([[datastore / vm / d] for d in doc["points"][0]["disks"]], doc.get("os", ""))
+    try:
+        where = view.locate(folder)
+        start = time.perf_counter()
+        count = sum(1 for _ in view.scandir(where))
+        return count, time.perf_counter() - start
+    finally:
+        view.close()
+
+
+def listing_rates(datastore: Path, data: Path) -> list[Row]:
+    rows = []
+    with server(data, datastore) as srv:
+        client = Client(srv.base)
+        for vm, folder in (("many-ntfs", "Volume$0:/many"), ("many-xfs", "many:/many")):
+            count, engine_s = _engine_walk(datastore, vm, folder)
+            engine_rate = count / engine_s
+            mount, _ = client.mount(client.point(vm))
+            url = f"{mount}/{folder}?action=listAll&pageSize=1000&page=1"
+            start = time.perf_counter()
+            first = client.get(url)
+            first_page = time.perf_counter() - start
+            first_body = orjson.loads(first.content)
+            seen = len(first_body["Files"]["FileEntries"])
+            nxt = {lk["Rel"]: lk["Href"] for lk in first_body["PagingInfo"]["Links"]}.get("Next")
+            while nxt:
+                body = orjson.loads(client.get(nxt).content)
+                seen += len((body["Files"] or {}).get("FileEntries", []))
+                nxt = {lk["Rel"]: lk["Href"] for lk in body["PagingInfo"]["Links"]}.get("Next")
+            api_s = time.perf_counter() - start
+            assert seen == count, (seen, count)
+            api_rate = count / api_s
+            ratio = api_rate / engine_rate
+            fs = vm.split("-")[1].upper()
+            rows.append(
+                Row(
+                    f"listAll pageSize=1000, {count:,} entries, {fs}: entries/s through the API",
+                    f"{api_rate:,.0f}/s",
+                    f"engine walk {engine_rate:,.0f}/s",
+                    f"{ratio:.0%}",
+                    ">= 50% of the engine",
+                    ratio >= 0.5,
+                )
+            )
+            rows.append(
+                Row(
+                    f"first page of that listing ({fs}, cold)",
+                    f"{first_page * 1000:.0f} ms",
+                    target="<= 150 ms",
+                    met=first_page <= 0.150,
+                )
+            )
+            client.unmount(mount)
+        client.close()
+    return rows
+
+
+def listing_memory(datastore: Path, data: Path) -> list[Row]:
+    with server(data, datastore) as srv:
+        client = Client(srv.base)
+        mount, _ = client.mount(client.point("wide-ntfs"))
+        client.get(f"{mount}/Volume$0:?action=listAll")  # warm imports and caches outside the measurement
+        before, _ = rss_kib(srv.process.pid)
+        reset_peak(srv.process.pid)
+        received = 0
+        with client.http.stream("GET", f"{mount}/Volume$0:/wide?action=listAll", headers=client.headers) as r:
+            for chunk in r.iter_bytes():
+                received += len(chunk)
+        _, peak = rss_kib(srv.process.pid)
+        body = client.get(f"{mount}/Volume$0:/wide?action=listAll&pageSize=1").json()
+        total = body["PagingInfo"]["PagesCount"]
+        client.close()
+    growth = (peak - before) / 1024
+    return [
+        Row(
+            f"unpaged listing of a {total:,}-entry folder ({received / 1e6:.0f} MB of JSON): peak RSS growth",
+            f"{growth:.0f} MiB",
+            f"RSS before {before / 1024:.0f} MiB",
+            target="<= 100 MiB",
+            met=growth <= 100,
+        )
+    ]
