@@ -1,7 +1,7 @@
 """Run the benchmarks against a real ``openflr serve`` process and print every figure with its baseline.
 
 python -m bench                 # everything
-python -m bench --only mount    # one group: mount, list, memory
+python -m bench --only mount    # one group: mount, list, memory, download
 python -m bench --update-docs   # also rewrite the results table in docs/BENCHMARKS.md
 """
 
@@ -16,13 +16,14 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import fixtures, mounting
+from bench import downloading, fixtures, mounting
 from bench.common import Row
 
 GROUPS = {
     "mount": mounting.mount_times,
     "list": mounting.listing_rates,
     "memory": mounting.listing_memory,
+    "download": downloading.download_rates,
 }
 DOC = fixtures.REPO / "docs" / "BENCHMARKS.md"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"

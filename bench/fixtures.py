@@ -26,7 +26,7 @@ from openflr import demo
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / ".cache" / "bench"
 MiB, GiB = 1024 * 1024, 1024 * 1024 * 1024
-VERSION = "4"  # bump when the layout below changes
+VERSION = "5"  # bump when the layout below changes
 
 
 def run(*cmd: object, stdin: bytes | None = None) -> None:
@@ -138,6 +138,9 @@ def _big_files(ds: Path, work: Path) -> None:
     with open(src / "big" / "two-gib.bin", "wb") as fh:
         for i in range(2048):
             fh.write(i.to_bytes(8, "little") + block[8:])
+    with open(src / "big" / "one-gib.bin", "wb") as fh:
+        for i in range(1024):
+            fh.write((10**6 + i).to_bytes(8, "little") + block[8:])
     for n in range(10):
         with open(src / "large" / f"large_{n}.bin", "wb") as fh:
             for i in range(100):
@@ -145,7 +148,7 @@ def _big_files(ds: Path, work: Path) -> None:
     for n in range(10_000):
         (src / "small" / f"small_{n:05d}.txt").write_bytes(f"small file {n}\n".encode() * 20)
     image = work / "big.img"
-    _ext4_image(src, image, 3584 * MiB, 20_000, "bigfiles")
+    _ext4_image(src, image, 4608 * MiB, 20_000, "bigfiles")
     shutil.rmtree(src)
     folder = ds / "big-files"
     folder.mkdir()

@@ -118,7 +118,7 @@ def run_server(
 
 def plain_client(**kw: Any) -> httpx.Client:
     """An HTTP client that never stores cookies (so tests control token transport)."""
-    client = httpx.Client(verify=False, timeout=30, **kw)
+    client = httpx.Client(**{"verify": False, "timeout": 30, **kw})
     client.cookies.jar.set_policy(DefaultCookiePolicy(allowed_domains=[]))
     return client
 

@@ -47,6 +47,56 @@ def test_users_errors(tmp_path: Path) -> None:
     assert empty.returncode == 1 and "no password" in empty.stderr
 
 
+def test_users_set_changes_role_and_restrictions(tmp_path: Path) -> None:
+    cli(tmp_path, "users", "add", "carol", "--role", "RestoreOperator", "--scope", "fs*,web*", stdin="pw\n")
+    out = cli(tmp_path, "users", "set", "carol", "--inplace-only", "--extensions", "docx", "--scope", "sql*")
+    assert "in-place restore only; extensions: docx; scope: sql*" in out.stdout
+    out = cli(
+        tmp_path, "users", "set", "carol", "--downloads-allowed", "--extensions", "", "--role", "PortalUser"
+    )
+    assert out.stdout.strip() == "carol: PortalUser; scope: sql*"
+    cli(tmp_path, "users", "set", "carol", "--scope", "")
+    (user,) = json.loads(cli(tmp_path, "users", "list", "--json").stdout)
+    assert user == {
+        **user,
+        "role": "PortalUser",
+        "inplace_only": False,
+        "allowed_extensions": [],
+        "restore_scope": [],
+    }
+    missing = cli(tmp_path, "users", "set", "nobody", "--inplace-only", check=False)
+    assert missing.returncode == 1 and "does not exist" in missing.stderr
+
+
+def test_audit_prints_and_filters(tmp_path: Path) -> None:
+    from openflr.core.audit import FAILED, SUCCESS, AuditLog
+    from openflr.store.db import Database
+
+    settings = load_settings(env={"OPENFLR_DATA_DIR": str(tmp_path)})
+    tmp_path.mkdir(exist_ok=True)
+    log = AuditLog(Database(settings.database_url))
+    a = log.start(
+        user="alice", client="10.1.1.1", action="download", vm="fs01", path="C:/Budget.xlsx", target="HTTP"
+    )
+    log.finish(a, SUCCESS, bytes_done=48000, items=1)
+    b = log.start(
+        user="bob", client="10.1.1.2", action="restore", vm="web01", path="/etc/hosts", target="sftp://w/"
+    )
+    log.finish(b, FAILED, message="the target is full")
+    everything = json.loads(cli(tmp_path, "audit", "--json").stdout)
+    assert [r["user"] for r in everything] == ["bob", "alice"]
+    only = json.loads(cli(tmp_path, "audit", "--json", "--user", "alice").stdout)
+    assert [(r["path"], r["bytes"], r["result"]) for r in only] == [("C:/Budget.xlsx", 48000, "success")]
+    assert [r["user"] for r in json.loads(cli(tmp_path, "audit", "--json", "--result", "failed").stdout)] == [
+        "bob"
+    ]
+    assert json.loads(cli(tmp_path, "audit", "--json", "--since", "2999-01-01").stdout) == []
+    table = cli(tmp_path, "audit", "--action", "restore").stdout
+    assert "bob" in table and "alice" not in table
+    bad = cli(tmp_path, "audit", "--result", "maybe", check=False)
+    assert bad.returncode == 2
+
+
 def test_config_file_option_and_env(tmp_path: Path) -> None:
     other = tmp_path / "elsewhere"
     cfg = tmp_path / "c.toml"

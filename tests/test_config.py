@@ -58,3 +58,65 @@ def test_errors(tmp_path: Path, text: str, env: dict[str, str], message: str) ->
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "none.toml", env={})
+
+
+def test_guest_access_in_datastores(tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("from-a-file\nsecond line ignored\n")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        f"""
+[restore]
+check_host_keys = false
+connect_timeout = 3
+
+[[datastores]]
+name = "prod"
+path = "{tmp_path}"
+
+[[datastores.guests]]
+vm = "fs*"
+username = "CORP\\\\restore"
+password_env = "FS_PASSWORD"
+targets = {{ "C:" = "smb://fs01.corp/C$", "D:" = "smb://fs01.corp:4450/D$/data" }}
+
+[[datastores.guests]]
+vm = "web01"
+username = "restore"
+password_file = "{secret}"
+targets = {{ "/" = "sftp://web01:2222/", "/srv" = "file:///mnt/web01-srv" }}
+"""
+    )
+    s = load_settings(cfg, env={"FS_PASSWORD": "from-the-env"})
+    assert not s.restore.check_host_keys and s.restore.connect_timeout == 3
+    assert s.known_hosts == s.data_dir / "known_hosts"
+    fs, web = s.datastores[0].guests
+    assert (fs.vm, fs.username, fs.targets["D:"]) == ("fs*", "CORP\\restore", "smb://fs01.corp:4450/D$/data")
+    import os
+
+    os.environ["FS_PASSWORD"] = "from-the-env"
+    try:
+        assert fs.resolve_password() == "from-the-env"
+    finally:
+        del os.environ["FS_PASSWORD"]
+    assert web.resolve_password() == "from-a-file"
+    assert web.targets == {"/": "sftp://web01:2222/", "/srv": "file:///mnt/web01-srv"}
+
+
+@pytest.mark.parametrize(
+    ("guest", "message"),
+    [
+        ('targets = { "C:" = "ftp://x/" }', "scheme must be smb://, sftp:// or file://"),
+        ('targets = { "C:" = "smb://user:pw@x/C$" }', "not in the URL"),
+        ('targets = { "C:" = "smb://host" }', "name the share"),
+        ('targets = { "C:" = "file://host/x" }', "file:// targets are local"),
+        ('targets = { "C:" = "smb://x/C$/../Windows" }', "not a valid file or folder name"),
+        ('targets = "smb://x/C$"', "targets must map guest roots"),
+        ('colour = "blue"', "unknown setting 'colour'"),
+    ],
+)
+def test_bad_guest_access(tmp_path: Path, guest: str, message: str) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[[datastores]]\nname = "d"\npath = "/x"\n[[datastores.guests]]\nvm = "a"\n{guest}\n')
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("*", r"\*")):
+        load_settings(cfg, env={})

@@ -1,11 +1,13 @@
-"""The ``openflr`` command line: serve, demo, users."""
+"""The ``openflr`` command line: serve, demo, scan, users, audit."""
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -15,11 +17,13 @@ from rich.table import Table
 
 from openflr import __version__
 from openflr.config import ConfigError, Settings, load_settings
+from openflr.core.audit import RESULTS as AUDIT_RESULTS
 from openflr.core.roles import Role
 from openflr.errors import OpenflrError
 
 F = TypeVar("F", bound=Callable[..., Any])
-console = Console(stderr=False, soft_wrap=True)
+# Piped output (scripts, logs) is not cut at 80 columns: tables stay one record per line.
+console = Console(stderr=False, soft_wrap=True, width=None if sys.stdout.isatty() else 240)
 err_console = Console(stderr=True, soft_wrap=True)
 
 
@@ -228,11 +232,46 @@ def read_password(confirm: bool = True) -> str:
     return value
 
 
+def restriction_options(fn: F) -> F:
+    """The per-user restore restrictions (SPEC §9.3), shared by ``users add`` and ``users set``."""
+    fn = click.option(
+        "--scope",
+        multiple=True,
+        help="VM name pattern (fnmatch, e.g. 'fs*') the user may see; repeat or comma-separate; '' = all.",
+    )(fn)
+    fn = click.option(
+        "--extensions",
+        default=None,
+        help="Only these file types may be restored or downloaded, e.g. 'docx,xlsx,pdf'; '' = any.",
+    )(fn)
+    return click.option(
+        "--inplace-only/--downloads-allowed",
+        "inplace_only",
+        default=None,
+        help="Restore to the original location only: no direct downloads.",
+    )(fn)
+
+
+def _split_list(values: tuple[str, ...] | str | None) -> list[str] | None:
+    if values is None or values == ():
+        return None
+    items = [values] if isinstance(values, str) else list(values)
+    return [p.strip() for v in items for p in v.split(",") if p.strip()]
+
+
 @users.command("add")
 @click.argument("name")
 @click.option("--role", required=True, help="PortalAdministrator, RestoreOperator or PortalUser.")
+@restriction_options
 @config_option
-def users_add(name: str, role: str, config_file: Path | None) -> None:
+def users_add(
+    name: str,
+    role: str,
+    inplace_only: bool | None,
+    extensions: str | None,
+    scope: tuple[str, ...],
+    config_file: Path | None,
+) -> None:
     """Add a user; the password comes from stdin (first line) or a prompt."""
     try:
         parsed = Role.parse(role)
@@ -241,9 +280,47 @@ def users_add(name: str, role: str, config_file: Path | None) -> None:
     service = _service(config_file)
     try:
         service.users.add(name, read_password(), parsed)
+        service.users.set_restrictions(name, inplace_only, _split_list(extensions), _split_list(scope))
     except OpenflrError as exc:
         raise click.ClickException(exc.message) from None
     console.print(f"added user {name} ({parsed.value})", highlight=False)
+
+
+@users.command("set")
+@click.argument("name")
+@click.option("--role", default=None, help="PortalAdministrator, RestoreOperator or PortalUser.")
+@restriction_options
+@config_option
+def users_set(
+    name: str,
+    role: str | None,
+    inplace_only: bool | None,
+    extensions: str | None,
+    scope: tuple[str, ...],
+    config_file: Path | None,
+) -> None:
+    """Change a user's role or restore restrictions (effective from the user's next logon)."""
+    service = _service(config_file)
+    try:
+        if role is not None:
+            try:
+                service.users.set_role(name, Role.parse(role))
+            except ValueError as exc:
+                raise click.BadParameter(str(exc), param_hint="--role") from None
+        user = service.users.set_restrictions(name, inplace_only, _split_list(extensions), _split_list(scope))
+    except OpenflrError as exc:
+        raise click.ClickException(exc.message) from None
+    console.print(f"{user.name}: {user.role.value}; {_restrictions(user)}", highlight=False)
+
+
+def _restrictions(user: Any) -> str:
+    parts = []
+    if user.inplace_only:
+        parts.append("in-place restore only")
+    if user.allowed_extensions:
+        parts.append("extensions: " + ",".join(user.allowed_extensions))
+    parts.append("scope: " + (", ".join(user.restore_scope) if user.restore_scope else "all VMs"))
+    return "; ".join(parts)
 
 
 @users.command("passwd")
@@ -273,11 +350,115 @@ def users_remove(name: str, config_file: Path | None) -> None:
 
 
 @users.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the users as JSON.")
 @config_option
-def users_list(config_file: Path | None) -> None:
-    """List users and their roles."""
+def users_list(as_json: bool, config_file: Path | None) -> None:
+    """List users, their roles and restore restrictions."""
     service = _service(config_file)
-    table = Table("name", "role", "created (UTC)")
-    for user in service.users.list():
-        table.add_row(user.name, user.role.value, user.created_at.strftime("%Y-%m-%d %H:%M:%S"))
+    accounts = service.users.list()
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "name": u.name,
+                        "role": u.role.value,
+                        "inplace_only": u.inplace_only,
+                        "allowed_extensions": list(u.allowed_extensions),
+                        "restore_scope": list(u.restore_scope),
+                        "created": u.created_at.isoformat(),
+                    }
+                    for u in accounts
+                ],
+                indent=1,
+            )
+        )
+        return
+    table = Table("name", "role", "in-place only", "extensions", "scope", "created (UTC)")
+    for user in accounts:
+        table.add_row(
+            user.name,
+            user.role.value,
+            "yes" if user.inplace_only else "no",
+            ",".join(user.allowed_extensions) or "any",
+            ", ".join(user.restore_scope) or "all VMs",
+            user.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+        )
+    console.print(table)
+
+
+@main.command()
+@click.option("--user", default=None, help="Only this user's records.")
+@click.option("--action", type=click.Choice(["download", "restore", "restore-permissions"]), default=None)
+@click.option("--result", type=click.Choice(list(AUDIT_RESULTS)), default=None)
+@click.option("--vm", default=None, help="Only VMs whose name contains this text.")
+@click.option("--since", type=click.DateTime(), default=None, help="Records started at or after (UTC).")
+@click.option("--until", type=click.DateTime(), default=None, help="Records started before (UTC).")
+@click.option("--limit", type=click.IntRange(1, 1_000_000), default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the records as JSON.")
+@config_option
+def audit(
+    user: str | None,
+    action: str | None,
+    result: str | None,
+    vm: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+    as_json: bool,
+    config_file: Path | None,
+) -> None:
+    """Show the audit log of downloads and restores, newest first."""
+    from openflr.core.audit import AuditLog
+    from openflr.store.db import Database
+
+    settings = settings_from(config_file)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    log = AuditLog(Database(settings.database_url))
+    records = log.query(
+        user=user,
+        action=action,
+        result=result,
+        vm=vm,
+        since=since.replace(tzinfo=UTC) if since else None,
+        until=until.replace(tzinfo=UTC) if until else None,
+        limit=limit,
+    )
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in records], indent=1, default=str, ensure_ascii=False))
+        return
+    table = Table(
+        "started (UTC)",
+        "user",
+        "client",
+        "action",
+        "vm",
+        "point (UTC)",
+        "path",
+        "target",
+        "bytes",
+        "items",
+        "failed",
+        "result",
+        "seconds",
+        "message",
+    )
+    for r in records:
+        seconds = f"{(r.ended_at - r.started_at).total_seconds():.1f}" if r.ended_at else ""
+        table.add_row(
+            r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+            r.user,
+            r.client,
+            r.action,
+            r.vm,
+            r.point_time.strftime("%Y-%m-%d %H:%M:%S") if r.point_time else "",
+            r.path,
+            r.target,
+            str(r.bytes),
+            str(r.items),
+            str(r.failed_items),
+            r.result,
+            seconds,
+            r.message[:200],
+        )
     console.print(table)

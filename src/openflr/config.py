@@ -68,6 +68,45 @@ class MountSettings:
 
 
 @dataclass
+class GuestAccess:
+    """How openflr writes into a VM's guest for restores to the original location."""
+
+    vm: str = "*"
+    """VM name pattern (fnmatch, case-insensitive) matching the source or the replica name."""
+    username: str = ""
+    """``DOMAIN\\user`` for SMB, the SSH user for SFTP; a request's GuestCredentials win over it."""
+    password: str = ""
+    """Prefer ``password_env`` or ``password_file``: this file is then not a secret."""
+    password_env: str = ""
+    """Name of an environment variable holding the password."""
+    password_file: str = ""
+    """A file whose first line is the password."""
+    targets: dict[str, str] = field(default_factory=dict)
+    """Guest root (``C:``, ``/``, ``/srv``) -> ``smb://host/C$``, ``sftp://host/``, ``file:///path``."""
+
+    def resolve_password(self) -> str:
+        if self.password_env:
+            return os.environ.get(self.password_env, "")
+        if self.password_file:
+            try:
+                return Path(self.password_file).expanduser().read_text(encoding="utf-8").splitlines()[0]
+            except (OSError, IndexError):
+                return ""
+        return self.password
+
+
+@dataclass
+class RestoreSettings:
+    known_hosts: str = ""
+    """OpenSSH known_hosts file for SFTP targets; empty means ``<data_dir>/known_hosts``."""
+    check_host_keys: bool = True
+    """Turning this off accepts any SSH host key (every connection then logs a warning)."""
+    connect_timeout: float = 15.0
+    max_parallel: int = 4
+    """Restores to original locations running at once; more wait their turn."""
+
+
+@dataclass
 class DatastoreSettings:
     name: str
     """Stable name; replica and point ids derive from it (not from the path), so a datastore can move."""
@@ -76,6 +115,8 @@ class DatastoreSettings:
     """The replication job whose replicas live here (shown as the replica's JobName)."""
     replica_suffix: str = "_replica"
     """Suffix the replication job appends to replica VM names; removed to show the source VM name."""
+    guests: list[GuestAccess] = field(default_factory=list)
+    """Restore targets and credentials of the VMs in this datastore ([[datastores.guests]])."""
 
 
 @dataclass
@@ -96,6 +137,7 @@ class Settings:
     api: ApiSettings = field(default_factory=ApiSettings)
     inventory: InventorySettings = field(default_factory=InventorySettings)
     mounts: MountSettings = field(default_factory=MountSettings)
+    restore: RestoreSettings = field(default_factory=RestoreSettings)
     datastores: list[DatastoreSettings] = field(default_factory=list)
     config_file: Path | None = None
 
@@ -107,6 +149,14 @@ class Settings:
     def tls_dir(self) -> Path:
         return self.data_dir / "tls"
 
+    @property
+    def known_hosts(self) -> Path:
+        return (
+            Path(self.restore.known_hosts).expanduser()
+            if self.restore.known_hosts
+            else (self.data_dir / "known_hosts")
+        )
+
 
 _SECTIONS = {
     "server": ServerSettings,
@@ -114,6 +164,7 @@ _SECTIONS = {
     "api": ApiSettings,
     "inventory": InventorySettings,
     "mounts": MountSettings,
+    "restore": RestoreSettings,
 }
 
 
@@ -201,7 +252,7 @@ def apply_mapping(settings: Settings, raw: dict[str, Any], where: str) -> None:
 
 def _table_list(value: Any, where: str) -> list[dict[str, Any]]:
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-        raise ConfigError(f"{where}: datastores must be an array of tables ([[datastores]])")
+        raise ConfigError(f"{where}: expected an array of tables ([[...]])")
     return value
 
 
@@ -209,6 +260,28 @@ def _datastore(raw: dict[str, Any], where: str) -> DatastoreSettings:
     if "name" not in raw or "path" not in raw:
         raise ConfigError(f"{where}: every datastore needs a name and a path")
     store = DatastoreSettings(name=str(raw["name"]), path=Path(str(raw["path"])))
-    _apply_section(store, {k: v for k, v in raw.items() if k not in ("name",)}, f"{where} {store.name!r}")
+    here = f"{where} {store.name!r}"
+    _apply_section(store, {k: v for k, v in raw.items() if k not in ("name", "guests")}, here)
+    store.guests = [guest_access(g, f"{here} [[guests]]") for g in _table_list(raw.get("guests", []), here)]
     store.path = store.path.expanduser()
     return store
+
+
+def guest_access(raw: dict[str, Any], where: str) -> GuestAccess:
+    """A ``[[datastores.guests]]`` table (or a manifest's ``[restore]`` table) as ``GuestAccess``."""
+    access = GuestAccess()
+    targets = raw.get("targets", {})
+    if not isinstance(targets, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in targets.items()
+    ):
+        raise ConfigError(f'{where}: targets must map guest roots to URLs ({{ "C:" = "smb://host/C$" }})')
+    _apply_section(access, {k: v for k, v in raw.items() if k != "targets"}, where)
+    access.targets = dict(targets)
+    from openflr.restore.targets.base import TargetAddress
+
+    for root, url in targets.items():
+        try:
+            TargetAddress.parse(url)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: targets[{root!r}]: {exc}") from None
+    return access

@@ -17,6 +17,10 @@ class OpenflrError(Exception):
         super().__init__(message)
         self.message = message
 
+    def headers(self) -> dict[str, str]:
+        """Response headers that go with this error (``Retry-After``, ``Content-Range``)."""
+        return {}
+
 
 class BadRequestError(OpenflrError, ValueError):
     """The request is malformed: bad parameter, body or path syntax."""
@@ -63,6 +67,13 @@ class RangeNotSatisfiableError(OpenflrError):
 
     status = 416
 
+    def __init__(self, message: str, size: int) -> None:
+        super().__init__(message)
+        self.size = size
+
+    def headers(self) -> dict[str, str]:
+        return {"Content-Range": f"bytes */{self.size}"}
+
 
 class UnavailableError(OpenflrError):
     """The server is at a configured limit; the client may retry later."""
@@ -72,3 +83,6 @@ class UnavailableError(OpenflrError):
     def __init__(self, message: str, retry_after: int = 5) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}

@@ -90,6 +90,17 @@ def _ntfs_put_cmds(tree: Tree, src: Path, paths: Sequence[str]) -> list[str]:
     return [f"put\t/{p}\t{src / p}" for p in paths]
 
 
+def _ntfs_stream_cmds(tree: Tree, folder: Path) -> list[str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for n, (path, streams) in enumerate(sorted(tree.streams.items())):
+        for m, (name, data) in enumerate(sorted(streams.items())):
+            host = folder / f"{n}-{m}"
+            host.write_bytes(data)
+            out.append(f"ads\t/{path}\t{name}\t{host}")
+    return out
+
+
 def _ntfs_time_cmds(tree: Tree, paths: Sequence[str]) -> list[str]:
     created = trees.T0 - 86_400 * 30
     out = []
@@ -126,6 +137,7 @@ def build_ntfs(tree: Tree, size: int, image: Path, start_sector: int, work: Path
     )
     cmds = [f"mkdir\t/{d}" for d in sorted(tree.dirs)]
     cmds += _ntfs_put_cmds(tree, src, sorted(tree.files))
+    cmds += _ntfs_stream_cmds(tree, work / f"ads-{image.stem}")
     cmds += _ntfs_time_cmds(tree, [*sorted(tree.files), *sorted(tree.dirs, key=lambda p: -p.count("/"))])
     run([ntfsbuild_exe(work), image], stdin=("\n".join(cmds) + "\n").encode())
     shutil.rmtree(src)
@@ -633,6 +645,13 @@ def manifest_for(points: dict[str, dict[str, Tree]], layout: dict[str, dict[str,
                 "links": {
                     p: {"target": lk.target, "mtime": lk.mtime} for p, lk in sorted(tree.links.items())
                 },
+                "streams": {
+                    p: {
+                        name: {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+                        for name, data in sorted(streams.items())
+                    }
+                    for p, streams in sorted(tree.streams.items())
+                },
             }
         out[point] = {"time": when.isoformat().replace("+00:00", "Z"), "volumes": volumes}
     return out
@@ -689,6 +708,9 @@ def build_all(out: Path) -> dict[str, Any]:
     manifest["datastores"]["broken"] = layouts.broken(ds / "broken", work)
     manifest["datastores"]["esxi"] = layouts.esxi(ds / "esxi", win_raws, lin_raws, work)
     manifest["datastores"]["misc"] = layouts.misc(ds / "misc", misc_raws)
+    from tests.imagebuilder import large
+
+    manifest["datastores"]["large"] = large.build(ds / "large", work)
     shutil.rmtree(work)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False))
     (out / "build_log.json").write_text(json.dumps(LOG, indent=1, ensure_ascii=False))

@@ -64,10 +64,18 @@ class Tree:
     files: dict[str, FileSpec] = field(default_factory=dict)
     links: dict[str, LinkSpec] = field(default_factory=dict)
     dir_uids: dict[str, int] = field(default_factory=dict)
+    streams: dict[str, dict[str, bytes]] = field(default_factory=dict)
+    """NTFS alternate data streams: file path -> stream name -> content."""
 
     def copy(self) -> Tree:
         return Tree(
-            self.label, self.fs, dict(self.dirs), dict(self.files), dict(self.links), dict(self.dir_uids)
+            self.label,
+            self.fs,
+            dict(self.dirs),
+            dict(self.files),
+            dict(self.links),
+            dict(self.dir_uids),
+            {p: dict(s) for p, s in self.streams.items()},
         )
 
     def add(self, path: str, spec: FileSpec) -> None:
@@ -97,6 +105,7 @@ def apply(tree: Tree, change: Change) -> Tree:
     out = tree.copy()
     for path in change.deleted:
         del out.files[path]
+        out.streams.pop(path, None)
     for path, spec in {**change.modified, **change.added}.items():
         out.add(path, spec)
     return out
@@ -181,6 +190,11 @@ def windows_trees() -> tuple[dict[str, Tree], dict[str, Change]]:
     for i in range(MANY_COUNT):
         c.add(f"Many/file_{i:05d}.txt", FileSpec(f"small file {i}\r\n".encode() * (i % 5), many_time))
     c.mkdir("Empty Folder", clock())
+    # Alternate data streams: a browser's download mark and a bigger named stream.
+    c.streams["Users/alice/Documents/Budget 2026.xlsx"] = {
+        "Zone.Identifier": _text("[ZoneTransfer]\r\nZoneId=3", 1, True),
+        "summary": _rand("budget-summary", 70_000),
+    }
 
     p2 = Change(
         modified={

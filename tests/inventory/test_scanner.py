@@ -151,3 +151,23 @@ def test_unreadable_vmsd_numbers_are_a_problem(fixtures: Fixtures, tmp_path: Pat
     inv = scan(settings_for(("vmware", root)))
     assert [r.display_name for r in inv.replicas.values()] == ["Win File Server"]
     assert "snapshot1.numdisks is not a number" in inv.problems[0].message
+
+
+def test_manifest_restore_table(fixtures: Fixtures, tmp_path: Path) -> None:
+    """A manifest's ``[restore]`` table becomes the VM's restore targets; a bad one is a problem."""
+    vm = tmp_path / "ds" / "fs01"
+    vm.mkdir(parents=True)
+    (vm / "disk0.qcow2").hardlink_to(fixtures.datastore("broken") / "Good VM" / "disk0.qcow2")
+    head = 'name = "fs01"\n[[points]]\ntime = "2026-11-01T21:00:00Z"\ndisks = ["disk0.qcow2"]\n'
+    (vm / "openflr-vm.toml").write_text(
+        head + '[restore]\nusername = "FS01\\\\restore"\npassword_env = "X"\n'
+        'targets = { "C:" = "smb://fs01.corp/C$" }\n'
+    )
+    (replica,) = scan(settings_for(("ds", tmp_path / "ds"))).replicas.values()
+    assert replica.guest is not None
+    assert replica.guest.vm == "fs01" and replica.guest.username == "FS01\\restore"
+    assert replica.guest.targets == {"C:": "smb://fs01.corp/C$"}
+    (vm / "openflr-vm.toml").write_text(head + '[restore]\ntargets = { "C:" = "nfs://fs01/C" }\n')
+    inv = scan(settings_for(("ds", tmp_path / "ds")))
+    assert not inv.replicas
+    assert "scheme must be smb://, sftp:// or file://" in inv.problems[0].message

@@ -17,7 +17,7 @@ from openflr.api.middleware import ApiMiddleware
 from openflr.api.responses import error_response
 from openflr.api.routes import admin, inventory, mounts, sessions
 from openflr.core.service import Service
-from openflr.errors import OpenflrError, UnavailableError
+from openflr.errors import OpenflrError
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +29,9 @@ _HTTP_MESSAGES = {
 
 async def _openflr_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, OpenflrError)
-    headers: dict[str, str] = {}
+    headers = exc.headers()
     if exc.status == 401:
         headers.update(REALM_HEADER)
-    if isinstance(exc, UnavailableError):
-        headers["Retry-After"] = str(exc.retry_after)
     return error_response(request, exc.status, exc.message, headers)
 
 

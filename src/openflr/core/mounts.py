@@ -9,11 +9,12 @@ disappears from the datastore.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -140,6 +141,20 @@ class MountManager:
 
     def _release_locked_later(self, point_id: str) -> None:
         threading.Thread(target=self._release, args=(point_id,), daemon=True).start()
+
+    @contextlib.contextmanager
+    def hold(self, mount: Mount) -> Iterator[GuestView]:
+        """Keep ``mount``'s files open while a download or restore reads them, even if the mount is
+        removed meanwhile (the work finishes; the files close afterwards)."""
+        with self._lock:
+            opened = self._opened.get(mount.point_id)
+            if mount.released or mount.gone or opened is None or opened.view is not mount.view:
+                raise NotFoundError(f"Mount {mount.mount_id} of point {mount.point_id} was removed.")
+            opened.users += 1
+        try:
+            yield mount.view
+        finally:
+            self._release(mount.point_id)
 
     # --- lookups -----------------------------------------------------------------------------------
 

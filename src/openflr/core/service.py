@@ -11,8 +11,11 @@ from pathlib import Path
 import anyio.to_thread
 
 from openflr.config import Settings
+from openflr.core import rules
+from openflr.core.audit import AuditLog
 from openflr.core.browse import ListingCache
 from openflr.core.mounts import Mount, MountManager
+from openflr.core.restores import Restores
 from openflr.core.sessions import LogonSession, SessionManager
 from openflr.core.tasks import MOUNT, Task, TaskManager
 from openflr.core.users import UserStore
@@ -44,6 +47,9 @@ class Service:
             per_session=settings.mounts.max_per_session,
         )
         self.listings = ListingCache()
+        self.audit = AuditLog(self.db)
+        self.restores = Restores(settings, self.tasks, self.mounts, self.audit)
+        self._scoped: dict[tuple[int, tuple[str, ...]], Inventory] = {}
         self.mounts.on_view_closed.append(lambda view: self.listings.forget_view(view.serial))
         self.sessions.add_end_listener(self._session_ended)
         self.catalog.add_listener(self._inventory_changed)
@@ -64,8 +70,22 @@ class Service:
     # --- inventory --------------------------------------------------------------------------------
 
     def inventory(self, session: LogonSession) -> Inventory:
-        """The inventory as ``session``'s user may see it."""
-        return self.catalog.current
+        """The inventory as ``session``'s user may see it: only VMs in the user's restore scope."""
+        current = self.catalog.current
+        scope = session.user.restore_scope
+        if not scope:
+            return current
+        key = (id(current), scope)
+        scoped = self._scoped.get(key)
+        if scoped is None:
+            scoped = Inventory(current.server, problems=current.problems, scanned_at=current.scanned_at)
+            for replica in current.replicas.values():
+                if rules.in_scope(session.user, replica):
+                    scoped.add(replica)
+            if len(self._scoped) > 256:
+                self._scoped.clear()
+            self._scoped[key] = scoped
+        return scoped
 
     def replica(self, session: LogonSession, replica_id: str) -> Replica:
         inv = self.inventory(session)
@@ -127,6 +147,7 @@ class Service:
         self.tasks.drop_session(session)
 
     def _inventory_changed(self, old: Inventory, new: Inventory) -> None:
+        self._scoped.clear()
         removed = set(old.points) - set(new.points)
         if removed:
             self.mounts.points_removed(removed)
@@ -138,6 +159,9 @@ class Service:
 
     async def start(self) -> None:
         """Scan the datastores, then start background work (idle-session sweeper, periodic rescans)."""
+        interrupted = self.audit.interrupt_running("the server stopped while this was running")
+        if interrupted:
+            log.warning("%d download(s) or restore(s) were cut short by the last shutdown", interrupted)
         await self.rescan()
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not in the main thread
@@ -154,6 +178,7 @@ class Service:
         self._background.clear()
         for job in list(self._jobs):
             job.cancel()
+        await self.restores.stop()
         self.sessions.end_all("server shutdown")
         self.mounts.close_all()
         self.db.close()

@@ -25,6 +25,12 @@ class User:
     name: str
     role: Role
     created_at: datetime
+    inplace_only: bool = False
+    """May restore to the original location but not download (EM's "in-place restore only")."""
+    allowed_extensions: tuple[str, ...] = ()
+    """Lower-case extensions without the dot this user may restore or download; empty: any."""
+    restore_scope: tuple[str, ...] = ()
+    """VM name patterns (fnmatch, case-insensitive) whose points this user sees; empty: all."""
 
 
 def account_key(login_name: str) -> str:
@@ -102,6 +108,27 @@ class UserStore:
                 raise NotFoundError(f"user {name!r} does not exist")
             row.role = role.value
 
+    def set_restrictions(
+        self,
+        name: str,
+        inplace_only: bool | None = None,
+        extensions: list[str] | None = None,
+        scope: list[str] | None = None,
+    ) -> User:
+        """Change a user's restore restrictions (None leaves a setting as it is)."""
+        with self._db.session() as s, s.begin():
+            row = s.scalar(select(UserRow).where(UserRow.name_key == account_key(name)))
+            if row is None:
+                raise NotFoundError(f"user {name!r} does not exist")
+            if inplace_only is not None:
+                row.inplace_only = inplace_only
+            if extensions is not None:
+                row.allowed_extensions = ",".join(normalise_extensions(extensions))
+            if scope is not None:
+                row.restore_scope = ",".join(p.strip() for p in scope if p.strip())
+            s.flush()
+            return _user(row)
+
     def list(self) -> list[User]:
         with self._db.session() as s:
             return [_user(r) for r in s.scalars(select(UserRow).order_by(UserRow.name_key))]
@@ -137,6 +164,28 @@ class UserStore:
             return self._dummy_hash
 
 
+def normalise_extensions(values: list[str]) -> list[str]:
+    out = []
+    for value in values:
+        for part in value.split(","):
+            ext = part.strip().lower().lstrip(".")
+            if ext and ext not in out:
+                out.append(ext)
+    return out
+
+
+def _split(text: str | None) -> tuple[str, ...]:
+    return tuple(p for p in (text or "").split(",") if p)
+
+
 def _user(row: UserRow) -> User:
     created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
-    return User(id=row.id, name=row.name, role=Role(row.role), created_at=created)
+    return User(
+        id=row.id,
+        name=row.name,
+        role=Role(row.role),
+        created_at=created,
+        inplace_only=bool(row.inplace_only),
+        allowed_extensions=_split(row.allowed_extensions),
+        restore_scope=_split(row.restore_scope),
+    )

@@ -176,6 +176,10 @@ class GuestView:
         if not parts:
             return Located(root, [], fs.root(), None)
         node = fs.lookup(parts)
+        if node is None and ":" in parts[-1]:
+            found = self._stream(root, fs, parts)
+            if found is not None:
+                return found
         if node is None:
             synthetic = self._mount_dir(root, parts)
             if synthetic is not None:
@@ -185,6 +189,34 @@ class GuestView:
         if not fs.case_sensitive:
             parts = self._canonical(fs, parts, entry)
         return Located(root, parts, node, entry)
+
+    def _stream(self, root: Root, fs: FileSystem, parts: list[str]) -> Located | None:
+        """``file.txt:stream``: a named data stream of a file (NTFS), never listed, reachable by name."""
+        base, _, name = parts[-1].partition(":")
+        if not base or not name:
+            return None
+        node = fs.lookup([*parts[:-1], base])
+        if node is None or fs.stat(node).is_dir:
+            return None
+        found = fs.stream(node, name)
+        if found is None:
+            return None
+        entry, _reader = found
+        canonical = (
+            self._canonical(fs, [*parts[:-1], base], fs.stat(node)) if not fs.case_sensitive else parts
+        )
+        return Located(root, [*canonical[:-1], entry.name], entry.node, entry)
+
+    def open(self, where: Located) -> FileReader:
+        """A reader of a located file (or link target text, or named stream)."""
+        if where.root is None or where.entry is None or where.entry.is_dir:
+            from openflr.guestfs.errors import IsADirectoryGuestError
+
+            raise IsADirectoryGuestError(
+                f"{self.path_of(where.root, where.parts)!r} is a folder, not a file."
+            )
+        fs = require_fs(where.root)
+        return fs.open(where.node)
 
     @staticmethod
     def _canonical(fs: FileSystem, parts: list[str], entry: Entry) -> list[str]:

@@ -9,6 +9,11 @@ os = "Windows"                   # optional: Windows or Linux
 name = "Nightly"
 time = 2026-11-01T21:00:00Z      # TOML date-time or ISO text; no zone means UTC
 disks = ["disk0-p1.qcow2", "disk1-p1.vmdk"]   # the top image of each disk; parents are followed
+
+[restore]                        # optional: where restores to the original location write
+username = "FS01\\restore"
+password_env = "FS01_RESTORE_PASSWORD"
+targets = { "C:" = "smb://fs01.example.local/C$" }
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from openflr.config import ConfigError, GuestAccess, guest_access
 from openflr.inventory.model import DiskChain, ReplicaPoint, stable_id
 from openflr.inventory.scanning import ScanContext, ScanError
 
@@ -36,7 +42,7 @@ def _time(value: Any, where: str) -> datetime:
     raise ScanError(f"{FILE_NAME}: {where}: time must be a date-time")
 
 
-def scan(ctx: ScanContext, folder: Path) -> tuple[dict[str, str], list[ReplicaPoint]]:
+def scan(ctx: ScanContext, folder: Path) -> tuple[dict[str, str], list[ReplicaPoint], GuestAccess | None]:
     try:
         doc = tomllib.loads((folder / FILE_NAME).read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
@@ -75,4 +81,12 @@ def scan(ctx: ScanContext, folder: Path) -> tuple[dict[str, str], list[ReplicaPo
             )
         point_id = stable_id("point", replica_id, "manifest", label, created.isoformat())
         points.append(ReplicaPoint(point_id, replica_id, created, tuple(disks), label))
-    return meta, sorted(points, key=lambda p: p.created)
+    access = None
+    if "restore" in doc:
+        if not isinstance(doc["restore"], dict):
+            raise ScanError(f"{FILE_NAME}: restore must be a table ([restore])")
+        try:
+            access = guest_access({**doc["restore"], "vm": name.strip()}, f"{FILE_NAME} [restore]")
+        except ConfigError as exc:
+            raise ScanError(str(exc)) from None
+    return meta, sorted(points, key=lambda p: p.created), access

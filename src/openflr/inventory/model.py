@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from openflr.config import GuestAccess
+
 # Every id openflr derives is a UUIDv5 under this namespace, so ids survive restarts and rescans.
 ID_NAMESPACE = uuid.UUID("5b0e4f7a-6c1d-4e2f-9a3b-8c7d6e5f4a3b")
 
@@ -52,6 +54,8 @@ class Replica:
     points: tuple[ReplicaPoint, ...]
     os_kind: str = ""
     """``Windows`` / ``Linux`` when the configuration says so; empty when unknown."""
+    guest: GuestAccess | None = field(default=None, hash=False, compare=False)
+    """Restore targets and credentials from the VM's manifest (the datastore config's win)."""
 
 
 @dataclass(frozen=True)

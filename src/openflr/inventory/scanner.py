@@ -97,8 +97,9 @@ def scan_folder(ctx: ScanContext, folder: Path, kind: str, marker: Path | None) 
     store = ctx.datastore
     os_kind = ""
     points: list[ReplicaPoint]
+    access = None
     if kind == "manifest":
-        meta, points = manifest.scan(ctx, folder)
+        meta, points, access = manifest.scan(ctx, folder)
         vm_name, display, platform, os_kind = meta["replica_name"], meta["name"], meta["platform"], meta["os"]
         replica_id = ctx.replica_id(folder)
     elif kind == "vmware":
@@ -127,6 +128,7 @@ def scan_folder(ctx: ScanContext, folder: Path, kind: str, marker: Path | None) 
         folder=folder,
         points=tuple(points),
         os_kind=os_kind,
+        guest=access,
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, DateTime, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -22,3 +22,35 @@ class UserRow(Base):
     password_hash: Mapped[str] = mapped_column(Text)
     role: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    inplace_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("0"))
+    """EM's "in-place restore only": no direct downloads."""
+    allowed_extensions: Mapped[str] = mapped_column(Text, default="", server_default=text("''"))
+    """Comma-separated file extensions this user may restore or download; empty: any."""
+    restore_scope: Mapped[str] = mapped_column(Text, default="", server_default=text("''"))
+    """Comma-separated VM name patterns (fnmatch) whose points the user sees; empty: all VMs."""
+
+
+class AuditRow(Base):
+    """One download or restore: who, from where, what, where to, how much, how it ended."""
+
+    __tablename__ = "audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    user: Mapped[str] = mapped_column(String(256), index=True)
+    client: Mapped[str] = mapped_column(String(128), default="")
+    action: Mapped[str] = mapped_column(String(32))
+    """``download``, ``restore`` or ``restore-permissions``."""
+    vm: Mapped[str] = mapped_column(String(512), default="")
+    point_id: Mapped[str] = mapped_column(String(64), default="")
+    point_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    path: Mapped[str] = mapped_column(Text, default="")
+    target: Mapped[str] = mapped_column(Text, default="")
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    items: Mapped[int] = mapped_column(Integer, default=0)
+    failed_items: Mapped[int] = mapped_column(Integer, default=0)
+    result: Mapped[str] = mapped_column(String(32), default="running")
+    """``running``, ``success``, ``failed``, ``interrupted``."""
+    message: Mapped[str] = mapped_column(Text, default="")
+    task_id: Mapped[str] = mapped_column(String(32), default="")

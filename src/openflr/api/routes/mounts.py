@@ -10,7 +10,7 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 
-from openflr.api import emtypes
+from openflr.api import downloads, emtypes
 from openflr.api.auth import require, service_of
 from openflr.api.bodies import parse_body
 from openflr.api.flrviews import FAMILIES, Listing, dir_links, mount_href, mount_value, task_value
@@ -21,10 +21,12 @@ from openflr.api.schema import Value
 from openflr.api.urls import Query, api_base
 from openflr.core import browse
 from openflr.core.mounts import Mount
+from openflr.core.restores import RestoreRequest
 from openflr.core.roles import Permission
 from openflr.core.service import bare_id
 from openflr.core.sessions import LogonSession
 from openflr.errors import BadRequestError
+from openflr.restore.targets.base import Credentials
 
 _MOUNT_LIST_TYPES = {"replica": emtypes.VM_REPLICA_POINT_MOUNTS, "restore": emtypes.VM_RESTORE_POINT_MOUNTS}
 _MOUNT_TYPES = {"replica": emtypes.VM_REPLICA_POINT_MOUNT, "restore": emtypes.VM_RESTORE_POINT_MOUNT}
@@ -114,10 +116,13 @@ async def delete_mount(request: Request) -> Response:
 
 
 async def browse_path(request: Request) -> Response:
-    session = require(request, Permission.BROWSE_FILES)
-    mount = _mount(request, session)
     query = Query(request)
     action = (query.get("action") or "").strip()
+    # Downloading is restoring: a role that may only browse is refused before anything is looked up.
+    session = require(
+        request, Permission.RESTORE if action.lower() == "download" else Permission.BROWSE_FILES
+    )
+    mount = _mount(request, session)
     path = request.path_params.get("filepath", "")
     where = mount.view.located(path)  # an already resolved path needs no thread hop
     if where is None:
@@ -126,14 +131,76 @@ async def browse_path(request: Request) -> Response:
         if where.entry is not None or (where.root is not None):
             return em_response(request, emtypes.FILE_SYSTEM_ENTRY, _item(request, mount, where))
         action = browse.ALL  # the top of a Windows guest is not an item: list its drives
+    if action.lower() == "download":
+        return await downloads.download(request, session, mount, where)
     which = browse.ACTIONS.get(action.lower())
     if which is None:
-        if action.lower() in ("restore", "download"):
-            raise BadRequestError(f"action={action} is not a GET listing; see the Restore link of the item.")
-        raise BadRequestError(f"Unknown action {action!r}; use listAll, listDirs or listFiles.")
+        if action.lower() == "restore":
+            raise BadRequestError("action=restore needs a POST with a FileRestoreSpec.")
+        raise BadRequestError(f"Unknown action {action!r}; use listAll, listDirs, listFiles or download.")
     if where.entry is not None and not where.entry.is_dir:
         raise BadRequestError(f"{mount.view.path_of(where.root, where.parts)!r} is a file, not a folder.")
     return await _listing(request, session, mount, where, which, query)
+
+
+async def restore_path(request: Request) -> Response:
+    """``POST …/{filepath}?action=restore`` with a ``FileRestoreSpec`` (also ``?action=download``)."""
+    session = require(request, Permission.RESTORE)
+    mount = _mount(request, session)
+    action = (Query(request).get("action") or "").strip().lower()
+    if action not in ("restore", "download"):
+        raise BadRequestError(
+            "POST on an item needs ?action=restore (with a FileRestoreSpec) or ?action=download."
+        )
+    path = request.path_params.get("filepath", "")
+    spec = None
+    if action == "restore":
+        body = await request.body()
+        spec = restore_request(
+            parse_body(emtypes.FILE_RESTORE_SPEC, body, request.headers.get("content-type"))
+        )
+    where = mount.view.located(path)
+    if where is None:
+        where = await anyio.to_thread.run_sync(browse.locate, mount, path)
+    if spec is None:
+        return await downloads.download(request, session, mount, where)
+    if where.root is None:
+        raise BadRequestError(
+            "Name a file or folder to restore (a drive or folder, not the top of the guest)."
+        )
+    task = service_of(request).restores.start(session, mount, where, spec, downloads.client_of(request))
+    return em_response(request, emtypes.TASK, task_value(api_base(request), task), status=202)
+
+
+def restore_request(spec: dict[str, Any]) -> RestoreRequest:
+    """A parsed ``FileRestoreSpec`` -> what to do; 400 with the reason when it is not exactly one thing."""
+    original: dict[str, Any] | None = spec.get("ToOriginalLocation")
+    download: dict[str, Any] | None = spec.get("ForDirectDownload")
+    if original is None and download is None:
+        raise BadRequestError(
+            "The FileRestoreSpec must hold ToOriginalLocation or ForDirectDownload; it holds neither."
+        )
+    if original is not None and download is not None:
+        raise BadRequestError(
+            "The FileRestoreSpec must hold ToOriginalLocation or ForDirectDownload, not both."
+        )
+    if original is None:
+        return RestoreRequest(direct_download=True)
+    credentials = None
+    given = original.get("GuestCredentials")
+    if given is not None:
+        name, password = given.get("UserName"), given.get("Password")
+        if not name or not name.strip():
+            raise BadRequestError("GuestCredentials needs a UserName (DOMAIN\\user).")
+        if password is None:
+            raise BadRequestError("GuestCredentials needs a Password.")
+        credentials = Credentials(name.strip(), password)
+    return RestoreRequest(
+        direct_download=False,
+        overwrite=bool(original.get("Overwrite", False)),
+        permissions_only=bool(original.get("PermissionsOnly", False)),
+        credentials=credentials,
+    )
 
 
 def _item(request: Request, mount: Mount, where: Any) -> Value:
@@ -238,6 +305,7 @@ def _family_routes(family: str) -> list[Route]:
         FamilyRoute(prefix + "/{mount_id}", get_mount, ["GET"], family),
         FamilyRoute(prefix + "/{mount_id}", delete_mount, ["DELETE"], family),
         FamilyRoute(prefix + "/{mount_id}/{filepath:path}", browse_path, ["GET"], family),
+        FamilyRoute(prefix + "/{mount_id}/{filepath:path}", restore_path, ["POST"], family),
     ]
 
 

@@ -23,6 +23,8 @@ class Entry:
     owner: str | None
     node: Node = None
     """The engine's handle, when the engine can give it cheaply (for paging and opening)."""
+    is_link: bool = False
+    """A symbolic link: ``open`` reads its target text, ``size`` is that text's length."""
 
 
 class FileReader(ABC):
@@ -68,6 +70,14 @@ class FileSystem(ABC):
         """(entries, subdirectories) of a directory when the file system knows them without reading
         every entry; None where it does not. Lets a paged listing answer before the folder is read."""
         return None, None
+
+    def security_descriptor(self, node: Node) -> bytes | None:
+        """The item's self-relative Windows security descriptor (NTFS), or None."""
+        return None
+
+    def stream(self, node: Node, name: str) -> tuple[Entry, FileReader] | None:
+        """A named data stream of a file (NTFS alternate data streams), or None."""
+        return None
 
     def read_text(self, parts: list[str], limit: int = 1024 * 1024) -> str | None:
         """A small text file's content (for /etc/fstab, /etc/passwd), or None."""

@@ -124,6 +124,27 @@ class NtfsFileSystem(_LibyalFileSystem):
         with self.lock:
             return self._entry(node)
 
+    def security_descriptor(self, node: Node) -> bytes | None:
+        with self.lock:
+            try:
+                data = node.security_descriptor_data
+            except OSError:
+                return None
+        return bytes(data) if data else None
+
+    def stream(self, node: Node, name: str) -> tuple[Entry, FileReader] | None:
+        with self.lock:
+            try:
+                found = node.get_alternate_data_stream_by_name(name)
+            except OSError:
+                found = None
+            if found is None:
+                return None
+            base = self._entry(node)
+            size = int(found.size)
+            entry = Entry(f"{base.name}:{found.name}", False, size, base.mtime_ns, base.owner, found)
+            return entry, _EntryReader(self, found, size)
+
     def scandir(self, node: Node) -> Iterator[Entry]:
         with self.lock:
             root = node.file_reference & 0xFFFFFFFFFFFF == 5
@@ -175,11 +196,12 @@ class ExtFileSystem(_LibyalFileSystem):
         is_dir = st.S_ISDIR(mode)
         uid = e.owner_identifier
         owner = self.owner_names.get(uid, str(uid)) if uid is not None else None
-        if st.S_ISLNK(mode):
+        is_link = st.S_ISLNK(mode)
+        if is_link:
             size = len((e.symbolic_link_target or "").encode("utf-8", "surrogateescape"))
         else:
             size = 0 if is_dir else int(e.size)
-        return Entry(e.name, is_dir, size, e.get_modification_time_as_integer(), owner, e)
+        return Entry(e.name, is_dir, size, e.get_modification_time_as_integer(), owner, e, is_link)
 
     def stat(self, node: Node) -> Entry:
         with self.lock:

@@ -1,0 +1,227 @@
+"""``GET …/{filepath}?action=download``: a file (with ranges, for resuming) or a folder as a ZIP.
+
+Files carry ``Content-Length``, a type guessed from the name, ``Content-Disposition`` with an RFC 6266
+/ RFC 5987 UTF-8 name, ``Last-Modified``, a strong ``ETag`` (a point never changes) and answer single
+``Range`` requests with 206 (``If-Range`` honoured; several ranges get the whole file; a range past the
+end is 416). Folders stream as a ZIP while they are read. Every download is in the audit log with the
+bytes actually sent and whether the client took it all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+import re
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from email.utils import formatdate
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from openflr.api.auth import service_of
+from openflr.core import rules
+from openflr.core.audit import FAILED, INTERRUPTED, SUCCESS
+from openflr.core.mounts import Mount
+from openflr.core.service import Service
+from openflr.core.sessions import LogonSession
+from openflr.errors import RangeNotSatisfiableError
+from openflr.guestfs.view import Located
+from openflr.restore.items import item_of, read_chunks
+from openflr.restore.pump import pump
+from openflr.restore.zipstream import ZipReport, zip_chunks
+
+_RANGE = re.compile(r"^\s*bytes\s*=\s*(.+)$", re.IGNORECASE)
+_SPEC = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    start: int
+    end: int
+    """Exclusive."""
+
+
+def parse_range(header: str | None, size: int) -> ByteRange | None:
+    """The one range to send, or None for the whole file (no header, several ranges or bad syntax,
+    which RFC 9110 lets a server ignore). Raises 416 when no byte of the file is named."""
+    if not header:
+        return None
+    match = _RANGE.match(header)
+    if match is None:
+        return None
+    specs = [s for s in match.group(1).split(",") if s.strip()]
+    if len(specs) != 1:
+        return None
+    spec = _SPEC.match(specs[0])
+    if spec is None or spec.group(1) == spec.group(2) == "":
+        return None
+    first, last = spec.group(1), spec.group(2)
+    if first == "":  # suffix: the last N bytes
+        length = int(last)
+        if length == 0 or size == 0:
+            raise RangeNotSatisfiableError(
+                f"The range {header.strip()!r} names no byte of a {size}-byte file.", size
+            )
+        return ByteRange(max(0, size - length), size)
+    start = int(first)
+    end = size if last == "" else min(int(last) + 1, size)
+    if last != "" and int(last) < start:
+        return None  # invalid: ignore
+    if start >= size:
+        raise RangeNotSatisfiableError(
+            f"The range {header.strip()!r} starts past the end of a {size}-byte file.", size
+        )
+    return ByteRange(start, end)
+
+
+def content_disposition(name: str) -> str:
+    """``attachment`` with an ASCII fallback name and the exact UTF-8 name (RFC 6266, RFC 5987)."""
+    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in name) or "download"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+def _etag(mount: Mount, path: str, size: int, mtime_ns: int | None) -> str:
+    digest = hashlib.sha256(f"{mount.point_id}\0{path}\0{size}\0{mtime_ns}".encode()).hexdigest()
+    return f'"{digest[:32]}"'
+
+
+def _if_range_ok(request: Request, etag: str, last_modified: str | None) -> bool:
+    value = request.headers.get("if-range")
+    if value is None:
+        return True
+    value = value.strip()
+    if value.startswith(('"', "W/")):
+        return value == etag  # strong comparison: a weak tag never matches
+    return last_modified is not None and value == last_modified
+
+
+def client_of(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+async def download(request: Request, session: LogonSession, mount: Mount, where: Located) -> Response:
+    """Stream the located file or folder."""
+    service = service_of(request)
+    user = session.user
+    rules.check_download(user)
+    view = mount.view
+    path = view.path_of(where.root, where.parts)
+    entry = where.entry
+    if entry is None or entry.is_dir:
+        return _zip(request, session, mount, where, path)
+    rules.check_file(user, entry.name)
+    size = entry.size
+    etag = _etag(mount, path, size, entry.mtime_ns)
+    last_modified = formatdate(entry.mtime_ns / 1e9, usegmt=True) if entry.mtime_ns is not None else None
+    media = mimetypes.guess_type(entry.name, strict=False)[0] or "application/octet-stream"
+    headers = {
+        "Content-Disposition": content_disposition(entry.name.replace(":", "_")),
+        "Accept-Ranges": "bytes",
+        "ETag": etag,
+        "Cache-Control": "private, no-transform",
+    }
+    if last_modified:
+        headers["Last-Modified"] = last_modified
+    if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+        return Response(status_code=304, headers=headers)
+    honour = _if_range_ok(request, etag, last_modified)
+    wanted = parse_range(request.headers.get("range"), size) if honour else None
+    status = 200
+    start, end = 0, size
+    if wanted is not None:
+        start, end = wanted.start, wanted.end
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+    headers["Content-Length"] = str(end - start)
+    if request.method == "HEAD":
+        return Response(status_code=status, headers=headers, media_type=media)
+    item = item_of(view, where)
+    record = service.audit.start(
+        user=user.name,
+        client=client_of(request),
+        action="download",
+        vm=mount.replica.display_name,
+        point_id=mount.point_id,
+        point_time=mount.point.created,
+        path=path,
+        target=f"HTTP bytes {start}-{end - 1}/{size}" if status == 206 else "HTTP",
+        items=1,
+    )
+
+    body = _audited(
+        service, session, mount, record, lambda: read_chunks(view, item, start, end), end - start, 1
+    )
+    return StreamingResponse(body, status_code=status, headers=headers, media_type=media)
+
+
+def _zip(request: Request, session: LogonSession, mount: Mount, where: Located, path: str) -> Response:
+    service = service_of(request)
+    user = session.user
+    view = mount.view
+    item = item_of(view, where)
+    name = item.rel[0] + ".zip"
+    headers = {"Content-Disposition": content_disposition(name), "Cache-Control": "private, no-transform"}
+    if request.method == "HEAD":
+        return Response(status_code=200, headers=headers, media_type="application/zip")
+    report = ZipReport()
+
+    def allowed(file_name: str) -> str | None:
+        return rules.refusal(user, file_name, "download")
+
+    record = service.audit.start(
+        user=user.name,
+        client=client_of(request),
+        action="download",
+        vm=mount.replica.display_name,
+        point_id=mount.point_id,
+        point_time=mount.point.created,
+        path=path,
+        target="HTTP (ZIP)",
+    )
+
+    body = _audited(
+        service, session, mount, record, lambda: zip_chunks(view, item, report, allowed), None, 0, report
+    )
+    return StreamingResponse(body, status_code=200, headers=headers, media_type="application/zip")
+
+
+async def _audited(
+    service: Service,
+    session: LogonSession,
+    mount: Mount,
+    record: int,
+    producer: Callable[[], Iterator[bytes]],
+    expected: int | None,
+    items: int,
+    report: ZipReport | None = None,
+) -> AsyncIterator[bytes]:
+    """The body: keeps the session alive and the mount's files open while it streams, and finishes
+    the audit record with what was sent."""
+    sent = 0
+    result, message = INTERRUPTED, "the client closed the connection before the end"
+    session.active_streams += 1
+    try:
+        with service.mounts.hold(mount) as _view:
+            async for data in pump(producer()):
+                yield data
+                sent += len(data)
+        if expected is None or sent == expected:
+            result, message = SUCCESS, ""
+    except Exception as exc:
+        result, message = FAILED, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        raise
+    finally:
+        session.active_streams -= 1
+        failed = 0
+        if report is not None:
+            items = report.files + report.folders
+            failed = len(report.skipped)
+            if failed and result == SUCCESS:
+                message = f"{failed} item(s) left out: " + "; ".join(
+                    f"{'/'.join(p.rel)}: {p.reason}" for p in report.skipped[:10]
+                )
+        service.audit.finish(
+            record, result, bytes_done=sent, items=items, failed_items=failed, message=message
+        )

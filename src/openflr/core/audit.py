@@ -1,0 +1,146 @@
+"""The audit log: every download and restore, recorded durably when it starts and when it ends."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, update
+
+from openflr.store.db import Database
+from openflr.store.models import AuditRow
+
+RUNNING, SUCCESS, FAILED, CANCELLED, INTERRUPTED = "running", "success", "failed", "cancelled", "interrupted"
+RESULTS = (RUNNING, SUCCESS, FAILED, CANCELLED, INTERRUPTED)
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    id: int
+    started_at: datetime
+    ended_at: datetime | None
+    user: str
+    client: str
+    action: str
+    vm: str
+    point_id: str
+    point_time: datetime | None
+    path: str
+    target: str
+    bytes: int
+    items: int
+    failed_items: int
+    result: str
+    message: str
+    task_id: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _record(row: AuditRow) -> AuditRecord:
+    return AuditRecord(
+        row.id,
+        _utc(row.started_at) or datetime.now(UTC),
+        _utc(row.ended_at),
+        row.user,
+        row.client,
+        row.action,
+        row.vm,
+        row.point_id,
+        _utc(row.point_time),
+        row.path,
+        row.target,
+        row.bytes,
+        row.items,
+        row.failed_items,
+        row.result,
+        row.message,
+        row.task_id,
+    )
+
+
+class AuditLog:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def start(self, **fields: Any) -> int:
+        with self._db.session() as s, s.begin():
+            row = AuditRow(started_at=datetime.now(UTC), result=RUNNING, **fields)
+            s.add(row)
+            s.flush()
+            return row.id
+
+    def finish(
+        self,
+        record_id: int,
+        result: str,
+        *,
+        bytes_done: int = 0,
+        items: int = 0,
+        failed_items: int = 0,
+        message: str = "",
+        target: str | None = None,
+    ) -> None:
+        values: dict[str, Any] = {
+            "ended_at": datetime.now(UTC),
+            "result": result,
+            "bytes": bytes_done,
+            "items": items,
+            "failed_items": failed_items,
+            "message": message[:4000],
+        }
+        if target is not None:
+            values["target"] = target
+        with self._db.session() as s, s.begin():
+            s.execute(update(AuditRow).where(AuditRow.id == record_id).values(**values))
+
+    def interrupt_running(self, message: str) -> int:
+        """Mark records left ``running`` by a previous process (it stopped mid-way)."""
+        with self._db.session() as s, s.begin():
+            res = s.execute(
+                update(AuditRow)
+                .where(AuditRow.result == RUNNING)
+                .values(ended_at=datetime.now(UTC), result=INTERRUPTED, message=message)
+            )
+            return int(getattr(res, "rowcount", 0) or 0)
+
+    def query(
+        self,
+        *,
+        user: str | None = None,
+        action: str | None = None,
+        result: str | None = None,
+        vm: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 1000,
+    ) -> list[AuditRecord]:
+        stmt = select(AuditRow).order_by(AuditRow.started_at.desc(), AuditRow.id.desc()).limit(limit)
+        if user:
+            stmt = stmt.where(AuditRow.user.ilike(user))
+        if action:
+            stmt = stmt.where(AuditRow.action == action)
+        if result:
+            stmt = stmt.where(AuditRow.result == result)
+        if vm:
+            stmt = stmt.where(AuditRow.vm.ilike(f"%{vm}%"))
+        if since:
+            stmt = stmt.where(AuditRow.started_at >= since)
+        if until:
+            stmt = stmt.where(AuditRow.started_at < until)
+        with self._db.session() as s:
+            return [_record(r) for r in s.scalars(stmt)]
+
+    def get(self, record_id: int) -> AuditRecord | None:
+        with self._db.session() as s:
+            row = s.get(AuditRow, record_id)
+            return None if row is None else _record(row)

@@ -1,0 +1,46 @@
+"""Drive a blocking chunk generator from the event loop, one worker-thread hop per chunk, reading the
+next chunk while the current one is being sent."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+
+import anyio.to_thread
+
+
+def _next(chunks: Iterator[bytes]) -> bytes | None:
+    try:
+        return next(chunks)
+    except StopIteration:
+        return None
+
+
+async def pump(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """Yield ``chunks`` (each ``next`` runs in a worker thread), one chunk read ahead. When the
+    consumer stops early the generator is closed once no thread is inside it."""
+    pending: asyncio.Future[bytes | None] | None = None
+    try:
+        pending = asyncio.ensure_future(anyio.to_thread.run_sync(_next, chunks))
+        while True:
+            data = await pending
+            pending = None
+            if data is None:
+                return
+            pending = asyncio.ensure_future(anyio.to_thread.run_sync(_next, chunks))
+            if data:
+                yield data
+    finally:
+        if pending is not None and not pending.done():
+            # A thread is inside the generator: close it when that read ends (we may be cancelled).
+            pending.add_done_callback(lambda done: _close(chunks, done))
+        else:
+            _close(chunks, pending)
+
+
+def _close(chunks: Iterator[bytes], done: asyncio.Future[bytes | None] | None) -> None:
+    if done is not None and not done.cancelled():
+        done.exception()  # retrieved: the consumer is gone, nobody else wants it
+    close = getattr(chunks, "close", None)
+    if close is not None:
+        close()

@@ -1,0 +1,1 @@
+"""Restore targets: where restored items are written (``smb://``, ``sftp://``, ``file://``)."""

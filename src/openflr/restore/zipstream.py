@@ -1,0 +1,155 @@
+"""A folder as a ZIP archive, produced while it is read (never staged in memory or on disk).
+
+STORED (no compression: DESIGN.md §4), ZIP64 where sizes or counts need it, the UTF-8 name flag on
+every entry, modification times as DOS date-time (UTC; 2-second steps) plus the exact Unix time in an
+extended-timestamp field, empty folders as entries of their own, symbolic links as Unix links.
+Files a rule excludes or that cannot be read are left out and listed in ``openflr-skipped.txt``.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import stat
+import struct
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from openflr.errors import OpenflrError
+from openflr.guestfs.view import GuestView
+from openflr.restore.items import CHUNK, Item, Problem, read_chunks, walk
+
+log = logging.getLogger(__name__)
+
+SKIPPED_NAME = "openflr-skipped.txt"
+_UT_EXTRA = 0x5455
+
+
+class _Utf8Info(zipfile.ZipInfo):
+    """Sets the UTF-8 flag (bit 11) in the local and central headers of every entry, ASCII or not."""
+
+    def _encodeFilenameFlags(self) -> tuple[bytes, int]:  # zipfile's own hook
+        return self.filename.encode("utf-8"), self.flag_bits | 0x800
+
+
+class _Sink(io.RawIOBase):
+    """An unseekable output that zipfile writes to; the bytes are taken out by the generator."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.buffered = 0
+        self.position = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self.parts.append(bytes(data))
+        self.buffered += len(data)
+        self.position += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.position
+
+    def take(self) -> bytes:
+        out = b"".join(self.parts)
+        self.parts.clear()
+        self.buffered = 0
+        return out
+
+
+@dataclass
+class ZipReport:
+    files: int = 0
+    folders: int = 0
+    bytes: int = 0
+    """File content bytes written (not counting ZIP headers)."""
+    skipped: list[Problem] = field(default_factory=list)
+
+
+def _clean(name: str) -> str:
+    # Names from Linux file systems may hold bytes that are not UTF-8 (kept as surrogates).
+    return name.encode("utf-8", "replace").decode("utf-8") if _lone(name) else name
+
+
+def _lone(name: str) -> bool:
+    return any(0xD800 <= ord(c) <= 0xDFFF for c in name)
+
+
+def _info(name: str, mtime_ns: int | None, mode: int) -> zipfile.ZipInfo:
+    seconds = (mtime_ns or 0) // 1_000_000_000
+    t = time.gmtime(max(seconds, 315532800))  # DOS dates start in 1980
+    year = min(t.tm_year, 2107)
+    info = _Utf8Info(_clean(name), (year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec))
+    info.create_system = 3  # Unix: external attributes carry the mode
+    info.external_attr = (mode & 0xFFFF) << 16
+    if stat.S_ISDIR(mode):
+        info.external_attr |= 0x10  # MS-DOS directory bit
+        info.CRC = info.compress_size = info.file_size = 0
+    if mtime_ns is not None and 0 <= seconds < 2**31:
+        info.extra = struct.pack("<HHBl", _UT_EXTRA, 5, 1, seconds)
+    info.compress_type = zipfile.ZIP_STORED
+    return info
+
+
+def zip_chunks(
+    view: GuestView,
+    top: Item,
+    report: ZipReport,
+    allowed: Callable[[str], str | None] = lambda name: None,
+    min_chunk: int = CHUNK,
+) -> Iterator[bytes]:
+    """The ZIP of ``top`` (a folder), as chunks of about ``min_chunk`` bytes. Blocking: each ``next``
+    does engine reads, so drive it from a worker thread. ``allowed(name)`` returns why a file must be
+    left out, or None. A read error inside a file already begun ends the stream with the error (the
+    archive would otherwise hold a wrong file)."""
+    sink = _Sink()
+    problems: list[Problem] = []
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for item in walk(view, top, problems):
+            name = "/".join(item.rel)
+            entry = item.entry
+            if entry.is_dir:
+                archive.mkdir(_info(name + "/", entry.mtime_ns, stat.S_IFDIR | 0o755))
+                report.folders += 1
+            else:
+                why = allowed(entry.name)
+                if why is not None:
+                    report.skipped.append(Problem(item.rel, why))
+                    continue
+                mode = (stat.S_IFLNK | 0o777) if entry.is_link else (stat.S_IFREG | 0o644)
+                info = _info(name, entry.mtime_ns, mode)
+                info.file_size = entry.size
+                try:
+                    chunks = read_chunks(view, item)
+                    first = next(chunks, b"")
+                except (OpenflrError, OSError) as exc:
+                    reason = exc.message if isinstance(exc, OpenflrError) else str(exc).splitlines()[0]
+                    report.skipped.append(Problem(item.rel, f"cannot be read: {reason}"))
+                    continue
+                with archive.open(info, "w", force_zip64=entry.size > zipfile.ZIP64_LIMIT // 2) as out:
+                    out.write(first)
+                    for data in chunks:
+                        if sink.buffered >= min_chunk:
+                            yield sink.take()
+                        out.write(data)
+                report.files += 1
+                report.bytes += entry.size
+            if problems:
+                report.skipped.extend(problems)
+                problems.clear()
+            if sink.buffered >= min_chunk:
+                yield sink.take()
+        report.skipped.extend(problems)
+        if report.skipped:
+            text = "".join(f"{'/'.join(p.rel)}\t{p.reason}\r\n" for p in report.skipped)
+            data = ("These items were left out of the archive:\r\n" + text).encode("utf-8")
+            info = _info(SKIPPED_NAME, time.time_ns(), stat.S_IFREG | 0o644)
+            info.file_size = len(data)
+            with archive.open(info, "w") as out:
+                out.write(data)
+            archive.comment = f"openflr: {len(report.skipped)} item(s) left out, see {SKIPPED_NAME}".encode()
+    yield sink.take()

@@ -1,0 +1,71 @@
+"""The audit log on a real SQLite database: records, filters, interrupted work, restarts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from openflr.core.audit import CANCELLED, FAILED, INTERRUPTED, RUNNING, SUCCESS, AuditLog
+from openflr.store.db import Database
+
+
+def log_at(path: Path) -> AuditLog:
+    return AuditLog(Database(f"sqlite:///{path / 'audit.db'}"))
+
+
+def test_start_finish_and_filters(tmp_path: Path) -> None:
+    log = log_at(tmp_path)
+    when = datetime(2026, 11, 1, 21, tzinfo=UTC)
+    a = log.start(
+        user="alice",
+        client="10.0.0.5",
+        action="download",
+        vm="fs01",
+        point_id="p1",
+        point_time=when,
+        path="C:/a.txt",
+        target="HTTP",
+    )
+    b = log.start(
+        user="bob", client="10.0.0.6", action="restore", vm="web01", path="/etc", target="sftp://web01/"
+    )
+    assert log.get(a) is not None and log.get(a).result == RUNNING  # type: ignore[union-attr]
+    log.finish(a, SUCCESS, bytes_done=123, items=1)
+    log.finish(b, FAILED, items=3, failed_items=2, message="x" * 5000, target="sftp://web01/etc")
+    rec = log.get(a)
+    assert rec is not None
+    assert (rec.user, rec.client, rec.action, rec.vm, rec.point_time, rec.bytes, rec.items, rec.result) == (
+        "alice",
+        "10.0.0.5",
+        "download",
+        "fs01",
+        when,
+        123,
+        1,
+        SUCCESS,
+    )
+    assert rec.ended_at is not None and rec.ended_at >= rec.started_at
+    failed = log.get(b)
+    assert failed is not None and len(failed.message) == 4000 and failed.target == "sftp://web01/etc"
+    assert [r.id for r in log.query()] == [b, a]  # newest first
+    assert [r.id for r in log.query(user="ALICE")] == [a]
+    assert [r.id for r in log.query(action="restore")] == [b]
+    assert [r.id for r in log.query(result=FAILED)] == [b]
+    assert [r.id for r in log.query(vm="web")] == [b]
+    assert log.query(since=datetime.now(UTC) + timedelta(minutes=1)) == []
+    assert len(log.query(until=datetime.now(UTC) + timedelta(minutes=1))) == 2
+    assert len(log.query(limit=1)) == 1
+    assert rec.as_dict()["user"] == "alice"
+
+
+def test_records_survive_restarts_and_running_ones_become_interrupted(tmp_path: Path) -> None:
+    first = log_at(tmp_path)
+    done = first.start(user="alice", action="download", path="C:/a")
+    first.finish(done, CANCELLED)
+    cut = first.start(user="alice", action="restore", path="C:/b")
+    second = log_at(tmp_path)  # a new process on the same database
+    assert second.interrupt_running("the server stopped") == 1
+    assert second.get(done).result == CANCELLED  # type: ignore[union-attr]
+    rec = second.get(cut)
+    assert rec is not None and rec.result == INTERRUPTED and rec.message == "the server stopped"
+    assert second.interrupt_running("again") == 0

@@ -1,0 +1,47 @@
+"""Fixtures for the restore target tests: a real smbd and sshd on loopback, started once per session."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.restore import services
+from tests.restore.services import SambaServer, SshServer
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def server_dir() -> Iterator[Path]:
+    """This session's folder for server state, share folders and tmpfs mounts (needs root)."""
+    missing = services.missing_tools()
+    if missing:
+        pytest.fail(
+            f"the restore target tests need {', '.join(missing)}: run scripts/setup-test-deps", pytrace=False
+        )
+    if os.geteuid() != 0:
+        pytest.fail(
+            "the restore target tests run smbd, sshd and tmpfs mounts: run them as root", pytrace=False
+        )
+    with services.run_dir() as folder:
+        yield folder
+
+
+@pytest.fixture(scope="session")
+def samba_server(server_dir: Path) -> Iterator[SambaServer]:
+    """smbd serving ``data`` (acl_xattr) and ``full`` (a 4 MiB tmpfs) to the test user."""
+    with services.run_samba(server_dir) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def ssh_server(server_dir: Path) -> Iterator[SshServer]:
+    """sshd (internal-sftp only, password logons) with known_hosts files for its host key."""
+    with services.run_sshd(server_dir) as server:
+        yield server
