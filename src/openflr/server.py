@@ -9,6 +9,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle as HttpToolsCycle
 
+from openflr import malloc
 from openflr.api.app import create_app
 from openflr.api.emtypes import ERROR
 from openflr.api.render import xml_document
@@ -127,6 +128,7 @@ def _has_uvloop() -> bool:
 
 def serve(settings: Settings) -> None:
     """Serve until interrupted."""
+    malloc.tune()
     service = Service(settings)
     app = create_app(service)
     config = build_config(settings, app)

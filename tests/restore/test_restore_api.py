@@ -487,6 +487,20 @@ def test_file_and_folder_to_sftp(
         if rel.startswith("data/"):
             assert (base / rel).is_symlink()
             assert os.readlink(base / rel) == link["target"]
+    # The folder again, keeping what is there: every file gets a RESTORED_ copy beside it.
+    task = restore(rapi, token, mounts["qcow2/lin"], "/data", original(False))
+    assert task["Result"]["Success"] is True, task
+    for rel, spec in volume["files"].items():
+        if rel.startswith("data/"):
+            name = Path(rel).name
+            copies = [
+                p for p in (base / "data").iterdir() if (m := RESTORED.match(p.name)) and m.group(1) == name
+            ]
+            assert len(copies) == 1, rel
+            assert_restored(copies[0], spec)
+    empty(base / "data")
+    task = restore(rapi, token, mounts["qcow2/lin"], "/data", original(True))
+    assert task["Result"]["Success"] is True, task
     # A single file, kept beside the existing one, then replaced.
     (base / "data" / "name with spaces.txt").write_bytes(b"edited")
     task = restore(rapi, token, mounts["qcow2/lin"], "/data/name with spaces.txt", original(False))

@@ -138,17 +138,8 @@ async def download(request: Request, session: LogonSession, mount: Mount, where:
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers, media_type=media)
     item = item_of(view, where)
-    record = service.audit.start(
-        user=user.name,
-        client=client_of(request),
-        action="download",
-        vm=mount.replica.display_name,
-        point_id=mount.point_id,
-        point_time=mount.point.created,
-        path=path,
-        target=f"HTTP bytes {start}-{end - 1}/{size}" if status == 206 else "HTTP",
-        items=1,
-    )
+    target = f"HTTP bytes {start}-{end - 1}/{size}" if status == 206 else "HTTP"
+    record = _audit_start(request, session, mount, path, target)
 
     body = _audited(
         service, session, mount, record, lambda: read_chunks(view, item, start, end), end - start, 1
@@ -170,21 +161,25 @@ def _zip(request: Request, session: LogonSession, mount: Mount, where: Located, 
     def allowed(file_name: str) -> str | None:
         return rules.refusal(user, file_name, "download")
 
-    record = service.audit.start(
-        user=user.name,
+    record = _audit_start(request, session, mount, path, "HTTP (ZIP)")
+
+    body = _audited(
+        service, session, mount, record, lambda: zip_chunks(view, item, report, allowed), None, 0, report
+    )
+    return StreamingResponse(body, status_code=200, headers=headers, media_type="application/zip")
+
+
+def _audit_start(request: Request, session: LogonSession, mount: Mount, path: str, target: str) -> int:
+    return service_of(request).audit.start(
+        user=session.user.name,
         client=client_of(request),
         action="download",
         vm=mount.replica.display_name,
         point_id=mount.point_id,
         point_time=mount.point.created,
         path=path,
-        target="HTTP (ZIP)",
+        target=target,
     )
-
-    body = _audited(
-        service, session, mount, record, lambda: zip_chunks(view, item, report, allowed), None, 0, report
-    )
-    return StreamingResponse(body, status_code=200, headers=headers, media_type="application/zip")
 
 
 async def _audited(

@@ -30,7 +30,7 @@ from openflr.restore.targets.connect import ConnectOptions, connect
 
 log = logging.getLogger(__name__)
 
-_SHOWN_FAILURES = 10
+_SHOWN = 10
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,12 @@ def _size(n: int) -> str:
     return f"{n} bytes"
 
 
+def _first(pairs: list[tuple[str, str]], joiner: str, sep: str) -> str:
+    """The first few ``a<joiner>b`` pairs, then how many more there are."""
+    shown = sep.join(f"{a}{joiner}{b}" for a, b in pairs[:_SHOWN])
+    return shown + (f"{sep}and {len(pairs) - _SHOWN} more" if len(pairs) > _SHOWN else "")
+
+
 def summary(report: RestoreReport, where: str, permissions: bool) -> str:
     verb = "Updated the permissions of" if permissions else "Restored"
     text = f"{verb} {report.items} item(s)"
@@ -96,21 +102,10 @@ def summary(report: RestoreReport, where: str, permissions: bool) -> str:
         text += f" ({_size(report.bytes)})"
     text += f" to {where}"
     if report.renamed:
-        kept = ", ".join(f"{a} as {b}" for a, b in report.renamed[:_SHOWN_FAILURES])
-        more = (
-            f" and {len(report.renamed) - _SHOWN_FAILURES} more"
-            if len(report.renamed) > _SHOWN_FAILURES
-            else ""
-        )
-        text += f"; existing items kept, restored copies written beside them: {kept}{more}"
+        text += "; existing items kept, restored copies written beside them: "
+        text += _first(report.renamed, " as ", ", ")
     if report.failed:
-        shown = "; ".join(f"{p}: {r}" for p, r in report.failed[:_SHOWN_FAILURES])
-        more = (
-            f"; and {len(report.failed) - _SHOWN_FAILURES} more"
-            if len(report.failed) > _SHOWN_FAILURES
-            else ""
-        )
-        text += f". {len(report.failed)} item(s) failed: {shown}{more}"
+        text += f". {len(report.failed)} item(s) failed: " + _first(report.failed, ": ", "; ")
     return text + "."
 
 
