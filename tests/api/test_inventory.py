@@ -101,6 +101,7 @@ def test_query_service_lists_types(api: Api, token: str) -> None:
     assert svc.get("Type") == "QueryService"
     assert {lk.get("Name") for lk in svc.find("em:Links", NS)} == {
         "VmReplicaPoint",
+        "VmRestorePoint",
         "Replica",
         "BackupServer",
     }

@@ -19,6 +19,20 @@ class Route(routing.Route):
         self.path_regex = re.compile(self.path_regex.pattern, re.IGNORECASE)
 
 
+class FamilyRoute(Route):
+    """A route of one family of points: ``replica`` (``/vmReplicaPoints``) or ``restore``
+    (``/vmRestorePoints``); handlers read ``request.scope["route"].family``."""
+
+    def __init__(self, path: str, endpoint: Endpoint, methods: Sequence[str], family: str) -> None:
+        super().__init__(path, endpoint, methods)
+        self.family = family
+
+
+def family_of(request: Request) -> str:
+    family: str = getattr(request.scope.get("route"), "family", "replica")
+    return family
+
+
 def route(path: str, methods: Sequence[str]) -> Callable[[Endpoint], Route]:
     def decorate(endpoint: Endpoint) -> Route:
         return Route(path, endpoint, methods)

@@ -19,8 +19,16 @@ def replica_href(base: str, replica: Replica) -> str:
     return f"{base}/replicas/{replica.id}"
 
 
-def point_href(base: str, point: ReplicaPoint) -> str:
-    return f"{base}/vmReplicaPoints/{point.id}"
+# The two families of points (SPEC §3.1): every replica point is also served as a VmRestorePoint, so
+# scripts written for backups restore from replicas unchanged.
+POINT_KINDS = {
+    "replica": ("vmReplicaPoints", "VmReplicaPoint"),
+    "restore": ("vmRestorePoints", "VmRestorePoint"),
+}
+
+
+def point_href(base: str, point: ReplicaPoint, family: str = "replica") -> str:
+    return f"{base}/{POINT_KINDS[family][0]}/{point.id}"
 
 
 def _server_up(base: str, server: BackupServer) -> Link:
@@ -87,37 +95,43 @@ def replica_entity(base: str, inv: Inventory, replica: Replica) -> Value:
     }
 
 
-def point_ref(base: str, inv: Inventory, replica: Replica, point: ReplicaPoint) -> Value:
-    href = point_href(base, point)
+def point_ref(
+    base: str, inv: Inventory, replica: Replica, point: ReplicaPoint, family: str = "replica"
+) -> Value:
+    href = point_href(base, point, family)
+    kind = POINT_KINDS[family][1]
     name = point_name(replica, point)
     return {
-        "Type": "VmReplicaPointReference",
+        "Type": f"{kind}Reference",
         "Href": href,
         "Name": name,
-        "UID": urn("VmReplicaPoint", point.id),
+        "UID": urn(kind, point.id),
         "Links": [
             _server_up(base, inv.server),
             Link("Up", replica_href(base, replica), "ReplicaReference", replica.vm_name),
-            Link("Alternate", f"{href}?format=Entity", "VmReplicaPoint", name),
+            Link("Alternate", f"{href}?format=Entity", kind, name),
         ],
     }
 
 
-def point_entity(base: str, inv: Inventory, replica: Replica, point: ReplicaPoint) -> Value:
-    href = point_href(base, point)
+def point_entity(
+    base: str, inv: Inventory, replica: Replica, point: ReplicaPoint, family: str = "replica"
+) -> Value:
+    href = point_href(base, point, family)
+    kind = POINT_KINDS[family][1]
     name = point_name(replica, point)
     return {
-        "Type": "VmReplicaPoint",
+        "Type": kind,
         "Href": f"{href}?format=Entity",
         "Name": name,
-        "UID": urn("VmReplicaPoint", point.id),
+        "UID": urn(kind, point.id),
         "VmDisplayName": replica.display_name,
         "Links": [
             _server_up(base, inv.server),
             Link("Up", replica_href(base, replica), "ReplicaReference", replica.vm_name),
-            Link("Alternate", href, "VmReplicaPointReference", name),
-            Link("Down", f"{href}/mounts", "VmReplicaPointMountList"),
-            Link("Create", f"{href}/mounts", "VmReplicaPointMount"),
+            Link("Alternate", href, f"{kind}Reference", name),
+            Link("Down", f"{href}/mounts", f"{kind}MountList"),
+            Link("Create", f"{href}/mounts", f"{kind}Mount"),
         ],
         "CreationTimeUTC": point.created,
         "VmName": replica.display_name,

@@ -24,6 +24,16 @@ VM_REPLICA_POINT = QueryType(
     },
     default_sort="CreationTime",
 )
+VM_RESTORE_POINT = QueryType(
+    "VmRestorePoint",
+    {
+        **VM_REPLICA_POINT.fields,
+        # A replica point served as a restore point: its "backup" is the replica and its job.
+        "BackupUid": UID,
+        "BackupName": STR,
+    },
+    default_sort="CreationTime",
+)
 REPLICA = QueryType(
     "Replica",
     {
@@ -42,7 +52,7 @@ BACKUP_SERVER = QueryType(
     {"UID": UID, "Name": STR, "Description": STR, "Port": INT, "Version": STR},
     default_sort="Name",
 )
-QUERY_TYPES = {t.name.lower(): t for t in (VM_REPLICA_POINT, REPLICA, BACKUP_SERVER)}
+QUERY_TYPES = {t.name.lower(): t for t in (VM_REPLICA_POINT, VM_RESTORE_POINT, REPLICA, BACKUP_SERVER)}
 
 POINT_ALGORITHM = "Full"
 POINT_TYPE = "Snapshot"
@@ -66,6 +76,8 @@ def point_record(inv: Inventory, replica: Replica, point: ReplicaPoint) -> Recor
         "VmName": replica.display_name,
         "BackupServerUid": inv.server.id,
         "BackupServerName": inv.server.name,
+        "BackupUid": replica.id,
+        "BackupName": replica.job_name,
         "_object": point,
     }
 
@@ -95,7 +107,7 @@ def server_record(server: BackupServer) -> Record:
 
 
 def records(inv: Inventory, qtype: QueryType) -> list[Record]:
-    if qtype is VM_REPLICA_POINT:
+    if qtype in (VM_REPLICA_POINT, VM_RESTORE_POINT):
         return [point_record(inv, r, p) for r in inv.replicas.values() for p in r.points]
     if qtype is REPLICA:
         return [replica_record(inv, r) for r in inv.replicas.values()]

@@ -11,7 +11,7 @@ from openflr.api import emtypes, views
 from openflr.api.auth import require, service_of
 from openflr.api.paging import page_params, paging_info
 from openflr.api.responses import em_response
-from openflr.api.routing import Route
+from openflr.api.routing import FamilyRoute, Route, family_of
 from openflr.api.schema import Link, Value
 from openflr.api.urls import Query, api_base
 from openflr.core import catalog_queries as cq
@@ -91,8 +91,13 @@ async def replica_points(request: Request) -> Response:
     )
 
 
+_POINT_LISTS = {"replica": emtypes.VM_REPLICA_POINTS, "restore": emtypes.VM_RESTORE_POINTS}
+_POINT_TYPES = {"replica": emtypes.VM_REPLICA_POINT, "restore": emtypes.VM_RESTORE_POINT}
+
+
 async def list_points(request: Request) -> Response:
     session = require(request, Permission.BROWSE_INVENTORY)
+    family = family_of(request)
     inv = service_of(request).inventory(session)
     base = api_base(request)
     pairs = sorted(
@@ -100,25 +105,31 @@ async def list_points(request: Request) -> Response:
         key=lambda rp: (rp[0].display_name.casefold(), rp[1].created, rp[1].id),
     )
     if _entity(Query(request)):
+        key = _POINT_LISTS[family].fields[0].name
         return em_response(
             request,
-            emtypes.VM_REPLICA_POINTS,
-            {"VmReplicaPoints": [views.point_entity(base, inv, r, p) for r, p in pairs]},
+            _POINT_LISTS[family],
+            {key: [views.point_entity(base, inv, r, p, family) for r, p in pairs]},
         )
     return em_response(
-        request, emtypes.ENTITY_REFERENCES, {"Refs": [views.point_ref(base, inv, r, p) for r, p in pairs]}
+        request,
+        emtypes.ENTITY_REFERENCES,
+        {"Refs": [views.point_ref(base, inv, r, p, family) for r, p in pairs]},
     )
 
 
 async def get_point(request: Request) -> Response:
     session = require(request, Permission.BROWSE_INVENTORY)
+    family = family_of(request)
     service = service_of(request)
     replica, point = service.point(session, request.path_params["id"])
     inv = service.inventory(session)
     base = api_base(request)
     if _entity(Query(request)):
-        return em_response(request, emtypes.VM_REPLICA_POINT, views.point_entity(base, inv, replica, point))
-    return em_response(request, emtypes.ENTITY_REF, views.point_ref(base, inv, replica, point))
+        return em_response(
+            request, _POINT_TYPES[family], views.point_entity(base, inv, replica, point, family)
+        )
+    return em_response(request, emtypes.ENTITY_REF, views.point_ref(base, inv, replica, point, family))
 
 
 async def query_service(request: Request) -> Response:
@@ -176,12 +187,14 @@ async def run(request: Request) -> Response:
 
     value: Value = {"PagingInfo": paging_info(page, size, result.pages, href_for)}
     objects = [r["_object"] for r in result.records]
-    if qtype is cq.VM_REPLICA_POINT:
+    if qtype in (cq.VM_REPLICA_POINT, cq.VM_RESTORE_POINT):
+        family = "replica" if qtype is cq.VM_REPLICA_POINT else "restore"
         pairs = [(inv.replicas[p.replica_id], p) for p in objects]
         if entities:
-            value["Entities"] = {"VmReplicaPoints": [views.point_entity(base, inv, r, p) for r, p in pairs]}
+            key = f"{qtype.name}s"
+            value["Entities"] = {key: [views.point_entity(base, inv, r, p, family) for r, p in pairs]}
         else:
-            value["Refs"] = [views.point_ref(base, inv, r, p) for r, p in pairs]
+            value["Refs"] = [views.point_ref(base, inv, r, p, family) for r, p in pairs]
     elif qtype is cq.REPLICA:
         if entities:
             value["Entities"] = {"Replicas": [views.replica_entity(base, inv, r) for r in objects]}
@@ -200,8 +213,10 @@ routes = [
     Route("/api/replicas", list_replicas, ["GET"]),
     Route("/api/replicas/{id}", get_replica, ["GET"]),
     Route("/api/replicas/{id}/vmReplicaPoints", replica_points, ["GET"]),
-    Route("/api/vmReplicaPoints", list_points, ["GET"]),
-    Route("/api/vmReplicaPoints/{id}", get_point, ["GET"]),
+    FamilyRoute("/api/vmReplicaPoints", list_points, ["GET"], "replica"),
+    FamilyRoute("/api/vmReplicaPoints/{id}", get_point, ["GET"], "replica"),
+    FamilyRoute("/api/vmRestorePoints", list_points, ["GET"], "restore"),
+    FamilyRoute("/api/vmRestorePoints/{id}", get_point, ["GET"], "restore"),
     Route("/api/querySvc", query_service, ["GET"]),
     Route("/api/query", run, ["GET"]),
 ]

@@ -16,7 +16,7 @@ from openflr.api.bodies import parse_body
 from openflr.api.flrviews import FAMILIES, Listing, dir_links, mount_href, mount_value, task_value
 from openflr.api.paging import page_params, paging_info, positive_int
 from openflr.api.responses import em_response
-from openflr.api.routing import Route
+from openflr.api.routing import FamilyRoute, Route, family_of
 from openflr.api.schema import Value
 from openflr.api.urls import Query, api_base
 from openflr.core import browse
@@ -30,11 +30,6 @@ from openflr.restore.targets.base import Credentials
 
 _MOUNT_LIST_TYPES = {"replica": emtypes.VM_REPLICA_POINT_MOUNTS, "restore": emtypes.VM_RESTORE_POINT_MOUNTS}
 _MOUNT_TYPES = {"replica": emtypes.VM_REPLICA_POINT_MOUNT, "restore": emtypes.VM_RESTORE_POINT_MOUNT}
-
-
-def _family(request: Request) -> str:
-    family: str = request.scope["route"].family
-    return family
 
 
 # --- tasks ---------------------------------------------------------------------------------------------
@@ -69,7 +64,7 @@ async def create_mount(request: Request) -> Response:
     os_kind = spec.get("OsKind")
     if os_kind is not None and os_kind.strip().lower() not in ("windows", "linux"):
         raise BadRequestError(f"OsKind must be Windows or Linux, not {os_kind!r}.")
-    task = service_of(request).start_mount(session, request.path_params["point_id"], _family(request))
+    task = service_of(request).start_mount(session, request.path_params["point_id"], family_of(request))
     return em_response(request, emtypes.TASK, task_value(api_base(request), task), status=202)
 
 
@@ -80,7 +75,7 @@ def _point_id(request: Request, session: LogonSession) -> str:
 
 async def list_mounts(request: Request) -> Response:
     session = require(request, Permission.MOUNT)
-    family = _family(request)
+    family = family_of(request)
     mounts = service_of(request).mounts.of_point(session, _point_id(request, session), family)
     base = api_base(request)
     key = FAMILIES[family][1]
@@ -93,7 +88,7 @@ def _mount(request: Request, session: LogonSession) -> Mount:
     # By the id in the URL, not the inventory: a mount whose point vanished must say so clearly.
     point_id = bare_id(request.path_params["point_id"])
     return service_of(request).mounts.get(
-        session, point_id, request.path_params["mount_id"], _family(request)
+        session, point_id, request.path_params["mount_id"], family_of(request)
     )
 
 
@@ -107,7 +102,7 @@ async def delete_mount(request: Request) -> Response:
     session = require(request, Permission.MOUNT)
     service = service_of(request)
     service.mounts.unmount(
-        session, bare_id(request.path_params["point_id"]), request.path_params["mount_id"], _family(request)
+        session, bare_id(request.path_params["point_id"]), request.path_params["mount_id"], family_of(request)
     )
     return Response(status_code=204)
 
@@ -291,12 +286,6 @@ def _busy(session: LogonSession) -> Iterator[None]:
         session.active_streams -= 1
 
 
-class FamilyRoute(Route):
-    def __init__(self, path: str, endpoint: Any, methods: list[str], family: str) -> None:
-        super().__init__(path, endpoint, methods)
-        self.family = family
-
-
 def _family_routes(family: str) -> list[Route]:
     prefix = f"/api/{FAMILIES[family][0]}/{{point_id}}/mounts"
     return [
@@ -314,6 +303,7 @@ routes = [
     Route("/api/tasks/{task_id}", get_task, ["GET"]),
     Route("/api/tasks/{task_id}", delete_task, ["DELETE"]),
     *_family_routes("replica"),
+    *_family_routes("restore"),
 ]
 
 __all__ = ["mount_href", "routes"]
