@@ -107,6 +107,35 @@ class RestoreSettings:
 
 
 @dataclass
+class SecuritySettings:
+    """Logon abuse defences (``[security]``)."""
+
+    logon_free_failures: int = 3
+    """Failed logons per account or address before each further attempt is delayed."""
+    logon_max_delay: float = 5.0
+    """Cap of the growing delay (seconds) after failed logons."""
+    lock_after: int = 10
+    """Failed logons of one account from one address before that pair is locked."""
+    lock_seconds: float = 900.0
+    """How long a lock lasts (``openflr users unlock`` lifts it sooner)."""
+
+
+@dataclass
+class LimitSettings:
+    """Request and work limits (``[limits]``)."""
+
+    max_url_bytes: int = 8192
+    max_header_bytes: int = 16384
+    max_query_params: int = 64
+    max_concurrent_mounts: int = 16
+    """Mount tasks running at once, server-wide; more get 503 with Retry-After."""
+    max_concurrent_downloads: int = 32
+    """Downloads streaming at once, server-wide; more get 503 with Retry-After."""
+    mount_timeout: float = 120.0
+    """A mount that takes longer fails its task (hostile or broken images)."""
+
+
+@dataclass
 class DatastoreSettings:
     name: str
     """Stable name; replica and point ids derive from it (not from the path), so a datastore can move."""
@@ -138,6 +167,8 @@ class Settings:
     inventory: InventorySettings = field(default_factory=InventorySettings)
     mounts: MountSettings = field(default_factory=MountSettings)
     restore: RestoreSettings = field(default_factory=RestoreSettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
     datastores: list[DatastoreSettings] = field(default_factory=list)
     config_file: Path | None = None
 
@@ -165,6 +196,8 @@ _SECTIONS = {
     "inventory": InventorySettings,
     "mounts": MountSettings,
     "restore": RestoreSettings,
+    "security": SecuritySettings,
+    "limits": LimitSettings,
 }
 
 
