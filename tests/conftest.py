@@ -25,7 +25,12 @@ def fixtures() -> Fixtures:
 
 
 # The shared servers live for the whole run and every test logs on afresh.
-SHARED_SERVER = "[sessions]\nmax_per_user = 100000\n"
+# Logon throttling has its own tests and server (tests/api/test_logon_abuse.py); here it is loosened so
+# that deliberate bad logons across the suite never lock the test users out of the shared servers.
+SHARED_SERVER = (
+    "[sessions]\nmax_per_user = 100000\n"
+    "[security]\nlogon_free_failures = 1000\nlock_after = 100000\nspray_lock_accounts = 100000\n"
+)
 
 
 def datastore_config(fx: Fixtures, names: tuple[str, ...] = FIXTURE_DATASTORES) -> str:

@@ -190,3 +190,46 @@ def test_scan_prints_vms_points_and_problems(tmp_path: Path, fixtures: Fixtures)
     assert len(doc["problems"]) == 3
     none = cli(tmp_path, "scan", check=False)
     assert none.returncode == 1 and "no datastores configured" in none.stderr
+
+
+def _lock_out(data_dir: Path, name: str, address: str) -> None:
+    """Fail logons of ``name`` from ``address`` until the pair is locked, as the server would."""
+    from openflr.core.throttle import LogonThrottle
+    from openflr.store.db import Database
+
+    settings = load_settings(env={"OPENFLR_DATA_DIR": str(data_dir)})
+    db = Database(settings.database_url)
+    throttle = LogonThrottle(db, settings.security)
+    for _ in range(settings.security.lock_after):
+        throttle.failed(throttle.begin(name, address))
+    db.close()
+
+
+def test_users_list_shows_locks_and_unlock_lifts_them(tmp_path: Path) -> None:
+    cli(tmp_path, "users", "add", "alice", "--role", "RestoreOperator", stdin="pw\n")
+    cli(tmp_path, "users", "add", "bob", "--role", "RestoreOperator", stdin="pw\n")
+    _lock_out(tmp_path, "alice", "192.0.2.5")
+    _lock_out(tmp_path, "ALICE", "192.0.2.6")
+    listing = cli(tmp_path, "users", "list").stdout
+    assert re.search(r"alice\s+│.*locked from 192\.0\.2\.5 until .*; locked from 192\.0\.2\.6 until", listing)
+    assert re.search(r"bob\s+│.*│\s+ok\s+│", listing)
+    users = {u["name"]: u for u in json.loads(cli(tmp_path, "users", "list", "--json").stdout)}
+    assert users["alice"]["locked"] is True
+    assert [lock["address"] for lock in users["alice"]["locks"]] == ["192.0.2.5", "192.0.2.6"]
+    assert users["bob"] == {**users["bob"], "locked": False, "locks": []}
+    one = cli(tmp_path, "users", "unlock", "alice", "--address", "192.0.2.5").stdout
+    assert one.strip() == "unlocked account 'alice' from 192.0.2.5"
+    (left,) = json.loads(cli(tmp_path, "users", "locks", "--json").stdout)
+    assert (left["kind"], left["account"], left["address"], left["failures"]) == (
+        "pair",
+        "alice",
+        "192.0.2.6",
+        10,
+    )
+    rest = cli(tmp_path, "users", "unlock", "Alice").stdout
+    assert rest.strip() == "unlocked account 'alice' from 192.0.2.6"
+    assert "no logon locks on account 'alice'" in cli(tmp_path, "users", "unlock", "alice").stdout
+    assert cli(tmp_path, "users", "locks").stdout.strip() == "no logon locks"
+    assert json.loads(cli(tmp_path, "users", "list", "--json").stdout)[0]["locked"] is False
+    bare = cli(tmp_path, "users", "unlock", check=False)
+    assert bare.returncode == 2 and "name a user, an --address, or both" in bare.stderr

@@ -353,9 +353,16 @@ def users_remove(name: str, config_file: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the users as JSON.")
 @config_option
 def users_list(as_json: bool, config_file: Path | None) -> None:
-    """List users, their roles and restore restrictions."""
+    """List users, their roles, restore restrictions and logon locks."""
+    from openflr.core.users import account_key
+
     service = _service(config_file)
     accounts = service.users.list()
+    all_locks = service.throttle.locks()
+    locks: dict[str, list[Any]] = {}
+    for lock in all_locks:
+        if lock.kind == "pair":
+            locks.setdefault(lock.account, []).append(lock)
     if as_json:
         click.echo(
             json.dumps(
@@ -367,6 +374,11 @@ def users_list(as_json: bool, config_file: Path | None) -> None:
                         "allowed_extensions": list(u.allowed_extensions),
                         "restore_scope": list(u.restore_scope),
                         "created": u.created_at.isoformat(),
+                        "locked": bool(locks.get(account_key(u.name))),
+                        "locks": [
+                            {"address": lock.address, "until": _epoch_iso(lock.until)}
+                            for lock in locks.get(account_key(u.name), [])
+                        ],
                     }
                     for u in accounts
                 ],
@@ -374,7 +386,7 @@ def users_list(as_json: bool, config_file: Path | None) -> None:
             )
         )
         return
-    table = Table("name", "role", "in-place only", "extensions", "scope", "created (UTC)")
+    table = Table("name", "role", "in-place only", "extensions", "scope", "created (UTC)", "logon")
     for user in accounts:
         table.add_row(
             user.name,
@@ -383,8 +395,89 @@ def users_list(as_json: bool, config_file: Path | None) -> None:
             ",".join(user.allowed_extensions) or "any",
             ", ".join(user.restore_scope) or "all VMs",
             user.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            _locked_text(locks.get(account_key(user.name), [])),
         )
     console.print(table)
+    for lock in all_locks:
+        if lock.kind != "pair":
+            console.print(
+                f"address {lock.address} is locked for every account until {_epoch_time(lock.until)} UTC",
+                highlight=False,
+            )
+
+
+def _epoch_iso(when: float) -> str:
+    return datetime.fromtimestamp(when, UTC).isoformat(timespec="seconds")
+
+
+def _epoch_time(when: float) -> str:
+    return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _locked_text(locks: list[Any]) -> str:
+    if not locks:
+        return "ok"
+    return "; ".join(f"locked from {lock.address} until {_epoch_time(lock.until)}" for lock in locks)
+
+
+@users.command("unlock")
+@click.argument("name", required=False)
+@click.option(
+    "--address",
+    default=None,
+    help="Only logons from this client address. Without NAME: the address's own lock "
+    "(password spraying) and every account's lock from it.",
+)
+@config_option
+def users_unlock(name: str | None, address: str | None, config_file: Path | None) -> None:
+    """Lift the logon locks of NAME (from every address unless --address); works while serving."""
+    from openflr.core.throttle import describe
+
+    if name is None and address is None:
+        raise click.UsageError("name a user, an --address, or both")
+    service = _service(config_file)
+    lifted = service.throttle.unlock(name, address)
+    for lock in lifted:
+        console.print(f"unlocked {describe(lock)}", highlight=False)
+    if not lifted:
+        what = " from ".join(x for x in (f"account {name!r}" if name else "", address or "") if x)
+        console.print(f"no logon locks on {what}", highlight=False)
+    if name is not None and service.users.get(name) is None:
+        err_console.print(f"note: there is no user {name!r} (locks apply to any name tried)", highlight=False)
+
+
+@users.command("locks")
+@click.option("--json", "as_json", is_flag=True, help="Print the locks as JSON.")
+@config_option
+def users_locks(as_json: bool, config_file: Path | None) -> None:
+    """List logon locks in force, also of names that are no user and of whole addresses."""
+    from openflr.core.throttle import describe
+
+    locks = _service(config_file).throttle.locks()
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "kind": lock.kind,
+                        "account": lock.account,
+                        "address": lock.address,
+                        "failures": lock.failures,
+                        "until": _epoch_iso(lock.until),
+                    }
+                    for lock in locks
+                ],
+                indent=1,
+            )
+        )
+        return
+    if not locks:
+        console.print("no logon locks", highlight=False)
+    for lock in locks:
+        console.print(
+            f"{describe(lock)}: {lock.failures} failed logons, locked until {_epoch_time(lock.until)} UTC",
+            highlight=False,
+        )
 
 
 @main.command()

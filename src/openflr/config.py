@@ -39,6 +39,9 @@ class ServerSettings:
     http_impl: str = "httptools"
     """uvicorn HTTP/1.1 implementation: ``httptools`` (fast) or ``h11``."""
     log_level: str = "info"
+    trusted_proxies: str = ""
+    """Comma-separated addresses of reverse proxies whose ``X-Forwarded-For`` names the client (for
+    logs and logon throttling). Empty: the TCP peer is the client, whatever headers say."""
 
 
 @dataclass
@@ -118,6 +121,13 @@ class SecuritySettings:
     """Failed logons of one account from one address before that pair is locked."""
     lock_seconds: float = 900.0
     """How long a lock lasts (``openflr users unlock`` lifts it sooner)."""
+    logon_base_delay: float = 0.25
+    """First delay after the free failures; each further failure doubles it (up to the cap)."""
+    spray_lock_accounts: int = 10
+    """Different account names that failed from one address before that address is locked
+    (password spraying); the lock then refuses every account from that address."""
+    failure_window: float = 900.0
+    """Seconds without a failed logon after which an account's or address's count starts afresh."""
 
 
 @dataclass
@@ -127,9 +137,9 @@ class LimitSettings:
     max_url_bytes: int = 8192
     max_header_bytes: int = 16384
     max_query_params: int = 64
-    max_concurrent_mounts: int = 16
-    """Mount tasks running at once, server-wide; more get 503 with Retry-After."""
-    max_concurrent_downloads: int = 32
+    max_concurrent_mounts: int = 64
+    """Mounts being opened at once, server-wide; more get 503 with Retry-After."""
+    max_concurrent_downloads: int = 64
     """Downloads streaming at once, server-wide; more get 503 with Retry-After."""
     mount_timeout: float = 120.0
     """A mount that takes longer fails its task (hostile or broken images)."""

@@ -109,6 +109,10 @@ def build_config(settings: Settings, app: Any) -> uvicorn.Config:
         date_header=True,
         log_config=None,
         timeout_keep_alive=30,
+        # uvicorn trusts X-Forwarded-For from 127.0.0.1 by default: any local process could then
+        # choose the address that logon throttling counts. Only configured proxies are believed.
+        proxy_headers=bool(settings.server.trusted_proxies.strip()),
+        forwarded_allow_ips=settings.server.trusted_proxies.strip() or None,
         h11_max_incomplete_event_size=64 * 1024,
         **kwargs,
     )

@@ -65,7 +65,8 @@ def _newest_windows_point(server: RunningServer) -> str:
             headers=token,
         ).json()
         points = body["Entities"]["VmReplicaPoints"]["VmReplicaPoints"]
-        http.delete(f"{server.base}/api/logonSessions/{token['X-RestSvcSessionId']}", headers=token)
+        gone = http.delete(r.headers["Location"], headers=token)
+        assert gone.status_code == 204, gone.text
     return str(points[0]["UID"]).rsplit(":", 1)[1]
 
 

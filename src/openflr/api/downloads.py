@@ -19,10 +19,12 @@ from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from openflr.api.auth import service_of
 from openflr.core import rules
 from openflr.core.audit import FAILED, INTERRUPTED, SUCCESS
+from openflr.core.budget import Budget
 from openflr.core.mounts import Mount
 from openflr.core.service import Service
 from openflr.core.sessions import LogonSession
@@ -139,12 +141,13 @@ async def download(request: Request, session: LogonSession, mount: Mount, where:
         return Response(status_code=status, headers=headers, media_type=media)
     item = item_of(view, where)
     target = f"HTTP bytes {start}-{end - 1}/{size}" if status == 206 else "HTTP"
+    service.download_budget.acquire()
     record = _audit_start(request, session, mount, path, target)
 
     body = _audited(
         service, session, mount, record, lambda: read_chunks(view, item, start, end), end - start, 1
     )
-    return StreamingResponse(body, status_code=status, headers=headers, media_type=media)
+    return _BudgetedStream(service.download_budget, body, status, headers, media)
 
 
 def _zip(request: Request, session: LogonSession, mount: Mount, where: Located, path: str) -> Response:
@@ -161,12 +164,37 @@ def _zip(request: Request, session: LogonSession, mount: Mount, where: Located, 
     def allowed(file_name: str) -> str | None:
         return rules.refusal(user, file_name, "download")
 
+    service.download_budget.acquire()
     record = _audit_start(request, session, mount, path, "HTTP (ZIP)")
 
     body = _audited(
         service, session, mount, record, lambda: zip_chunks(view, item, report, allowed), None, 0, report
     )
-    return StreamingResponse(body, status_code=200, headers=headers, media_type="application/zip")
+    return _BudgetedStream(service.download_budget, body, 200, headers, "application/zip")
+
+
+class _BudgetedStream(StreamingResponse):
+    """A streaming body that holds one unit of the download budget until it is done or dropped."""
+
+    def __init__(
+        self, budget: Budget, body: AsyncIterator[bytes], status: int, headers: dict[str, str], media: str
+    ) -> None:
+        super().__init__(body, status_code=status, headers=headers, media_type=media)
+        self._budget: Budget | None = budget
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        budget, self._budget = self._budget, None
+        if budget is not None:
+            budget.release()
+
+    def __del__(self) -> None:  # never sent (the request failed before the response started)
+        self._release()
 
 
 def _audit_start(request: Request, session: LogonSession, mount: Mount, path: str, target: str) -> int:

@@ -14,10 +14,12 @@ from openflr.config import Settings
 from openflr.core import rules
 from openflr.core.audit import AuditLog
 from openflr.core.browse import ListingCache
+from openflr.core.budget import Budget
 from openflr.core.mounts import Mount, MountManager
 from openflr.core.restores import Restores
 from openflr.core.sessions import LogonSession, SessionManager
 from openflr.core.tasks import MOUNT, Task, TaskManager
+from openflr.core.throttle import LogonLockedError, LogonThrottle
 from openflr.core.users import UserStore
 from openflr.errors import NotFoundError, OpenflrError, UnauthorizedError
 from openflr.guestfs.errors import ImageError
@@ -36,6 +38,7 @@ class Service:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = Database(settings.database_url)
         self.users = UserStore(self.db)
+        self.throttle = LogonThrottle(self.db, settings.security)
         self.sessions = SessionManager(settings.sessions.idle_timeout, settings.sessions.max_per_user)
         # argon2 verification costs ~64 MiB and tens of ms: bound how many run at once.
         self._password_checks = asyncio.Semaphore(2)
@@ -47,6 +50,8 @@ class Service:
             per_session=settings.mounts.max_per_session,
         )
         self.listings = ListingCache()
+        self.mount_budget = Budget("mounts", settings.limits.max_concurrent_mounts)
+        self.download_budget = Budget("downloads", settings.limits.max_concurrent_downloads)
         self.audit = AuditLog(self.db)
         self.restores = Restores(settings, self.tasks, self.mounts, self.audit)
         self._scoped: dict[tuple[int, tuple[str, ...]], Inventory] = {}
@@ -57,9 +62,27 @@ class Service:
         self._jobs: set[asyncio.Task[None]] = set()
 
     async def logon(self, login_name: str, password: str, client: str = "") -> tuple[LogonSession, str]:
-        """Check the password (off the event loop) and open a session; 401 on failure."""
-        async with self._password_checks:
-            user = await anyio.to_thread.run_sync(self.users.authenticate, login_name, password)
+        """Check the password (off the event loop) and open a session; 401 on failure.
+
+        Failed logons are throttled (core/throttle.py): a growing delay before the check, then
+        429 while the account is locked for this client address.
+        """
+        try:
+            attempt = await anyio.to_thread.run_sync(self.throttle.begin, login_name, client)
+        except LogonLockedError:
+            log.info("locked logon refused for %r from %s", login_name[:64], client or "-")
+            raise
+        user = None
+        try:
+            if attempt.delay > 0:
+                await asyncio.sleep(attempt.delay)
+            async with self._password_checks:
+                user = await anyio.to_thread.run_sync(self.users.authenticate, login_name, password)
+        finally:
+            # Also when the client goes away mid-attempt: an abandoned attempt counts as failed.
+            with anyio.CancelScope(shield=True):
+                outcome = self.throttle.failed if user is None else self.throttle.succeeded
+                await anyio.to_thread.run_sync(outcome, attempt)
         if user is None:
             log.info("failed logon for %r from %s", login_name[:64], client or "-")
             raise UnauthorizedError("Logon failed: unknown user name or bad password.")
@@ -106,10 +129,16 @@ class Service:
     def start_mount(self, session: LogonSession, point_id: str, family: str = "replica") -> Task:
         """Start mounting a point; the returned task finishes with a link to the mount or a reason."""
         replica, point = self.point(session, point_id)
-        task = self.tasks.create(session, MOUNT)
-        job = asyncio.create_task(self._mount_job(task, session, replica, point, family))
+        self.mount_budget.acquire()
+        try:
+            task = self.tasks.create(session, MOUNT)
+            job = asyncio.create_task(self._mount_job(task, session, replica, point, family))
+        except BaseException:
+            self.mount_budget.release()
+            raise
         self._jobs.add(job)
         job.add_done_callback(self._jobs.discard)
+        job.add_done_callback(lambda _job: self.mount_budget.release())
         return task
 
     async def _mount_job(

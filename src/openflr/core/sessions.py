@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import logging
+import math
 import secrets
 import threading
 import time
@@ -36,6 +38,15 @@ class LogonSession:
 
 
 EndListener = Callable[[LogonSession, str], None]
+
+
+class SessionLimitError(UnavailableError):
+    """The user already holds ``[sessions] max_per_user`` sessions.
+
+    429 Too Many Requests rather than 503: the limit is this user's, not the server's.
+    """
+
+    status = 429
 
 
 def new_token() -> str:
@@ -74,12 +85,15 @@ class SessionManager:
         """Open a session for ``user``; returns it with its secret token."""
         self.sweep()
         with self._lock:
-            owned = sum(1 for s in self._by_token.values() if s.user.id == user.id)
-            if owned >= self.max_per_user:
-                raise UnavailableError(
-                    f"user {user.name!r} already has {owned} logon sessions (the limit); "
-                    "log out of one or wait for it to expire",
-                    retry_after=60,
+            owned = [s for s in self._by_token.values() if s.user.id == user.id]
+            if len(owned) >= self.max_per_user:
+                now = self._clock()
+                idle = [s.last_seen + self.idle_timeout - now for s in owned if s.active_streams == 0]
+                raise SessionLimitError(
+                    f"Logon refused: user {user.name!r} already has {len(owned)} logon sessions, the "
+                    "limit per user. Log out of one (DELETE its LogonSession Href) or wait until one "
+                    "has been idle long enough to expire.",
+                    retry_after=max(1, math.ceil(min(idle, default=self.idle_timeout))),
                 )
             token = new_token()
             session = LogonSession(
@@ -101,6 +115,10 @@ class SessionManager:
         with self._lock:
             session = self._by_token.get(key)
             if session is None:
+                return None
+            # The dict finds the entry by digest; confirm it without an early-exit comparison.
+            entry = self._by_id.get(session.session_id)
+            if entry is None or not hmac.compare_digest(entry[0], key):
                 return None
             now = self._clock()
             if self._is_idle(session, now):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Integer, String, Text, text
+from sqlalchemy import BigInteger, Boolean, DateTime, Float, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -54,3 +54,26 @@ class AuditRow(Base):
     """``running``, ``success``, ``failed``, ``interrupted``."""
     message: Mapped[str] = mapped_column(Text, default="")
     task_id: Mapped[str] = mapped_column(String(32), default="")
+
+
+class LogonFailureRow(Base):
+    """Failed-logon counters and locks (core/throttle.py), shared by the server and the CLI.
+
+    One row per ``kind``: ``pair`` (account and client address), ``account`` (every address) or
+    ``address`` (every account); the unused key is ``''``. Times are Unix epoch seconds.
+    """
+
+    __tablename__ = "logon_failures"
+    __table_args__ = (UniqueConstraint("kind", "account", "address"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    account: Mapped[str] = mapped_column(String(256), default="", index=True)
+    """Case-folded account key (``core.users.account_key``), known user or not."""
+    address: Mapped[str] = mapped_column(String(64), default="", index=True)
+    """Client address (IPv6 clients by /64 network)."""
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    """Failed (or still undecided) logons since the count last started afresh."""
+    last_failure: Mapped[float] = mapped_column(Float, default=0.0)
+    locked_until: Mapped[float] = mapped_column(Float, default=0.0)
+    """Logons of this pair (or from this address) are refused until then; 0: not locked."""
