@@ -8,6 +8,12 @@ whole folder has been read: files are appended in on-disk order, and where the f
 how many subfolders a folder has (ext4, XFS: link count - 2) the folders are complete as soon as
 that many have been seen. An unpaged listing streams straight from the engine and never holds the
 whole directory.
+
+A folder comes from a replica's file system, which is not trusted: one folder may claim (or, on a
+damaged volume, really yield) hundreds of millions of entries. A paged listing holds at most
+``max_folder_entries`` of one folder and fails cleanly past that; listings are one level deep, so a
+folder that contains itself is just an entry here (recursive walks guard against loops:
+``guestfs/loops.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from openflr.core.mounts import Mount
+from openflr.errors import BadRequestError
 from openflr.guestfs.filesystems.base import Entry
 from openflr.guestfs.view import Located
 
@@ -112,8 +119,11 @@ class Scan:
 class ListingCache:
     """Folder contents by (view, root, path); least recently used first out, bounded by entries."""
 
-    def __init__(self, max_entries: int = 2_000_000, wait_seconds: float = 300.0) -> None:
+    def __init__(
+        self, max_entries: int = 2_000_000, wait_seconds: float = 300.0, max_folder_entries: int = 1_000_000
+    ) -> None:
         self.max_entries = max_entries
+        self.max_folder_entries = max_folder_entries
         self.wait_seconds = wait_seconds
         self._data: OrderedDict[tuple[int, int, tuple[str, ...]], Scan] = OrderedDict()
         self._lock = threading.Lock()
@@ -149,10 +159,17 @@ class ListingCache:
     def _read(self, mount: Mount, where: Located, scan: Scan) -> None:
         dirs: list[Entry] = []
         files: list[Entry] = []
+        held = 0
         try:
             for e in mount.view.scandir(where):
                 e.node = None  # keep the facts, not the engine's handle
                 (dirs if e.is_dir else files).append(e)
+                held += 1
+                if held > self.max_folder_entries:
+                    raise BadRequestError(
+                        f"The folder holds more than {self.max_folder_entries} entries, too many to page "
+                        "through; list it without pageSize (the listing then streams)."
+                    )
                 if len(dirs) + len(files) >= _BATCH:
                     with scan.ready:
                         scan.dirs += dirs
@@ -163,6 +180,7 @@ class ListingCache:
             log.warning("listing %s failed: %s", where.parts, exc)
             with scan.ready:
                 scan.error = exc
+                scan.dirs, scan.files = [], []  # a failed folder holds no memory
                 scan.ready.notify_all()
             return
         with scan.ready:

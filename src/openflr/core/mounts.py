@@ -5,6 +5,13 @@ Mount ids are 1, 2, ... per point. Opened points are shared: every mount of a po
 short idle grace so that a client that unmounts and mounts again does not pay twice. A mount is
 visible only to the session that made it, dies with that session, and fails cleanly when its point
 disappears from the datastore.
+
+Opening a point reads image files that are not trusted and may sit on a share that stalls. It runs in
+its own thread and is given ``open_timeout`` seconds: past that the mount fails with a clear message,
+and the opening thread is told to stop (every read it makes checks a cancel flag). A thread stuck
+where it cannot notice (a read blocked on a dead NFS server) is left to finish on its own, but at
+most ``max_stuck`` such threads may exist, and a point with one is not opened again meanwhile: a
+hostile or unreachable image cannot eat the server's threads or hold other mounts hostage.
 """
 
 from __future__ import annotations
@@ -17,9 +24,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from openflr.core.sessions import LogonSession
 from openflr.errors import NotFoundError, UnavailableError
+from openflr.guestfs.blocks import CancelToken, cancel_scope
+from openflr.guestfs.errors import OpenCancelledError
 from openflr.guestfs.view import GuestView, open_view
 from openflr.inventory.model import Replica, ReplicaPoint
 
@@ -59,6 +69,8 @@ class MountManager:
         idle_keep: int = 8,
         idle_seconds: float = 300.0,
         per_session: int = 64,
+        open_timeout: float = 120.0,
+        max_stuck: int = 4,
     ) -> None:
         self._open = opener or (lambda point, os_kind: open_view([d.files for d in point.disks], os_kind))
         self._lock = threading.RLock()
@@ -70,22 +82,105 @@ class MountManager:
         self.idle_keep = idle_keep
         self.idle_seconds = idle_seconds
         self.per_session = per_session
+        self.open_timeout = open_timeout
+        """Seconds an opening may take (``[limits] mount_timeout``)."""
+        self.max_stuck = max_stuck
+        self._stuck: dict[int, str] = {}
+        """Opening threads that outlived their timeout and have not finished yet: thread id -> point id."""
 
     # --- opening (blocking: call from a worker thread) ---------------------------------------------
 
     def _acquire(self, replica: Replica, point: ReplicaPoint) -> GuestView:
+        deadline = time.monotonic() + self.open_timeout
         with self._lock:
             point_lock = self._point_locks.setdefault(point.id, threading.Lock())
-        with point_lock:
+        if not point_lock.acquire(timeout=max(0.0, self.open_timeout)):
+            raise OpenCancelledError(
+                f"The restore point is still being opened for another mount after {self.open_timeout:g} s; "
+                "try again later."
+            )
+        try:
             with self._lock:
                 opened = self._opened.get(point.id)
                 if opened is not None:
                     opened.users += 1
                     return opened.view
-            view = self._open(point, replica.os_kind)
+            view = self._open_bounded(replica, point, deadline)
             with self._lock:
                 self._opened[point.id] = _Opened(view, 1)
             return view
+        finally:
+            point_lock.release()
+
+    def stuck(self) -> list[str]:
+        """Points whose opening outlived its timeout and is still running."""
+        with self._lock:
+            return list(self._stuck.values())
+
+    def _open_bounded(self, replica: Replica, point: ReplicaPoint, deadline: float) -> GuestView:
+        """``self._open`` in a thread of its own, given until ``deadline``; cancelled past it."""
+        with self._lock:
+            if point.id in self._stuck.values():
+                raise UnavailableError(
+                    "An earlier attempt to open this restore point timed out and is still running; "
+                    "its images may be damaged or on a share that does not answer. Try again later.",
+                    30,
+                )
+            if len(self._stuck) >= self.max_stuck:
+                raise UnavailableError(
+                    f"{len(self._stuck)} earlier mounts timed out and are still opening their images "
+                    "(damaged images or a share that does not answer); try again later.",
+                    30,
+                )
+        timeout = max(0.0, deadline - time.monotonic())
+        token = CancelToken(
+            f"Opening the restore point took longer than the mount timeout ({self.open_timeout:g} s); "
+            "its images may be damaged, very large, or on a share that does not answer."
+        )
+        result: dict[str, Any] = {}
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                with cancel_scope(token):
+                    result["view"] = self._open(point, replica.os_kind)
+            except BaseException as exc:
+                result["error"] = exc
+            finally:
+                with self._lock:
+                    late = self._stuck.pop(threading.get_ident(), None) is not None
+                    done.set()
+            if late:
+                view = result.get("view")
+                log.warning(
+                    "the timed-out opening of point %s (%s) finished after all%s",
+                    point.id,
+                    replica.display_name,
+                    "" if view is None else "; its view is closed",
+                )
+                if view is not None:
+                    view.close()
+
+        worker = threading.Thread(target=run, name=f"openflr-open-{point.id[:8]}", daemon=True)
+        worker.start()
+        if not done.wait(timeout):
+            with self._lock:
+                if not done.is_set():
+                    token.cancel()
+                    assert worker.ident is not None
+                    self._stuck[worker.ident] = point.id
+                    log.warning(
+                        "opening point %s (%s) took longer than %g s: cancelled",
+                        point.id,
+                        replica.display_name,
+                        self.open_timeout,
+                    )
+                    raise OpenCancelledError(token.reason)
+        error = result.get("error")
+        if error is not None:
+            raise error
+        view: GuestView = result["view"]
+        return view
 
     def _release(self, point_id: str) -> None:
         closing: list[GuestView] = []

@@ -48,6 +48,7 @@ class Service:
             idle_keep=settings.mounts.keep_idle,
             idle_seconds=settings.mounts.keep_idle_seconds,
             per_session=settings.mounts.max_per_session,
+            open_timeout=settings.limits.mount_timeout,
         )
         self.listings = ListingCache()
         self.mount_budget = Budget("mounts", settings.limits.max_concurrent_mounts)
@@ -73,15 +74,24 @@ class Service:
             log.info("locked logon refused for %r from %s", login_name[:64], client or "-")
             raise
         user = None
+        refused = False
         try:
             if attempt.delay > 0:
                 await asyncio.sleep(attempt.delay)
+            try:  # a lock may have come into force while this attempt waited
+                await anyio.to_thread.run_sync(self.throttle.check, attempt)
+            except LogonLockedError:
+                refused = True
+                raise
             async with self._password_checks:
                 user = await anyio.to_thread.run_sync(self.users.authenticate, login_name, password)
         finally:
             # Also when the client goes away mid-attempt: an abandoned attempt counts as failed.
             with anyio.CancelScope(shield=True):
-                outcome = self.throttle.failed if user is None else self.throttle.succeeded
+                if refused:
+                    outcome = self.throttle.release
+                else:
+                    outcome = self.throttle.failed if user is None else self.throttle.succeeded
                 await anyio.to_thread.run_sync(outcome, attempt)
         if user is None:
             log.info("failed logon for %r from %s", login_name[:64], client or "-")

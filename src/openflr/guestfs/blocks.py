@@ -6,19 +6,30 @@ of its files, zeros, bytes it produced itself (decompressed grains), or "ask the
 each run down the stack, reading file data straight into the result buffer (``os.preadv``), with
 adjacent runs coalesced so a contiguous 1 MiB read is one system call.
 
-Layers hold only their own metadata (tables are read lazily and cached), so opening a 2 TiB disk
-or a 32-deep chain costs the same handful of header reads.
+Layers hold only their own metadata (tables are read lazily, in pages, and cached), so opening a
+2 TiB disk or a 32-deep chain costs the same handful of header reads, and an image whose header
+claims a table of billions of entries costs no more memory than a real one.
+
+Images are not trusted: only regular files are opened (a FIFO would block ``open`` forever, a device
+is not an image), every count read from a header is checked before anything is allocated from it, and
+an opening that takes too long can be cancelled (``cancel_scope``): every read checks the flag.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
+import sys
+import threading
 from abc import ABC, abstractmethod
+from array import array
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from openflr.guestfs.errors import CorruptImageError, ImageError
+from openflr.guestfs.errors import CorruptImageError, ImageError, OpenCancelledError
 
 MiB = 1024 * 1024
 
@@ -36,24 +47,97 @@ Run = tuple[int, int, int, Any]
 """(virtual offset, length, kind, arg)."""
 
 
+# --- cancelling an opening that takes too long ------------------------------------------------------
+
+
+class CancelToken:
+    """Set by whoever waits for an opening; checked by every read of the thread doing the opening."""
+
+    def __init__(self, reason: str = "the operation was cancelled") -> None:
+        self.reason = reason
+        self.cancelled = False
+
+    def cancel(self, reason: str | None = None) -> None:
+        if reason:
+            self.reason = reason
+        self.cancelled = True
+
+
+class _Local(threading.local):
+    token: CancelToken | None = None
+
+
+_local = _Local()
+
+
+@contextlib.contextmanager
+def cancel_scope(token: CancelToken) -> Iterator[CancelToken]:
+    """Reads made by this thread inside the block raise ``OpenCancelledError`` once ``token`` is set."""
+    previous = _local.token
+    _local.token = token
+    try:
+        yield token
+    finally:
+        _local.token = previous
+
+
+def check_cancelled() -> None:
+    token = _local.token
+    if token is not None and token.cancelled:
+        raise OpenCancelledError(token.reason)
+
+
+def open_regular(path: Path | str) -> int:
+    """A read-only descriptor of a regular file; anything else (FIFO, device, directory) is refused
+    without blocking: ``O_NONBLOCK`` keeps a FIFO swapped in after the check from hanging ``open``."""
+    from openflr.guestfs.errors import MissingImageError
+
+    name = str(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise MissingImageError(name, "file not found") from None
+    except IsADirectoryError:
+        raise CorruptImageError(name, "is a directory, not an image file") from None
+    except OSError as exc:
+        raise ImageError(name, exc.strerror or str(exc)) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise CorruptImageError(name, f"is {_file_kind(mode)}, not an image file")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
 class OpenFile:
     """A read-only file descriptor shared by the layers that use one file."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        try:
-            self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        except FileNotFoundError:
-            from openflr.guestfs.errors import MissingImageError
-
-            raise MissingImageError(str(path), "file not found") from None
-        except OSError as exc:
-            raise ImageError(str(path), exc.strerror or str(exc)) from None
+        self.fd = open_regular(path)
         self.size = os.fstat(self.fd).st_size
         self._closed = False
 
     def pread(self, length: int, offset: int) -> bytes:
         """Exactly ``length`` bytes at ``offset``; a short read means the file is truncated."""
+        check_cancelled()
+        if length < 0 or offset < 0 or offset + length > self.size:
+            raise CorruptImageError(str(self.path), f"truncated: {length} bytes wanted at offset {offset}")
         data = os.pread(self.fd, length, offset)
         if len(data) != length:
             raise CorruptImageError(str(self.path), f"truncated: {length} bytes wanted at offset {offset}")
@@ -63,6 +147,49 @@ class OpenFile:
         if not self._closed:
             self._closed = True
             os.close(self.fd)
+
+
+class Table:
+    """A table of unsigned integers in an image file (qcow2 L1, VMDK grain directory, VHDX BAT),
+    read in pages on first use and kept in a small LRU: a header that claims billions of entries
+    costs only the pages actually used."""
+
+    PAGE = 64 * 1024
+    PAGES = 64
+
+    def __init__(self, file: OpenFile, offset: int, count: int, width: int, big_endian: bool = False) -> None:
+        if count < 0 or offset < 0 or offset + count * width > file.size:
+            raise CorruptImageError(str(file.path), "a table lies beyond the end of the file (truncated?)")
+        self.file, self.offset, self.count, self.width = file, offset, count, width
+        self._per_page = self.PAGE // width
+        self._typecode = "Q" if width == 8 else "I"
+        self._swap = big_endian != (sys.byteorder == "big")
+        self._pages: OrderedDict[int, array[int]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> int:
+        if not 0 <= index < self.count:
+            raise IndexError(index)
+        number, within = divmod(index, self._per_page)
+        page = self._pages.get(number)
+        if page is None:
+            page = self._load(number)
+        else:
+            self._pages.move_to_end(number)
+        return page[within]
+
+    def _load(self, number: int) -> array[int]:
+        first = number * self._per_page
+        n = min(self._per_page, self.count - first)
+        page = array(self._typecode, self.file.pread(n * self.width, self.offset + first * self.width))
+        if self._swap:
+            page.byteswap()
+        self._pages[number] = page
+        if len(self._pages) > self.PAGES:
+            self._pages.popitem(last=False)
+        return page
 
 
 class Layer(ABC):
@@ -120,7 +247,8 @@ class Chain(BlockSource):
         self._files = files
 
     def pread(self, length: int, offset: int) -> bytes:
-        if offset >= self.size or length <= 0:
+        check_cancelled()
+        if offset >= self.size or length <= 0 or offset < 0:
             return b""
         length = min(length, self.size - offset)
         out = bytearray(length)
@@ -195,7 +323,7 @@ class Slice(BlockSource):
         self.size = size
 
     def pread(self, length: int, offset: int) -> bytes:
-        if offset >= self.size or length <= 0:
+        if offset >= self.size or length <= 0 or offset < 0:
             return b""
         return self.parent.pread(min(length, self.size - offset), self.start + offset)
 
@@ -212,6 +340,13 @@ class CachedReader:
     SHIFT = 16
     BLOCK = 1 << SHIFT
     BLOCKS = 512
+    """Blocks one reader keeps (32 MiB)."""
+    BUDGET = 8192
+    """Blocks all readers of the process keep together (512 MiB): a point with hundreds of volumes
+    cannot make the caches grow without bound; past the budget each reader keeps at most ``FLOOR``."""
+    FLOOR = 16
+    _total = 0
+    _total_lock = threading.Lock()
 
     def __init__(self, source: BlockSource) -> None:
         self.source = source
@@ -252,7 +387,18 @@ class CachedReader:
         return self.size
 
     def close(self) -> None:
-        pass
+        self._drop_all()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self._drop_all()
+
+    def _drop_all(self) -> None:
+        n = len(self._cache)
+        if n:
+            self._cache.clear()
+            with CachedReader._total_lock:
+                CachedReader._total -= n
 
     def read_at(self, offset: int, size: int) -> bytes:
         if offset >= self.size or size <= 0:
@@ -269,7 +415,11 @@ class CachedReader:
     def _load(self, index: int) -> bytes:
         data = self.source.pread(self.BLOCK, index << self.SHIFT)
         cache = self._cache
-        if len(cache) >= self.BLOCKS:
-            del cache[next(iter(cache))]
-        cache[index] = data
+        with CachedReader._total_lock:
+            over = CachedReader._total >= self.BUDGET and len(cache) >= self.FLOOR
+            if cache and (len(cache) >= self.BLOCKS or over):
+                del cache[next(iter(cache))]
+            else:
+                CachedReader._total += 1
+            cache[index] = data
         return data

@@ -32,6 +32,12 @@ class VolumeError(OpenflrError, OSError):
     status = 501
 
 
+class OpenCancelledError(OpenflrError, TimeoutError):
+    """Opening or reading a disk was cancelled, typically because it took longer than allowed."""
+
+    status = 503
+
+
 class NotADirectoryGuestError(BadRequestError, NotADirectoryError):
     """A listing was asked of a guest path that is a file."""
 
@@ -48,6 +54,7 @@ __all__ = [
     "MissingImageError",
     "NotADirectoryGuestError",
     "NotFoundError",
+    "OpenCancelledError",
     "UnsupportedImageError",
     "VolumeError",
 ]

@@ -3,10 +3,16 @@
 Used by the inventory scanner to discover and validate snapshot chains, and by the block sources
 to wire chains together. Reads headers and descriptors only (a few KiB per file), so scanning is
 O(number of files), never O(disk size).
+
+Image files are not trusted: only regular files are opened (never blocking on a FIFO), every size
+and count is checked before use, a chain may not loop or run deeper than ``MAX_CHAIN_DEPTH``, and
+(given the datastore) no parent or extent may lie outside it: a hostile header cannot make openflr
+serve ``/etc/shadow`` as the base of a disk.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import struct
 import uuid
@@ -14,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
 from typing import BinaryIO
 
-from openflr.guestfs.errors import CorruptImageError, MissingImageError, UnsupportedImageError
+from openflr.guestfs.blocks import open_regular
+from openflr.guestfs.errors import CorruptImageError, ImageError, MissingImageError, UnsupportedImageError
 
 KiB = 1024
 MAX_CHAIN_DEPTH = 256
@@ -49,8 +56,9 @@ class ImageInfo:
 
 def probe(path: Path) -> ImageInfo:
     """Identify ``path`` and read its parent link. Raises ``MissingImageError``/``CorruptImageError``."""
+    fd = open_regular(path)
     try:
-        with open(path, "rb") as fh:
+        with os.fdopen(fd, "rb") as fh:
             head = fh.read(512)
             size = fh.seek(0, 2)
             if head.startswith(b"QFI\xfb"):
@@ -70,25 +78,43 @@ def probe(path: Path) -> ImageInfo:
             if path.suffix.lower() in (".qcow2", ".vhdx", ".avhdx", ".vhd", ".avhd"):
                 raise CorruptImageError(str(path), f"not a {path.suffix[1:]} image (bad signature)")
             return ImageInfo(path, "raw", size)
-    except FileNotFoundError:
-        raise MissingImageError(str(path), "file not found") from None
-    except IsADirectoryError:
-        raise CorruptImageError(str(path), "is a directory, not an image file") from None
-    except PermissionError:
-        raise CorruptImageError(str(path), "permission denied") from None
+    except ImageError:
+        raise
     except struct.error as exc:
         raise CorruptImageError(str(path), f"truncated header ({exc})") from None
+    except (ValueError, OverflowError, IndexError) as exc:
+        raise CorruptImageError(str(path), f"damaged header ({exc})") from None
+    except OSError as exc:
+        raise ImageError(str(path), exc.strerror or str(exc)) from None
 
 
-def chain(top: Path, cache: dict[Path, ImageInfo] | None = None) -> list[ImageInfo]:
-    """The image chain from ``top`` down to its base; every file and extent must exist."""
+def real(path: Path) -> Path:
+    """The file ``path`` names (symbolic links resolved; a link loop resolves to itself, never raises)."""
+    return Path(os.path.realpath(path))
+
+
+def inside(path: Path, root: Path) -> bool:
+    """Whether ``path`` lies in ``root``, by the names alone (``..`` folded, links not followed)."""
+    p = os.path.normpath(os.path.abspath(path))
+    r = os.path.normpath(os.path.abspath(root))
+    return p == r or p.startswith(r.rstrip(os.sep) + os.sep)
+
+
+def chain(
+    top: Path, cache: dict[Path, ImageInfo] | None = None, within: Path | None = None
+) -> list[ImageInfo]:
+    """The image chain from ``top`` down to its base; every file and extent must exist (and lie in
+    ``within``, the datastore, when given)."""
     cache = {} if cache is None else cache
     out: list[ImageInfo] = []
     seen: set[Path] = set()
     current: Path | None = top
     child: Path | None = None
     while current is not None:
-        key = current.resolve()
+        if within is not None and not inside(current, within):
+            shown = str(child) if child is not None else str(top)
+            raise CorruptImageError(shown, f"its parent {current} lies outside the datastore")
+        key = real(current)
         if key in seen:
             raise CorruptImageError(str(top), f"backing chain loops back to {current.name}")
         if len(out) >= MAX_CHAIN_DEPTH:
@@ -101,12 +127,21 @@ def chain(top: Path, cache: dict[Path, ImageInfo] | None = None) -> list[ImageIn
                 raise MissingImageError(str(child), f"parent {current.name} not found") from exc
             raise
         cache[key] = info
-        for extent in info.extents:
-            if extent.path is not None and not extent.path.exists():
-                raise MissingImageError(str(current), f"extent file {extent.path.name} not found")
+        check_extents(info, within)
         out.append(info)
         child, current = current, info.parent
     return out
+
+
+def check_extents(info: ImageInfo, within: Path | None) -> None:
+    """Every extent file of ``info`` exists (and lies in ``within``, when given)."""
+    for extent in info.extents:
+        if extent.path is None:
+            continue
+        if within is not None and not inside(extent.path, within):
+            raise CorruptImageError(str(info.path), f"extent file {extent.path} lies outside the datastore")
+        if not extent.path.exists():
+            raise MissingImageError(str(info.path), f"extent file {extent.path.name} not found")
 
 
 def resolve_parent(child: Path, hint: str) -> Path:
@@ -114,6 +149,8 @@ def resolve_parent(child: Path, hint: str) -> Path:
     replicas copied from elsewhere) the same file name next to the child."""
     if not hint:
         raise CorruptImageError(str(child), "empty parent file name")
+    if "\0" in hint or len(hint) > 4096:
+        raise CorruptImageError(str(child), "impossible parent or extent file name")
     windows = "\\" in hint or re.match(r"^[A-Za-z]:", hint) is not None
     name = PureWindowsPath(hint).name if windows else Path(hint).name
     candidates = []

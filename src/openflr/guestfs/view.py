@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import logging
 import re
+import struct
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -23,16 +24,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from openflr.errors import BadRequestError, GuestPathNotFoundError
-from openflr.guestfs.blocks import Chain
+from openflr.guestfs.blocks import Chain, check_cancelled
 from openflr.guestfs.disks import open_chain
-from openflr.guestfs.errors import ImageError, VolumeError
+from openflr.guestfs.errors import CorruptImageError, ImageError, VolumeError
 from openflr.guestfs.filesystems.base import Entry, FileReader, FileSystem, Node
 from openflr.guestfs.filesystems.probe import identify, identity, open_filesystem
 from openflr.guestfs.volumes import Volume, is_lvm, logical_volumes, partitions
 
 log = logging.getLogger(__name__)
 
+MAX_DISKS = 256
+"""Disks of one point (vSphere and Hyper-V allow about 256); more is a hostile or broken description."""
+MAX_VOLUMES = 256
+"""Volumes of one point, all disks and volume groups together: each costs file handles and caches."""
+
 _DRIVE_RE = re.compile(r"^[A-Za-z]:$")
+_NTFS_METAFILES = frozenset(
+    {"$mft", "$mftmirr", "$logfile", "$volume", "$attrdef", "$bitmap", "$boot", "$badclus", "$secure"}
+    | {"$upcase", "$extend"}
+)
+"""NTFS metadata files at a volume's root, lower case (``$Extend`` holds the rest)."""
 _FSTAB_SKIP_TYPES = {
     "swap",
     "proc",
@@ -113,9 +124,19 @@ class GuestView:
     # --- resolution -------------------------------------------------------------------------------
 
     def split(self, path: str) -> list[str]:
+        """The components of an EM path below the mount (already percent-decoded), or 400.
+
+        ``/`` and ``\\`` both separate; empty and ``.`` components are dropped; ``..``, NUL and the
+        Win32 device and UNC prefixes (``\\\\?\\``, ``\\\\.\\``, ``\\\\server\\share``) are refused. The
+        result never climbs: every component names something below a root of this guest."""
         if "\0" in path:
             raise BadRequestError("The path contains a NUL character.")
-        parts = [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]
+        slashed = path.replace("\\", "/")
+        if slashed.startswith("//"):
+            raise BadRequestError(
+                f"The path {path!r} is a Win32 device or UNC path; give a path from the volume root (C:/...)."
+            )
+        parts = [p for p in slashed.split("/") if p not in ("", ".")]
         if any(p == ".." for p in parts):
             raise BadRequestError(f"The path {path!r} contains '..'; give a path from the volume root.")
         return parts
@@ -125,8 +146,9 @@ class GuestView:
 
         Resolved items are kept in a small LRU: libfsntfs reads a folder's whole index when it
         creates the folder's entry (120 ms for 100,000 names), and paging asks for the same folder
-        again and again."""
-        key = path.replace("\\", "/").strip("/")
+        again and again. The cache is keyed by the checked components, so a refused path never
+        reaches it."""
+        key = "/".join(self.split(path))
         with self._located_lock:
             hit = self._located.get(key)
             if hit is not None:
@@ -141,7 +163,10 @@ class GuestView:
 
     def located(self, path: str) -> Located | None:
         """A path resolved before (from the cache), or None; never touches the engine."""
-        key = path.replace("\\", "/").strip("/")
+        try:
+            key = "/".join(self.split(path))
+        except BadRequestError:
+            return None  # locate() says why
         with self._located_lock:
             return self._located.get(key)
 
@@ -174,7 +199,12 @@ class GuestView:
     def _in_root(self, root: Root, parts: list[str], shown: str) -> Located:
         fs = require_fs(root)
         if not parts:
-            return Located(root, [], fs.root(), None)
+            top = fs.root()
+            fs.check_dir(top)  # a folder that cannot be listed fails here, before a listing streams
+            return Located(root, [], top, None)
+        if fs.kind == "ntfs" and parts[0].partition(":")[0].lower() in _NTFS_METAFILES:
+            # Never listed, so never reachable by name either: $MFT and $LogFile hold deleted data.
+            raise GuestPathNotFoundError(f"The path {shown!r} does not exist in this restore point.")
         node = fs.lookup(parts)
         if node is None and ":" in parts[-1]:
             found = self._stream(root, fs, parts)
@@ -186,6 +216,8 @@ class GuestView:
                 return synthetic
             raise GuestPathNotFoundError(f"The path {shown!r} does not exist in this restore point.")
         entry = fs.stat(node)
+        if entry.is_dir:
+            fs.check_dir(node)
         if not fs.case_sensitive:
             parts = self._canonical(fs, parts, entry)
         return Located(root, parts, node, entry)
@@ -307,9 +339,15 @@ def require_fs(root: Root) -> FileSystem:
 
 def open_view(disks: Sequence[Sequence[Path]], os_hint: str = "") -> GuestView:
     """Open every disk of a point (each a chain of image files, top first) and build its view."""
+    if len(disks) > MAX_DISKS:
+        first = next(iter(disks[0]), "disk") if disks else "disk"
+        raise CorruptImageError(
+            str(first), f"the point has {len(disks)} disks; at most {MAX_DISKS} are opened"
+        )
     chains: list[Chain] = []
     try:
         for files in disks:
+            check_cancelled()
             chains.append(open_chain(files))
         return _build(chains, os_hint)
     except BaseException:
@@ -322,14 +360,27 @@ def _build(chains: list[Chain], os_hint: str) -> GuestView:
     volumes: list[Volume] = []
     pvs: list[Volume] = []
     for i, chain in enumerate(chains):
-        for v in partitions(i, chain):
+        try:
+            found = partitions(i, chain)
+        except (struct.error, ValueError, IndexError, OverflowError) as exc:
+            if isinstance(exc, ImageError):
+                raise
+            raise CorruptImageError("partition table", f"disk {i}: damaged ({exc})") from None
+        for v in found:
             (pvs if is_lvm(v) else volumes).append(v)
+        if len(volumes) + len(pvs) > MAX_VOLUMES:
+            raise CorruptImageError(
+                "partition table", f"disk {i}: more than {MAX_VOLUMES} volumes in the point; not opened"
+            )
     if pvs:
         volumes += logical_volumes(pvs)
+        if len(volumes) > MAX_VOLUMES:
+            raise CorruptImageError("LVM", f"more than {MAX_VOLUMES} volumes in the point; not opened")
     for n, v in enumerate(volumes):
         v.index = n
     opened: list[tuple[Volume, FileSystem | None, str | None]] = []
     for v in volumes:
+        check_cancelled()
         try:
             fs = open_filesystem(v.source)
             kind = identify(v.source)
@@ -354,9 +405,12 @@ def _build(chains: list[Chain], os_hint: str) -> GuestView:
 def _system_volume(opened: list[tuple[Volume, FileSystem | None, str | None]]) -> Volume | None:
     for v, fs, _ in opened:
         if fs is not None and fs.kind == "ntfs":
-            node = fs.lookup(["Windows", "System32"])
-            if node is not None and fs.stat(node).is_dir:
-                return v
+            try:
+                node = fs.lookup(["Windows", "System32"])
+                if node is not None and fs.stat(node).is_dir:
+                    return v
+            except VolumeError as exc:
+                log.warning("volume %d: %s", v.index, exc)
     return None
 
 
@@ -393,11 +447,15 @@ def _registry_letters(fs: FileSystem, volumes: list[Volume], notes: list[str]) -
         import pyregf
     except ImportError:  # pragma: no cover - a declared dependency
         return {}
-    with fs.lock:
-        node = fs.lookup(["Windows", "System32", "config", "SYSTEM"])
-        if node is None:
-            return {}
-        reader = fs.open(node)
+    try:
+        with fs.lock:
+            node = fs.lookup(["Windows", "System32", "config", "SYSTEM"])
+            if node is None:
+                return {}
+            reader = fs.open(node)
+    except VolumeError as exc:
+        notes.append(f"drive letters could not be read from the guest registry: {exc}")
+        return {}
     hive = pyregf.file()
     try:
         hive.open_file_object(_ReaderFile(reader))
@@ -468,7 +526,11 @@ def _linux_roots(
     fstab: list[tuple[str, str, str]] = []
     for v, fs, _ in opened:
         if fs is not None and fs.kind in ("ext", "xfs"):
-            text = fs.read_text(["etc", "fstab"])
+            try:
+                text = fs.read_text(["etc", "fstab"])
+            except VolumeError as exc:
+                notes.append(f"/etc/fstab could not be read: {exc}")
+                continue
             if text is not None:
                 fstab = _parse_fstab(text)
                 root_fs_volume = v
@@ -548,7 +610,10 @@ def _match_spec(spec: str, opened: list[tuple[Volume, FileSystem | None, str | N
 def _load_passwd(opened: list[tuple[Volume, FileSystem | None, str | None]], root_volume: Volume) -> None:
     root_fs = next(fs for v, fs, _ in opened if v is root_volume)
     assert root_fs is not None
-    text = root_fs.read_text(["etc", "passwd"])
+    try:
+        text = root_fs.read_text(["etc", "passwd"])
+    except VolumeError:
+        return
     if not text:
         return
     names: dict[int, str] = {}

@@ -13,11 +13,13 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from openflr.guestfs.blocks import BlockSource, CachedReader, Slice
+from openflr.errors import OpenflrError
+from openflr.guestfs.blocks import BlockSource, CachedReader, Slice, check_cancelled
 from openflr.guestfs.errors import CorruptImageError
 
 SECTOR = 512
 MAX_LOGICAL = 128
+MAX_LOGICAL_VOLUMES = 256
 
 GPT_SKIP = {
     "e3c9e316-0b5c-4db8-817d-f92df00215ae": "Microsoft reserved partition",
@@ -103,6 +105,10 @@ def _gpt(disk_index: int, disk: BlockSource, sector: int) -> list[Volume]:
     if count > 1024 or entry_size < 128 or entry_size > 4096:
         raise CorruptImageError("partition table", f"disk {disk_index}: GPT entry table is implausible")
     table = disk.pread(count * entry_size, entries_lba * sector)
+    if len(table) < count * entry_size:
+        raise CorruptImageError(
+            "partition table", f"disk {disk_index}: GPT entry table lies beyond the end of the disk"
+        )
     if zlib.crc32(table) != entries_crc:
         raise CorruptImageError("partition table", f"disk {disk_index}: GPT entry table checksum mismatch")
     out = []
@@ -190,6 +196,13 @@ def _logical(disk_index: int, disk: BlockSource, ext_lba: int, signature: int) -
     return out
 
 
+def _lvm_error(pv: Volume, exc: OSError) -> CorruptImageError:
+    text = str(exc).strip().splitlines()
+    return CorruptImageError(
+        "LVM", f"disk {pv.disk}: volume group cannot be read ({text[0] if text else type(exc).__name__})"
+    )
+
+
 def _lvm_label(source: BlockSource) -> int | None:
     head = source.pread(4 * SECTOR, 0)
     for i in range(4):
@@ -203,15 +216,24 @@ def is_lvm(volume: Volume) -> bool:
 
 
 class _LogicalVolume(BlockSource):
-    def __init__(self, lv: Any, lock: threading.Lock) -> None:
-        self.lv, self.lock = lv, lock
+    def __init__(self, lv: Any, lock: threading.Lock, name: str) -> None:
+        self.lv, self.lock, self.name = lv, lock, name
         self.size = int(lv.size)
 
     def pread(self, length: int, offset: int) -> bytes:
-        if offset >= self.size or length <= 0:
+        if offset >= self.size or length <= 0 or offset < 0:
             return b""
-        with self.lock:
-            data: bytes = self.lv.read_buffer_at_offset(min(length, self.size - offset), offset)
+        check_cancelled()
+        try:
+            with self.lock:
+                data: bytes = self.lv.read_buffer_at_offset(min(length, self.size - offset), offset)
+        except OpenflrError:
+            raise
+        except OSError as exc:
+            text = str(exc).strip().splitlines()
+            raise CorruptImageError(
+                "LVM", f"logical volume {self.name} cannot be read ({text[0] if text else 'I/O error'})"
+            ) from None
         return data
 
 
@@ -227,22 +249,32 @@ def logical_volumes(pvs: list[Volume]) -> list[Volume]:
             handle.open_file_object(reader)
             handle.open_physical_volume_files_as_file_objects([reader])
             group = handle.get_volume_group()
+            count = int(group.number_of_logical_volumes)
         except OSError as exc:
+            raise _lvm_error(pv, exc) from None
+        if count > MAX_LOGICAL_VOLUMES:
             raise CorruptImageError(
-                "LVM", f"disk {pv.disk}: volume group cannot be read ({str(exc).splitlines()[0]})"
-            ) from None
+                "LVM",
+                f"disk {pv.disk}: the volume group claims {count} logical volumes (at most "
+                f"{MAX_LOGICAL_VOLUMES} are opened)",
+            )
         lock = threading.Lock()
-        for i in range(group.number_of_logical_volumes):
-            lv = group.get_logical_volume(i)
+        for i in range(count):
+            try:
+                lv = group.get_logical_volume(i)
+                name = f"{group.name}/{lv.name}"
+                source = _LogicalVolume(lv, lock, name)
+            except OSError as exc:
+                raise _lvm_error(pv, exc) from None
             out.append(
                 Volume(
                     pv.disk,
-                    _LogicalVolume(lv, lock),
+                    source,
                     "lvm",
                     None,
                     0,
                     "lvm",
-                    name=f"{group.name}/{lv.name}",
+                    name=name,
                     extra={"handle": handle, "reader": reader},
                 )
             )

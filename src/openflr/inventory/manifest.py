@@ -72,7 +72,10 @@ def scan(ctx: ScanContext, folder: Path) -> tuple[dict[str, str], list[ReplicaPo
             raise ScanError(f"{FILE_NAME}: {where}: disks must list at least one image file")
         disks = []
         for d, rel in enumerate(disks_raw):
-            top = (folder / rel).resolve()
+            try:
+                top = (folder / rel).resolve()
+            except (OSError, RuntimeError) as exc:  # a symbolic-link loop
+                raise ScanError(f"{FILE_NAME}: {where}: disk {rel!r} cannot be resolved ({exc})") from None
             if folder.resolve() not in top.parents:
                 raise ScanError(f"{FILE_NAME}: {where}: disk {rel!r} lies outside the VM folder")
             chain = ctx.chain(top)

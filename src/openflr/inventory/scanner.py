@@ -170,6 +170,10 @@ def scan(settings: Settings, progress: Progress | None = None) -> Inventory:
             )
             log.warning("skipped VM folder %s: %s", folder, exc)
             continue
+        except Exception as exc:  # a hostile folder must not stop the scan of the others
+            inventory.problems.append(Problem(store.name, folder, f"cannot be read ({type(exc).__name__})"))
+            log.exception("skipped VM folder %s", folder)
+            continue
         if replica.id in inventory.replicas:
             inventory.problems.append(Problem(store.name, folder, "duplicate VM folder identity; skipped"))
             continue

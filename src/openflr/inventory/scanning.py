@@ -31,7 +31,9 @@ class ScanContext:
             return str(path)
 
     def chain(self, top: Path) -> list[images.ImageInfo]:
-        return images.chain(top, self.probes)
+        """The chain below ``top``; parents and extents must lie in the datastore (an image is data
+        from the replica: its header must not make openflr read files elsewhere on the server)."""
+        return images.chain(top, self.probes, within=self.datastore.path)
 
 
 def layered_points(ctx: ScanContext, folder: Path, files: list[Path], kind: str) -> list[ReplicaPoint]:

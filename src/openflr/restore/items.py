@@ -3,16 +3,22 @@
 The walk is depth-first and yields each folder before its contents, so a writer can create folders
 as it meets them. Engine calls are blocking: call ``walk`` from a worker thread (or one directory at a
 time with ``children``).
+
+A guest file system is not trusted: a folder may contain itself or an ancestor, or be linked from many
+places. The items of one restore share a ``FolderGuard`` (``guestfs/loops.py``): a folder met again
+(or nested absurdly deep) is still an item, but ``blocked`` says why, and ``children`` of it is empty.
+So every walk over ``children`` ends, including the restorer's own.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from openflr.errors import OpenflrError
 from openflr.guestfs.filesystems.base import Entry
+from openflr.guestfs.loops import FolderGuard
 from openflr.guestfs.view import GuestView, Located
 
 log = logging.getLogger(__name__)
@@ -27,6 +33,10 @@ class Item:
     """Names from the restored item down to this one; ``rel[0]`` is the restored item's own name."""
     where: Located
     entry: Entry
+    guard: FolderGuard | None = field(default=None, compare=False, repr=False)
+    """Shared by the items of one restore (made by ``item_of``)."""
+    blocked: str | None = None
+    """Why this folder is not walked into (met before: a loop or a second link), or None."""
 
     @property
     def is_dir(self) -> bool:
@@ -51,12 +61,27 @@ def top_name(view: GuestView, where: Located) -> str:
 
 
 def item_of(view: GuestView, where: Located) -> Item:
-    entry = where.entry or Entry(top_name(view, where), True, 0, None, None, where.node)
-    return Item((top_name(view, where),), where, entry)
+    entry = where.entry
+    if entry is None:
+        ident = None
+        fs = where.root.fs if where.root is not None else None
+        if fs is not None and where.node is not None:  # a volume's root: its number guards the walk
+            try:
+                ident = fs.stat(where.node).ident
+            except (OpenflrError, OSError):
+                ident = None
+        entry = Entry(top_name(view, where), True, 0, None, None, where.node, ident=ident)
+    guard = FolderGuard()
+    if entry.is_dir:
+        guard.enter(where.root, entry, 0)
+    return Item((top_name(view, where),), where, entry, guard)
 
 
 def children(view: GuestView, item: Item) -> list[Item]:
-    """The items directly inside a folder item (blocking)."""
+    """The items directly inside a folder item (blocking); none inside a ``blocked`` one."""
+    if item.blocked is not None:
+        log.warning("not walking %s: %s", "/".join(item.rel), item.blocked)
+        return []
     out = []
     for entry in view.scandir(item.where):
         parts = [*item.where.parts, entry.name]
@@ -64,15 +89,26 @@ def children(view: GuestView, item: Item) -> list[Item]:
             where = view.locate(view.path_of(item.where.root, parts))
         else:
             where = Located(item.where.root, parts, entry.node, entry)
-        out.append(Item((*item.rel, entry.name), where, entry))
+        rel = (*item.rel, entry.name)
+        blocked = None
+        if entry.is_dir and item.guard is not None:
+            blocked = item.guard.enter(where.root, entry, len(rel) - 1)
+        out.append(Item(rel, where, entry, item.guard, blocked))
     return out
 
 
 def walk(view: GuestView, top: Item, problems: list[Problem]) -> Iterator[Item]:
-    """``top`` and, for a folder, everything below it; folders that cannot be read go to ``problems``."""
+    """``top`` and, for a folder, everything below it; folders that cannot be read go to ``problems``.
+
+    Each folder is entered once (see ``guestfs/loops.py``): a folder that contains itself, an
+    ancestor or a folder met before is yielded but not walked again, and reported in ``problems``."""
     yield top
     if not top.is_dir:
         return
+    if top.guard is None:  # an item made by hand: give the walk its own guard
+        guard = FolderGuard()
+        guard.enter(top.where.root, top.entry, 0)
+        top = Item(top.rel, top.where, top.entry, guard)
     stack = [top]
     while stack:
         folder = stack.pop()
@@ -87,6 +123,10 @@ def walk(view: GuestView, top: Item, problems: list[Problem]) -> Iterator[Item]:
         for item in inside:
             yield item
             if item.is_dir:
+                if item.blocked is not None:
+                    log.warning("not walking %s: %s", "/".join(item.rel), item.blocked)
+                    problems.append(Problem(item.rel, item.blocked))
+                    continue
                 subfolders.append(item)
         stack.extend(reversed(subfolders))
 

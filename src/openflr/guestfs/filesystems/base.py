@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import struct
 import threading
 import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from openflr.errors import OpenflrError
+from openflr.guestfs.blocks import check_cancelled
+from openflr.guestfs.errors import VolumeError
 
 Node = Any
 """An engine's own handle of a file or directory."""
@@ -25,6 +31,9 @@ class Entry:
     """The engine's handle, when the engine can give it cheaply (for paging and opening)."""
     is_link: bool = False
     """A symbolic link: ``open`` reads its target text, ``size`` is that text's length."""
+    ident: int | None = None
+    """The file system's own number of the item (inode, MFT record), where it has one: two entries
+    with the same number are the same item (a hard link, or a damaged folder that holds itself)."""
 
 
 class FileReader(ABC):
@@ -58,6 +67,10 @@ class FileSystem(ABC):
 
     @abstractmethod
     def stat(self, node: Node) -> Entry: ...
+
+    def check_dir(self, node: Node) -> None:  # noqa: B027 - optional hook
+        """Raise ``VolumeError`` now if the folder ``node`` cannot be listed (so that a listing that
+        streams fails before its first byte, not in the middle)."""
 
     @abstractmethod
     def scandir(self, node: Node) -> Iterator[Entry]:
@@ -93,6 +106,25 @@ class FileSystem(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+@contextlib.contextmanager
+def engine_errors(kind: str, what: str = "file system") -> Iterator[None]:
+    """Turn what a C engine raises on damaged structures (``OSError`` and friends) into a
+    ``VolumeError`` that names the file system; openflr's own errors pass through. A read that
+    failed because the opening was cancelled reports the cancellation instead."""
+    try:
+        yield
+    except OpenflrError:
+        raise
+    except (OSError, ValueError, OverflowError, IndexError, KeyError, struct.error, UnicodeError) as exc:
+        check_cancelled()
+        raise VolumeError(f"The {kind} {what} is damaged or cannot be read: {first_line(exc)}") from None
 
 
 def match_name(names: Iterator[tuple[str, Node]], wanted: str, case_sensitive: bool) -> Node | None:

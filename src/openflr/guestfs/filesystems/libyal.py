@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import stat as st
 from collections.abc import Iterator
 from typing import Any
 
-from openflr.guestfs.blocks import BlockSource, CachedReader
+from openflr.guestfs.blocks import BlockSource, CachedReader, check_cancelled
 from openflr.guestfs.errors import VolumeError
-from openflr.guestfs.filesystems.base import Entry, FileReader, FileSystem, Node, match_name
+from openflr.guestfs.filesystems.base import (
+    Entry,
+    FileReader,
+    FileSystem,
+    Node,
+    engine_errors,
+    first_line,
+    match_name,
+)
 from openflr.guestfs.filesystems.sids import owner_name
 
 _FILETIME_EPOCH = 116444736000000000  # 100 ns intervals from 1601 to 1970
 _NTFS_METAFILES = 24  # MFT records below this are file-system metadata ($MFT, $Secure, $Extend, ...)
+MAX_BAD_ENTRIES = 256
+"""Unreadable entries a folder listing leaves out before it gives up on the folder."""
+log = logging.getLogger(__name__)
 
 
 class _EntryReader(FileReader):
@@ -24,7 +36,7 @@ class _EntryReader(FileReader):
         if offset >= self.size or length <= 0:
             return b""
         length = min(length, self.size - offset)
-        with self.fs.lock:
+        with self.fs.lock, engine_errors(self.fs.kind):
             data: bytes = self.entry.read_buffer_at_offset(length, offset)
         return data
 
@@ -41,7 +53,8 @@ class _LibyalFileSystem(FileSystem):
         try:
             self.volume.open_file_object(self.reader)
         except OSError as exc:
-            raise VolumeError(f"{kind} volume cannot be opened: {_first_line(exc)}") from None
+            check_cancelled()
+            raise VolumeError(f"{kind} volume cannot be opened: {first_line(exc)}") from None
         self.label = self._label()
 
     def _label(self) -> str:
@@ -51,11 +64,11 @@ class _LibyalFileSystem(FileSystem):
             return ""
 
     def root(self) -> Node:
-        with self.lock:
+        with self.lock, engine_errors(self.kind):
             return self.volume.get_root_directory()
 
     def lookup(self, parts: list[str]) -> Node | None:
-        with self.lock:
+        with self.lock, engine_errors(self.kind):
             if not parts:
                 return self.volume.get_root_directory()
             try:
@@ -77,14 +90,42 @@ class _LibyalFileSystem(FileSystem):
     def _is_dir(self, node: Node) -> bool:
         raise NotImplementedError
 
+    def _child(self, node: Node, index: int) -> Entry | None:
+        """Entry ``index`` of a folder, or None for one that listings leave out."""
+        raise NotImplementedError
+
+    def check_dir(self, node: Node) -> None:
+        with self.lock, engine_errors(self.kind):
+            int(node.number_of_sub_file_entries)
+
+    def scandir(self, node: Node) -> Iterator[Entry]:
+        """Entries in on-disk order; an entry the engine cannot read (a damaged record) is skipped
+        and logged, so the rest of a damaged folder can still be restored."""
+        with self.lock, engine_errors(self.kind):
+            count = int(node.number_of_sub_file_entries)
+        bad = 0
+        for i in range(count):
+            try:
+                with self.lock, engine_errors(self.kind):
+                    entry = self._child(node, i)
+            except VolumeError as exc:
+                bad += 1
+                if bad > MAX_BAD_ENTRIES:
+                    raise
+                log.warning("%s: entry %d of a folder cannot be read, left out: %s", self.kind, i, exc)
+                continue
+            if entry is not None:
+                yield entry
+
     def open(self, node: Node) -> FileReader:
-        with self.lock:
+        with self.lock, engine_errors(self.kind):
             return _EntryReader(self, node, int(node.size))
 
     def close(self) -> None:
         with self.lock:
             with contextlib.suppress(OSError):
                 self.volume.close()
+            self.reader.close()  # give its cached blocks back to the process-wide budget
 
 
 class NtfsFileSystem(_LibyalFileSystem):
@@ -103,7 +144,7 @@ class NtfsFileSystem(_LibyalFileSystem):
         return bool(node.has_directory_entries_index())
 
     def counts(self, node: Node) -> tuple[int | None, int | None]:
-        with self.lock:
+        with self.lock, engine_errors(self.kind):
             if node.file_reference & 0xFFFFFFFFFFFF == 5:
                 return None, None  # the root also holds metafiles that listings leave out
             return int(node.number_of_sub_file_entries), None
@@ -117,11 +158,17 @@ class NtfsFileSystem(_LibyalFileSystem):
         except OSError:
             descriptor = None
         return Entry(
-            e.name, is_dir, 0 if is_dir else int(e.size), mtime, owner_name(descriptor, self._owners), e
+            e.name,
+            is_dir,
+            0 if is_dir else int(e.size),
+            mtime,
+            owner_name(descriptor, self._owners),
+            e,
+            ident=e.file_reference & 0xFFFFFFFFFFFF,
         )
 
     def stat(self, node: Node) -> Entry:
-        with self.lock:
+        with self.lock, engine_errors(self.kind):
             return self._entry(node)
 
     def security_descriptor(self, node: Node) -> bytes | None:
@@ -133,7 +180,7 @@ class NtfsFileSystem(_LibyalFileSystem):
         return bytes(data) if data else None
 
     def stream(self, node: Node, name: str) -> tuple[Entry, FileReader] | None:
-        with self.lock:
+        with self.lock, engine_errors(self.kind):
             try:
                 found = node.get_alternate_data_stream_by_name(name)
             except OSError:
@@ -145,17 +192,12 @@ class NtfsFileSystem(_LibyalFileSystem):
             entry = Entry(f"{base.name}:{found.name}", False, size, base.mtime_ns, base.owner, found)
             return entry, _EntryReader(self, found, size)
 
-    def scandir(self, node: Node) -> Iterator[Entry]:
-        with self.lock:
-            root = node.file_reference & 0xFFFFFFFFFFFF == 5
-            count = node.number_of_sub_file_entries
-        for i in range(count):
-            with self.lock:
-                e = node.get_sub_file_entry(i)
-                if root and e.file_reference & 0xFFFFFFFFFFFF < _NTFS_METAFILES and e.name.startswith("$"):
-                    continue
-                entry = self._entry(e)
-            yield entry
+    def _child(self, node: Node, index: int) -> Entry | None:
+        e = node.get_sub_file_entry(index)
+        root = node.file_reference & 0xFFFFFFFFFFFF == 5
+        if root and e.file_reference & 0xFFFFFFFFFFFF < _NTFS_METAFILES and e.name.startswith("$"):
+            return None
+        return self._entry(e)
 
 
 class ExtFileSystem(_LibyalFileSystem):
@@ -183,7 +225,7 @@ class ExtFileSystem(_LibyalFileSystem):
         return st.S_ISDIR(node.file_mode)
 
     def counts(self, node: Node) -> tuple[int | None, int | None]:
-        with self.lock:
+        with self.lock, engine_errors(self.kind):
             links = int(node.number_of_links)
             entries = int(node.number_of_sub_file_entries)
             names = {node.get_sub_file_entry(i).name for i in range(min(entries, 2))}
@@ -201,29 +243,26 @@ class ExtFileSystem(_LibyalFileSystem):
             size = len((e.symbolic_link_target or "").encode("utf-8", "surrogateescape"))
         else:
             size = 0 if is_dir else int(e.size)
-        return Entry(e.name, is_dir, size, e.get_modification_time_as_integer(), owner, e, is_link)
+        return Entry(
+            e.name, is_dir, size, e.get_modification_time_as_integer(), owner, e, is_link, e.inode_number
+        )
 
     def stat(self, node: Node) -> Entry:
-        with self.lock:
+        with self.lock, engine_errors(self.kind):
             return self._entry(node)
 
-    def scandir(self, node: Node) -> Iterator[Entry]:
-        with self.lock:
-            count = node.number_of_sub_file_entries
-        for i in range(count):
-            with self.lock:
-                e = node.get_sub_file_entry(i)
-                name = e.name
-                if name in (".", "..") or name is None:
-                    continue
-                mode = e.file_mode
-                if not (st.S_ISDIR(mode) or st.S_ISREG(mode) or st.S_ISLNK(mode)):
-                    continue  # fifos, sockets, devices: nothing to restore
-                entry = self._entry(e)
-            yield entry
+    def _child(self, node: Node, index: int) -> Entry | None:
+        e = node.get_sub_file_entry(index)
+        name = e.name
+        if name in (".", "..") or name is None:
+            return None
+        mode = e.file_mode
+        if not (st.S_ISDIR(mode) or st.S_ISREG(mode) or st.S_ISLNK(mode)):
+            return None  # fifos, sockets, devices: nothing to restore
+        return self._entry(e)
 
     def open(self, node: Node) -> FileReader:
-        with self.lock:
+        with self.lock, engine_errors(self.kind):
             if st.S_ISLNK(node.file_mode):
                 return _BytesReader((node.symbolic_link_target or "").encode("utf-8", "surrogateescape"))
             return _EntryReader(self, node, int(node.size))
@@ -235,8 +274,3 @@ class _BytesReader(FileReader):
 
     def pread(self, length: int, offset: int) -> bytes:
         return self.data[offset : offset + max(0, length)]
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -77,6 +77,9 @@ class LazyFileSystem(FileSystem):
     def scandir(self, node: Node) -> Iterator[Entry]:
         return self._open().scandir(node)
 
+    def check_dir(self, node: Node) -> None:
+        self._open().check_dir(node)
+
     def open(self, node: Node) -> FileReader:
         return self._open().open(node)
 

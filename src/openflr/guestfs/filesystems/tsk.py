@@ -14,9 +14,17 @@ from typing import Any
 
 import pytsk3
 
-from openflr.guestfs.blocks import BlockSource, CachedReader
+from openflr.guestfs.blocks import BlockSource, CachedReader, check_cancelled
 from openflr.guestfs.errors import VolumeError
-from openflr.guestfs.filesystems.base import Entry, FileReader, FileSystem, Node, match_name
+from openflr.guestfs.filesystems.base import (
+    Entry,
+    FileReader,
+    FileSystem,
+    Node,
+    engine_errors,
+    first_line,
+    match_name,
+)
 
 _VIRTUAL = {pytsk3.TSK_FS_META_TYPE_VIRT, pytsk3.TSK_FS_META_TYPE_VIRT_DIR}
 _LABEL_SUFFIX = b"(Volume Label Entry)"
@@ -55,7 +63,7 @@ class _TskReader(FileReader):
     def pread(self, length: int, offset: int) -> bytes:
         if offset >= self.size or length <= 0:
             return b""
-        with self.fs.lock:
+        with self.fs.lock, engine_errors(self.fs.kind):
             data: bytes = self.file.read_random(offset, min(length, self.size - offset))
         return data
 
@@ -67,9 +75,11 @@ class TskFileSystem(FileSystem):
         super().__init__()
         self.kind = kind
         try:
-            self.fs = pytsk3.FS_Info(_Image(source))
+            self._image = _Image(source)
+            self.fs = pytsk3.FS_Info(self._image)
         except OSError as exc:
-            raise VolumeError(f"{kind} volume cannot be opened: {str(exc).splitlines()[0]}") from None
+            check_cancelled()
+            raise VolumeError(f"{kind} volume cannot be opened: {first_line(exc)}") from None
         self.label = self._read_label()
 
     def _read_label(self) -> str:
@@ -84,7 +94,7 @@ class TskFileSystem(FileSystem):
         return ""
 
     def root(self) -> Node:
-        with self.lock:
+        with self.lock, engine_errors(self.kind):
             return self.fs.open_dir("/")
 
     def _children(self, directory: Any) -> Iterator[tuple[str, Any]]:
@@ -101,7 +111,7 @@ class TskFileSystem(FileSystem):
             yield raw.decode("utf-8", "replace"), f
 
     def lookup(self, parts: list[str]) -> Node | None:
-        with self.lock:
+        with self.lock, engine_errors(self.kind):
             node: Any = self.fs.open_dir("/")
             for i, part in enumerate(parts):
                 found = match_name(self._children(node), part, False)
@@ -119,20 +129,29 @@ class TskFileSystem(FileSystem):
         meta = f.info.meta
         is_dir = meta.type == pytsk3.TSK_FS_META_TYPE_DIR
         mtime = _local_to_utc(meta.mtime) * 1_000_000_000 + (meta.mtime_nano or 0) if meta.mtime else None
-        return Entry(name, is_dir, 0 if is_dir else int(meta.size), mtime, None, f)
+        return Entry(name, is_dir, 0 if is_dir else int(meta.size), mtime, None, f, ident=int(meta.addr))
 
     def stat(self, node: Node) -> Entry:
-        with self.lock:
+        with self.lock, engine_errors(self.kind):
             if isinstance(node, pytsk3.Directory):
                 return Entry("", True, 0, None, None, node)
             return self._entry(node.info.name.name.decode("utf-8", "replace"), node)
 
+    def check_dir(self, node: Node) -> None:
+        with self.lock, engine_errors(self.kind):
+            if not isinstance(node, pytsk3.Directory) and node.info.meta.type == pytsk3.TSK_FS_META_TYPE_DIR:
+                node.as_directory()
+
     def scandir(self, node: Node) -> Iterator[Entry]:
-        with self.lock:
+        with self.lock, engine_errors(self.kind):
             directory = node if isinstance(node, pytsk3.Directory) else node.as_directory()
             entries = [self._entry(name, f) for name, f in self._children(directory)]
         yield from entries
 
     def open(self, node: Node) -> FileReader:
-        with self.lock:
+        with self.lock, engine_errors(self.kind):
             return _TskReader(self, node, int(node.info.meta.size))
+
+    def close(self) -> None:
+        with self.lock:
+            self._image.cached.close()  # give its cached blocks back to the process-wide budget

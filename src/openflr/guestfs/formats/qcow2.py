@@ -11,14 +11,18 @@ import zlib
 from array import array
 from collections.abc import Iterator
 
-from openflr.guestfs.blocks import BYTES, DATA, PARENT, ZERO, Layer, OpenFile, Run
+from openflr.guestfs.blocks import BYTES, DATA, PARENT, ZERO, Layer, OpenFile, Run, Table
 from openflr.guestfs.errors import CorruptImageError, UnsupportedImageError
+from openflr.guestfs.images import MAX_VIRTUAL_SIZE
 
 _OFFSET_MASK = 0x00FFFFFFFFFFFE00
 _COMPRESSED = 1 << 62
 _ZERO_FLAG = 1
-_MAX_L1 = 32 * 1024 * 1024
+_MAX_L1 = 1 << 25
+"""Entries of an L1 table (256 MiB of them: more than qemu writes; the table is read in pages)."""
 _L2_CACHE = 512
+_L2_CACHE_BYTES = 64 * 1024 * 1024
+"""L2 tables kept per layer, by bytes: 512 tables of 64 KiB, or fewer of 2 MiB clusters."""
 
 
 class Qcow2Layer(Layer):
@@ -37,6 +41,8 @@ class Qcow2Layer(Layer):
             raise CorruptImageError(path, f"impossible qcow2 cluster size 2^{cluster_bits}")
         if crypt:
             raise UnsupportedImageError(path, "encrypted qcow2 image")
+        if self.size > MAX_VIRTUAL_SIZE:
+            raise CorruptImageError(path, f"qcow2 virtual size {self.size} is absurd")
         self.cluster_bits = cluster_bits
         self.cluster = 1 << cluster_bits
         self.l2_entries = self.cluster // 8
@@ -58,10 +64,9 @@ class Qcow2Layer(Layer):
             raise CorruptImageError(path, f"qcow2 L1 table has {l1_size} entries, {needed} needed")
         if l1_offset % self.cluster or l1_offset + l1_size * 8 > file.size:
             raise CorruptImageError(path, "qcow2 L1 table lies outside the file")
-        l1 = array("Q", file.pread(l1_size * 8, l1_offset))
-        l1.byteswap()
-        self.l1 = l1
+        self.l1 = Table(file, l1_offset, l1_size, 8, big_endian=True)
         self._l2: dict[int, array[int]] = {}
+        self._l2_keep = max(4, min(_L2_CACHE, _L2_CACHE_BYTES // self.cluster))
         # Compressed-cluster descriptor layout depends on the cluster size.
         self._csize_shift = 62 - (cluster_bits - 8)
         self._csize_mask = (1 << (cluster_bits - 8)) - 1
@@ -78,7 +83,7 @@ class Qcow2Layer(Layer):
             raise CorruptImageError(str(self.file.path), f"qcow2 L2 table {index} lies outside the file")
         table = array("Q", self.file.pread(self.cluster, entry))
         table.byteswap()
-        if len(self._l2) >= _L2_CACHE:
+        if len(self._l2) >= self._l2_keep:
             self._l2.pop(next(iter(self._l2)))
         self._l2[index] = table
         return table

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import struct
-from array import array
 from collections.abc import Iterator
 
-from openflr.guestfs.blocks import DATA, PARENT, ZERO, Layer, OpenFile, Run
+from openflr.guestfs.blocks import DATA, PARENT, ZERO, Layer, OpenFile, Run, Table
 from openflr.guestfs.errors import CorruptImageError, UnsupportedImageError
 
 SECTOR = 512
 _UNUSED = 0xFFFFFFFF
-_BITMAP_CACHE = 1024
+_BITMAP_CACHE = 256
+_MAX_SIZE = 2040 * 1024**3
+"""VHD's own limit is 2040 GiB; anything larger is a damaged footer."""
 
 
 class VhdLayer(Layer):
@@ -27,6 +28,8 @@ class VhdLayer(Layer):
         data_offset = struct.unpack_from(">Q", footer, 16)[0]
         self.size = struct.unpack_from(">Q", footer, 48)[0]
         self.disk_type = struct.unpack_from(">I", footer, 60)[0]
+        if self.size > _MAX_SIZE:
+            raise CorruptImageError(path, f"VHD virtual size {self.size} is absurd")
         if self.disk_type == 2:  # fixed: the data, then the footer
             if self.size > file.size - 512:
                 raise CorruptImageError(path, "fixed VHD shorter than its size")
@@ -43,9 +46,7 @@ class VhdLayer(Layer):
             raise CorruptImageError(path, "VHD block table does not cover the disk or lies outside the file")
         self.block = block_size
         self.bitmap_bytes = -(-(block_size // SECTOR) // 8 // SECTOR) * SECTOR
-        bat = array("I", file.pread(entries * 4, table_offset))
-        bat.byteswap()
-        self.bat = bat
+        self.bat = Table(file, table_offset, entries, 4, big_endian=True)
         self._bitmaps: dict[int, bytes] = {}
 
     def _bitmap(self, block: int, sector: int) -> bytes:
@@ -68,6 +69,10 @@ class VhdLayer(Layer):
             block = pos // self.block
             within = pos - block * self.block
             count = min(self.block - within, end - pos)
+            if block >= len(self.bat):
+                yield (pos, count, absent, None)
+                pos += count
+                continue
             sector = self.bat[block]
             if sector == _UNUSED:
                 yield (pos, count, absent, None)

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import struct
 import uuid
-from array import array
 from collections.abc import Iterator
 
-from openflr.guestfs.blocks import DATA, PARENT, ZERO, Layer, OpenFile, Run
+from openflr.guestfs.blocks import DATA, PARENT, ZERO, Layer, OpenFile, Run, Table
 from openflr.guestfs.errors import CorruptImageError, UnsupportedImageError
 
 KiB, MiB = 1024, 1024 * 1024
@@ -22,7 +21,8 @@ _FILE_PARAMETERS = uuid.UUID("CAA16737-FA36-4D43-B3B6-33F0AA44E76B")
 _VIRTUAL_DISK_SIZE = uuid.UUID("2FA54224-CD1B-4876-B211-5DBED83BF4B8")
 _LOGICAL_SECTOR = uuid.UUID("8141BF1D-A96F-4709-BA47-F233A8FAAB5F")
 _NOT_PRESENT, _UNDEFINED, _ZERO, _UNMAPPED, _FULL, _PARTIAL = 0, 1, 2, 3, 6, 7
-_BITMAP_CACHE = 64
+_BITMAP_CACHE = 8
+"""Sector bitmaps (1 MiB each) kept per layer."""
 
 
 class VhdxLayer(Layer):
@@ -75,6 +75,10 @@ class VhdxLayer(Layer):
             raise CorruptImageError(path, f"VHDX block size {self.block} is impossible")
         if self.sector not in (512, 4096):
             raise CorruptImageError(path, f"VHDX logical sector size {self.sector} is impossible")
+        if self.size > 64 << 40:
+            raise CorruptImageError(
+                path, f"VHDX virtual size {self.size} is larger than VHDX allows (64 TiB)"
+            )
         self.differencing = bool(flags & 2)
         self.chunk_ratio = (1 << 23) * self.sector // self.block
         blocks = -(-self.size // self.block)
@@ -85,7 +89,7 @@ class VhdxLayer(Layer):
         bat_off, bat_len = regions[_BAT]
         if entries * 8 > bat_len or bat_off + entries * 8 > file.size:
             raise CorruptImageError(path, "VHDX block allocation table is too small or outside the file")
-        self.bat = array("Q", file.pread(entries * 8, bat_off))
+        self.bat = Table(file, bat_off, entries, 8)
         self._bitmaps: dict[int, bytes] = {}
 
     def _bitmap(self, chunk: int) -> bytes:

@@ -14,13 +14,18 @@ from array import array
 from collections.abc import Iterator
 from pathlib import Path
 
-from openflr.guestfs.blocks import BYTES, DATA, PARENT, ZERO, Layer, OpenFile, Run
+from openflr.guestfs.blocks import BYTES, DATA, PARENT, ZERO, Layer, OpenFile, Run, Table
 from openflr.guestfs.errors import CorruptImageError, UnsupportedImageError
-from openflr.guestfs.images import Extent, ImageInfo
+from openflr.guestfs.images import MAX_VIRTUAL_SIZE, Extent, ImageInfo, real
 
 SECTOR = 512
 _TABLE_CACHE = 256
 _GD_AT_END = 0xFFFFFFFFFFFFFFFF
+_MAX_GRAIN_SECTORS = 0x1000
+"""2 MiB grains (VMware writes 64 KiB): a grain is decompressed whole, so its size bounds memory."""
+_MAX_GTES = 4096
+"""Entries of one grain table (VMware writes 512): a table is read whole."""
+_MAX_EXTENTS = 4096
 
 
 class _Extent:
@@ -58,7 +63,7 @@ class _GrainTableExtent(_Extent):
     file: OpenFile
     grain: int  # bytes per grain
     per_table: int  # entries per grain table
-    directory: array[int]
+    directory: Table
 
     def __init__(self) -> None:
         self._tables: dict[int, array[int] | None] = {}
@@ -119,13 +124,16 @@ class _HostedSparse(_GrainTableExtent):
         compress = struct.unpack_from("<H", hdr, 77)[0]
         if version not in (1, 2, 3):
             raise UnsupportedImageError(path, f"VMDK sparse version {version}")
-        if (
-            not grain_sectors
-            or grain_sectors & (grain_sectors - 1)
-            or grain_sectors > 0x200000
-            or not per_table
-        ):
-            raise CorruptImageError(path, "VMDK sparse header has an impossible grain or table size")
+        if not grain_sectors or grain_sectors & (grain_sectors - 1) or grain_sectors > _MAX_GRAIN_SECTORS:
+            raise CorruptImageError(
+                path, f"VMDK sparse header has an impossible grain size ({grain_sectors})"
+            )
+        if not per_table or per_table > _MAX_GTES:
+            raise CorruptImageError(
+                path, f"VMDK sparse header has an impossible grain table size ({per_table})"
+            )
+        if capacity * SECTOR > MAX_VIRTUAL_SIZE:
+            raise CorruptImageError(path, f"VMDK sparse extent capacity {capacity} sectors is absurd")
         self.size = capacity * SECTOR
         self.grain = grain_sectors * SECTOR
         self.per_table = per_table
@@ -133,9 +141,9 @@ class _HostedSparse(_GrainTableExtent):
         self.compressed = bool(flags & 0x10000) and compress == 1
         self.markers = bool(flags & 0x20000)
         entries = -(-capacity // (grain_sectors * per_table))
-        if gd_offset * SECTOR + entries * 4 > file.size or entries > 32 * 1024 * 1024:
+        if gd_offset * SECTOR + entries * 4 > file.size:
             raise CorruptImageError(path, "VMDK grain directory lies outside the file")
-        self.directory = array("I", file.pread(entries * 4, gd_offset * SECTOR))
+        self.directory = Table(file, gd_offset * SECTOR, entries, 4)
 
     def load_table(self, index: int) -> array[int] | None:
         sector = self.directory[index]
@@ -163,11 +171,11 @@ class _HostedSparse(_GrainTableExtent):
         start = sector * SECTOR + (12 if self.markers else 0)
         if size == 0 or start + size > self.file.size or size > 2 * self.grain + 4096:
             raise CorruptImageError(path, f"VMDK compressed grain at sector {sector} is damaged")
-        try:
-            data = zlib.decompress(self.file.pread(size, start))
+        try:  # never inflate past one grain: a small hostile grain could inflate to gigabytes
+            data = zlib.decompressobj().decompress(self.file.pread(size, start), self.grain)
         except zlib.error as exc:
             raise CorruptImageError(path, f"VMDK compressed grain at sector {sector}: {exc}") from None
-        return data.ljust(self.grain, b"\0")[: self.grain]
+        return data.ljust(self.grain, b"\0")
 
 
 class _Cowd(_GrainTableExtent):
@@ -183,14 +191,14 @@ class _Cowd(_GrainTableExtent):
         _version, _flags, sectors, grain_sectors, gd_sector, gd_entries = struct.unpack_from(
             "<IIIIII", hdr, 4
         )
-        if not grain_sectors or grain_sectors > 0x200000 or gd_entries > 32 * 1024 * 1024:
-            raise CorruptImageError(path, "COWD header has an impossible grain size or directory")
+        if not grain_sectors or grain_sectors > _MAX_GRAIN_SECTORS:
+            raise CorruptImageError(path, f"COWD header has an impossible grain size ({grain_sectors})")
         self.size = sectors * SECTOR
         self.grain = grain_sectors * SECTOR
         self.per_table = 4096
         if gd_sector * SECTOR + gd_entries * 4 > file.size:
             raise CorruptImageError(path, "COWD grain directory lies outside the file")
-        self.directory = array("I", file.pread(gd_entries * 4, gd_sector * SECTOR))
+        self.directory = Table(file, gd_sector * SECTOR, gd_entries, 4)
 
     def load_table(self, index: int) -> array[int] | None:
         sector = self.directory[index]
@@ -243,10 +251,12 @@ class _SeSparse(_GrainTableExtent):
         self.per_table = table_sectors * SECTOR // 8
         self.tables_offset = gt_off * SECTOR
         self.grains_offset = grains_off * SECTOR
+        if capacity * SECTOR > MAX_VIRTUAL_SIZE:
+            raise CorruptImageError(path, f"seSparse capacity {capacity} sectors is absurd")
         entries = gd_size * SECTOR // 8
-        if gd_off * SECTOR + entries * 8 > file.size or entries > 32 * 1024 * 1024:
+        if gd_off * SECTOR + entries * 8 > file.size:
             raise CorruptImageError(path, "seSparse grain directory lies outside the file")
-        self.directory = array("Q", file.pread(entries * 8, gd_off * SECTOR))
+        self.directory = Table(file, gd_off * SECTOR, entries, 8)
 
     def load_table(self, index: int) -> array[int] | None:
         entry = self.directory[index]
@@ -281,6 +291,8 @@ class VmdkLayer(Layer):
     def __init__(self, info: ImageInfo, files: dict[Path, OpenFile]) -> None:
         self.name = info.path.name
         self.extents: list[tuple[int, int, _Extent]] = []
+        if len(info.extents) > _MAX_EXTENTS:
+            raise CorruptImageError(str(info.path), f"VMDK descriptor lists {len(info.extents)} extents")
         pos = 0
         for ext in info.extents:
             size = ext.sectors * SECTOR
@@ -295,7 +307,7 @@ class VmdkLayer(Layer):
             return _ZeroExtent(size)
         if ext.path is None:
             raise CorruptImageError(str(owner), f"{ext.kind} extent without a file name")
-        key = ext.path.resolve()
+        key = real(ext.path)
         if key not in files:
             files[key] = OpenFile(ext.path)
         file = files[key]
