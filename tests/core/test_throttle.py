@@ -118,14 +118,30 @@ def test_success_resets_the_pair(db: Database, clock: Clock) -> None:
     t.begin("alice", "10.0.0.1")  # 4 + 4 failures, but never 5 in a row: not locked
 
 
-def test_parallel_attempts_cannot_pass_the_lock(db: Database, clock: Clock) -> None:
+def test_parallel_attempts_are_slowed_and_refused_once_locked(db: Database, clock: Clock) -> None:
     t = LogonThrottle(db, settings(), clock)
-    started = [t.begin("alice", "10.0.0.1") for _ in range(5)]  # all in flight at once
-    with pytest.raises(LogonLockedError):
-        t.begin("alice", "10.0.0.1")
-    for attempt in started:
+    started = [t.begin("alice", "10.0.0.1") for _ in range(8)]  # all in flight at once
+    delays = [a.delay for a in started]
+    assert delays[:2] == [0.0, 0.0] and delays[2:5] == [0.25, 0.5, 1.0] and delays[-1] == 2.0
+    for attempt in started[:5]:
         t.failed(attempt)
     assert [lock.account for lock in t.locks()] == ["alice"]
+    # The attempts still waiting are refused at their check, before any password is tried.
+    for attempt in started[5:]:
+        with pytest.raises(LogonLockedError):
+            t.check(attempt)
+        t.release(attempt)
+
+
+def test_a_burst_of_right_passwords_never_locks(db: Database, clock: Clock) -> None:
+    """Many workers of one script logging on at once are slowed, never locked out."""
+    t = LogonThrottle(db, settings(), clock)
+    started = [t.begin("alice", "10.0.0.1") for _ in range(50)]
+    for attempt in started:
+        t.check(attempt)
+        t.succeeded(attempt)
+    assert t.locks() == []
+    assert t.begin("alice", "10.0.0.1").delay == 0.0  # nothing left counting against alice
 
 
 def test_window_forgets_old_failures(db: Database, clock: Clock) -> None:

@@ -13,8 +13,11 @@ Three counters are kept for every failed logon, in the database so that ``openfl
 
 Each attempt is delayed, before its password is checked, by ``logon_base_delay`` doubling per
 failure beyond ``logon_free_failures`` of its account or its address (whichever has more), capped at
-``logon_max_delay``. An attempt counts as failed from the moment it starts until its password
-proves right, so parallel attempts cannot slip past a lock. A right password resets its pair.
+``logon_max_delay``. Attempts still in flight (in this process) count towards that delay, so a
+parallel burst is slowed like a sequence, but only failed attempts count towards a lock: a burst of
+right passwords (a monitoring tool, a script with many workers) never locks its user. The lock is
+checked again right before each password check, so attempts queued behind a new lock are refused.
+A right password resets its pair.
 Account names are counted whether or not the user exists: unknown names are throttled and locked
 exactly like known ones. Counters start afresh after ``failure_window`` seconds without a failure.
 """
@@ -116,6 +119,8 @@ class LogonThrottle:
         self._clock = clock
         self._lock = threading.Lock()
         self._last_prune = 0.0
+        self._in_flight: dict[tuple[str, str], int] = {}
+        """Attempts begun and not yet ended in this process, per account and per address."""
 
     # --- the logon path --------------------------------------------------------------------------
 
@@ -146,8 +151,47 @@ class LogonThrottle:
             acct = self._row(s, ACCOUNT, account, "")
             addr = self._row(s, ADDRESS, "", address)
             self._refuse_if_locked(pair, addr, now)
-            delay = self.delay_for(max(self._count(acct, now), self._count(addr, now)))
-            for row in (pair, acct, addr):
+            acct_n = self._count(acct, now) + self._in_flight.get((ACCOUNT, account), 0)
+            addr_n = self._count(addr, now) + self._in_flight.get((ADDRESS, address), 0)
+            delay = self.delay_for(max(acct_n, addr_n))
+            for key in ((ACCOUNT, account), (ADDRESS, address)):
+                self._in_flight[key] = self._in_flight.get(key, 0) + 1
+        return Attempt(account, address, delay, shown)
+
+    def check(self, attempt: Attempt) -> None:
+        """Right before the password check: ``LogonLockedError`` if a lock came into force meanwhile."""
+        now = self._clock()
+        with self._lock, self._db.session() as s:
+            pair = s.scalar(select(LogonFailureRow).where(*_key(PAIR, attempt.account, attempt.address)))
+            addr = s.scalar(select(LogonFailureRow).where(*_key(ADDRESS, "", attempt.address)))
+            if pair is not None and addr is not None:
+                self._refuse_if_locked(pair, addr, now)
+
+    def release(self, attempt: Attempt) -> None:
+        """The attempt was refused by a lock before its password was checked: it only stops counting."""
+        with self._lock:
+            self._end(attempt)
+
+    def _end(self, attempt: Attempt) -> None:
+        for key in ((ACCOUNT, attempt.account), (ADDRESS, attempt.address)):
+            left = self._in_flight.get(key, 0) - 1
+            if left > 0:
+                self._in_flight[key] = left
+            else:
+                self._in_flight.pop(key, None)
+
+    def failed(self, attempt: Attempt) -> None:
+        """The password was wrong (or the attempt was abandoned): count it; lock what crossed a threshold."""
+        now = self._clock()
+        st = self.settings
+        with self._lock, self._db.session() as s, s.begin():
+            self._end(attempt)
+            for kind, account, address in (
+                (PAIR, attempt.account, attempt.address),
+                (ACCOUNT, attempt.account, ""),
+                (ADDRESS, "", attempt.address),
+            ):
+                row = self._row(s, kind, account, address)
                 fresh = self._count(row, now) == 0
                 s.execute(
                     update(LogonFailureRow)
@@ -158,13 +202,7 @@ class LogonThrottle:
                         locked_until=0.0 if fresh else LogonFailureRow.locked_until,
                     )
                 )
-        return Attempt(account, address, delay, shown)
-
-    def failed(self, attempt: Attempt) -> None:
-        """The password was wrong (or the attempt was abandoned): lock what crossed a threshold."""
-        now = self._clock()
-        st = self.settings
-        with self._lock, self._db.session() as s, s.begin():
+            s.expire_all()
             pair = s.scalar(select(LogonFailureRow).where(*_key(PAIR, attempt.account, attempt.address)))
             if (
                 pair is not None
@@ -208,17 +246,10 @@ class LogonThrottle:
             self.prune()
 
     def succeeded(self, attempt: Attempt) -> None:
-        """The password was right: the pair starts afresh; the attempt no longer counts elsewhere."""
+        """The password was right: the pair starts afresh."""
         with self._lock, self._db.session() as s, s.begin():
+            self._end(attempt)
             s.execute(delete(LogonFailureRow).where(*_key(PAIR, attempt.account, attempt.address)))
-            for kind, account, address in ((ACCOUNT, attempt.account, ""), (ADDRESS, "", attempt.address)):
-                s.execute(
-                    update(LogonFailureRow)
-                    .where(*_key(kind, account, address))
-                    .values(
-                        failures=case((LogonFailureRow.failures > 0, LogonFailureRow.failures - 1), else_=0)
-                    )
-                )
 
     # --- administration ----------------------------------------------------------------------------
 
@@ -306,7 +337,6 @@ class LogonThrottle:
         return row.failures
 
     def _refuse_if_locked(self, pair: LogonFailureRow, addr: LogonFailureRow, now: float) -> None:
-        st = self.settings
         if addr.locked_until > now:
             raise LogonLockedError(
                 f"Logon refused: too many failed logons for different accounts from your address "
@@ -314,9 +344,8 @@ class LogonThrottle:
                 "an administrator to lift the lock with 'openflr users unlock --address'.",
                 addr.locked_until - now,
             )
-        in_flight = st.lock_after > 0 and self._count(pair, now) >= st.lock_after
-        if pair.locked_until > now or in_flight:
-            wait = pair.locked_until - now if pair.locked_until > now else st.lock_seconds
+        if pair.locked_until > now:
+            wait = pair.locked_until - now
             raise LogonLockedError(
                 f"Logon refused: too many failed logons for this account from your address "
                 f"({pair.address}). Try again in {math.ceil(wait)} seconds, or ask an administrator "
