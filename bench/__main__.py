@@ -1,7 +1,7 @@
 """Run the benchmarks against a real ``openflr serve`` process and print every figure with its baseline.
 
 python -m bench                 # everything
-python -m bench --only mount    # one group: mount, list, memory, download
+python -m bench --only mount    # one group: mount, list, memory, download, concurrency
 python -m bench --update-docs   # also rewrite the results table in docs/BENCHMARKS.md
 """
 
@@ -16,7 +16,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import downloading, fixtures, mounting
+from bench import concurrency, downloading, fixtures, mounting
 from bench.common import Row
 
 GROUPS = {
@@ -24,6 +24,7 @@ GROUPS = {
     "list": mounting.listing_rates,
     "memory": mounting.listing_memory,
     "download": downloading.download_rates,
+    "concurrency": concurrency.concurrent_sessions,
 }
 DOC = fixtures.REPO / "docs" / "BENCHMARKS.md"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"

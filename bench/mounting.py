@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 import tomllib
 from pathlib import Path
@@ -63,33 +64,57 @@ def _engine_walk(datastore: Path, vm: str, folder: str) -> tuple[int, float]:
         view.close()
 
 
+def _curl_pages(url: str, token: str, pages: int, out: Path) -> float:
+    """Seconds to fetch pages 1..``pages`` of ``url`` (which ends in ``page=``) with one curl on one
+    kept-alive connection, bodies saved to ``out``: the client costs next to nothing, so the figure is
+    the server's (a Python client parsing 1000-entry pages would take a core of the two)."""
+    out.mkdir(parents=True, exist_ok=True)
+    args = ["curl", "-sS", "-k", "-f", "-H", f"X-RestSvcSessionId: {token}", "-H", "Accept: application/json"]
+    glob = f"[1-{pages}]" if pages > 1 else "1"
+    start = time.perf_counter()
+    subprocess.run([*args, "-o", f"{out}/page_#1.json", url + glob], check=True, timeout=600)
+    return time.perf_counter() - start
+
+
+def _entries(out: Path) -> int:
+    total = 0
+    for page in out.glob("page_*.json"):
+        body = orjson.loads(page.read_bytes())
+        total += len((body["Files"] or {}).get("FileEntries", []))
+        total += len((body["Directories"] or {}).get("DirectoryEntries", []))
+    return total
+
+
+LISTED = (
+    ("many-ntfs", "Volume$0:/many", "NTFS"),
+    ("many-ext4", "many:/many", "ext4"),
+    ("many-xfs", "many:/many", "XFS"),
+)
+
+
 def listing_rates(datastore: Path, data: Path) -> list[Row]:
     rows = []
-    with server(data, datastore) as srv:
+    # keep_idle = 0: an unmounted point is closed, so every mount below starts cold.
+    with server(data, datastore, extra="[mounts]\nkeep_idle = 0\n") as srv:
         client = Client(srv.base)
-        for vm, folder in (("many-ntfs", "Volume$0:/many"), ("many-xfs", "many:/many")):
+        for vm, folder, fs in LISTED:
             count, engine_s = _engine_walk(datastore, vm, folder)
             engine_rate = count / engine_s
+            pages = -(-count // 1000)
+            url = f"{folder}?action=listAll&pageSize=1000&page="
             mount, _ = client.mount(client.point(vm))
-            url = f"{mount}/{folder}?action=listAll&pageSize=1000&page=1"
-            start = time.perf_counter()
-            first = client.get(url)
-            first_page = time.perf_counter() - start
-            first_body = orjson.loads(first.content)
-            seen = len(first_body["Files"]["FileEntries"])
-            nxt = {lk["Rel"]: lk["Href"] for lk in first_body["PagingInfo"]["Links"]}.get("Next")
-            while nxt:
-                body = orjson.loads(client.get(nxt).content)
-                seen += len((body["Files"] or {}).get("FileEntries", []))
-                nxt = {lk["Rel"]: lk["Href"] for lk in body["PagingInfo"]["Links"]}.get("Next")
-            api_s = time.perf_counter() - start
+            first_page = _curl_pages(f"{mount}/{url}", client.token, 1, data / f"first-{vm}")
+            client.unmount(mount)
+            mount, _ = client.mount(client.point(vm))
+            api_s = _curl_pages(f"{mount}/{url}", client.token, pages, data / f"pages-{vm}")
+            client.unmount(mount)
+            seen = _entries(data / f"pages-{vm}")
             assert seen == count, (seen, count)
             api_rate = count / api_s
             ratio = api_rate / engine_rate
-            fs = vm.split("-")[1].upper()
             rows.append(
                 Row(
-                    f"listAll pageSize=1000, {count:,} entries, {fs}: entries/s through the API",
+                    f"listAll pageSize=1000, {count:,} entries, {fs}: entries/s through the API (cold mount)",
                     f"{api_rate:,.0f}/s",
                     f"engine walk {engine_rate:,.0f}/s",
                     f"{ratio:.0%}",
@@ -99,13 +124,12 @@ def listing_rates(datastore: Path, data: Path) -> list[Row]:
             )
             rows.append(
                 Row(
-                    f"first page of that listing ({fs}, cold)",
+                    f"first page of that listing ({fs}, cold mount)",
                     f"{first_page * 1000:.0f} ms",
                     target="<= 150 ms",
                     met=first_page <= 0.150,
                 )
             )
-            client.unmount(mount)
         client.close()
     return rows
 
