@@ -17,6 +17,8 @@ import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from isal import isal_zlib
+
 from openflr.errors import OpenflrError
 from openflr.guestfs.view import GuestView
 from openflr.restore.items import CHUNK, Item, Problem, read_chunks, walk
@@ -25,6 +27,11 @@ log = logging.getLogger(__name__)
 
 SKIPPED_NAME = "openflr-skipped.txt"
 _UT_EXTRA = 0x5455
+
+# zipfile computes each entry's CRC-32 with its module-level ``crc32`` (zlib's: ~1.2 GB/s here, the
+# bottleneck of a STORED ZIP). ISA-L's gives the same values about 4x faster; every zipfile user in
+# the process gets identical results, only sooner.
+zipfile.crc32 = isal_zlib.crc32  # type: ignore[attr-defined]
 
 
 class _Utf8Info(zipfile.ZipInfo):
