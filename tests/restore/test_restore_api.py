@@ -621,3 +621,70 @@ def test_killed_server_leaves_no_partial_file_and_audit_says_interrupted(
         records = json.loads(cli(data, "audit", "--json").stdout)
         assert [r["result"] for r in records if r["path"] == f"big:/{BIG_FILE}"] == ["interrupted"]
         assert "cut short" in server.log()
+
+
+def _kill_ssh_sessions(user: str) -> int:
+    """SIGKILL every sshd process serving ``user`` (not the listening server): the connection drops."""
+    killed = 0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if cmdline.startswith(f"sshd: {user}".encode()):
+            try:
+                os.kill(int(proc.name), signal.SIGKILL)
+                killed += 1
+            except ProcessLookupError:
+                pass
+    return killed
+
+
+def test_target_that_disconnects_mid_file_fails_the_task_cleanly(
+    places: Places, fixtures: Fixtures, tmp_path: Path
+) -> None:
+    base = owned_folder(places.ssh.folder / "cut")
+    data = tmp_path / "server"
+    add_users(data)
+    secret = tmp_path / "pw"
+    secret.write_text(places.ssh.password + "\n")
+    secret.chmod(0o600)
+    text = f"""{SHARED_SERVER}
+[restore]
+known_hosts = "{places.ssh.known_hosts}"
+connect_timeout = 5
+
+[[datastores]]
+name = "large"
+path = "{fixtures.datastore("large")}"
+job = "LARGE Replication"
+
+[[datastores.guests]]
+vm = "{LARGE_VM}"
+username = "{services.USER}"
+password_file = "{secret}"
+targets = {{ "big:" = "sftp://127.0.0.1:{places.ssh.port}{base}" }}
+"""
+    with run_server(data, https=False, config=text) as server, plain_client(timeout=60) as http:
+        api = Api(http, server.base, "http")
+        tok = api.logon("flrop")
+        m = mount(api, tok, points_of(api, tok, "LARGE Replication", LARGE_VM)[-1])
+        r = api.post(
+            f"{m}/big:/{BIG_FILE}?action=restore", content=json.dumps(original(True)), headers=headers(tok)
+        )
+        assert r.status_code == 202
+        deadline = time.monotonic() + 60
+        while not any(p.stat().st_size > 0 for p in leftovers(base)):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert _kill_ssh_sessions(services.USER) > 0
+        task = wait_task(api, tok, r.json()["Href"], timeout=120)
+        assert task["Result"]["Success"] is False, task
+        assert task["Result"]["Message"], task
+        # The real name never holds a partial file; the temporary one is all that is left.
+        assert not (base / "data" / "sparse-2g.bin").exists()
+        records = json.loads(cli(data, "audit", "--json", "--action", "restore").stdout)
+        assert [r["result"] for r in records if r["path"] == f"big:/{BIG_FILE}"] == ["failed"]
+        assert api.get("/api/", headers={TOKEN: tok}).status_code == 200  # still serving
