@@ -3,11 +3,15 @@ in-process and against a real server over HTTP, with the server healthy afterwar
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx2 as httpx
 import pytest
 from starlette.testclient import TestClient
 
@@ -16,7 +20,7 @@ from tests.api.flr import headers, mount, point_href, wait_task
 from tests.conftest import make_service
 from tests.imagebuilder import Fixtures
 from tests.inventory.test_scanner import _clone
-from tests.support import Api, add_users, plain_client, run_server, xml
+from tests.support import Api, add_users, cli, plain_client, run_server, xml
 
 
 @pytest.fixture(params=["inproc", "http"])
@@ -128,3 +132,50 @@ def test_idle_expiry_unmounts(faulty: tuple[Api, Path, object]) -> None:
     again = api.logon("flrop")
     assert api.get(mnt, headers=headers(again)).status_code == 404
     assert "ended (expired)" in (owner.log() if api.mode == "http" else "ended (expired)")  # type: ignore[attr-defined]
+
+
+def test_image_that_shrinks_while_mounted_never_serves_zeros(fixtures: Fixtures, tmp_path: Path) -> None:
+    """A replica file truncated or replaced under an open mount (a consolidation, an NFS hiccup):
+    reads past its new end fail the request; they never come back as zeros."""
+    vm = tmp_path / "ds" / "shrinking"
+    vm.mkdir(parents=True)
+    disk = vm / "disk0.raw"
+    subprocess.run(
+        ["cp", "--sparse=always", str(fixtures.root / "raw" / "lin-disk0-p3.raw"), str(disk)], check=True
+    )
+    (vm / "openflr-vm.toml").write_text(
+        'name = "shrinking"\nos = "Linux"\n\n[[points]]\nname = "p3"\n'
+        'time = 2026-11-03T21:00:00Z\ndisks = ["disk0.raw"]\n'
+    )
+    data = tmp_path / "data"
+    add_users(data)
+    config = f'[[datastores]]\nname = "ds"\npath = "{tmp_path / "ds"}"\njob = "DS"\n'
+    with run_server(data, https=False, config=config) as server, plain_client() as client:
+        api = Api(client, server.base, "http")
+        token = api.logon("flrop")
+        mnt = mount(api, token, point_href(api, token, "Other", "shrinking"))
+        # Look the file up first (its folder and inode are then cached): the download itself starts,
+        # and its data reads are what meet the shortened file.
+        item = api.get(f"{mnt}/data/medium.bin", headers=headers(token))
+        assert item.status_code == 200
+        os.truncate(disk, 1024 * 1024)
+        url = api.url(f"{mnt}/data/medium.bin?action=download")
+        complete = False
+        with client.stream("GET", url, headers={"X-RestSvcSessionId": token}) as r:
+            if r.status_code == 200:
+                expected = int(r.headers["Content-Length"])
+                got = 0
+                try:
+                    for chunk in r.iter_bytes():
+                        got += len(chunk)
+                    complete = got == expected
+                except httpx.HTTPError:
+                    complete = False  # the stream was cut: the client knows the file is incomplete
+            else:
+                r.read()
+                assert r.status_code >= 400 and b"<Error" in r.content
+        assert not complete
+        assert api.get("/api/", headers=headers(token)).status_code == 200  # still serving
+        records = json.loads(cli(data, "audit", "--json", "--action", "download").stdout)
+        results = [x["result"] for x in records if x["path"].endswith("data/medium.bin")]
+        assert results in ([], ["failed"]), results  # refused before streaming, or audited as failed

@@ -207,7 +207,8 @@ class Layer(ABC):
 
 
 class RawLayer(Layer):
-    """A flat file: every byte is data (bytes past the end of a short file read as zeros)."""
+    """A flat file: every byte is data (bytes past the end of a file already short when opened read
+    as zeros; a file that shrinks later fails the read)."""
 
     def __init__(self, file: OpenFile, size: int | None = None, start: int = 0) -> None:
         self.file = file
@@ -306,8 +307,19 @@ def _read_into(fd: int, target: memoryview, host: int) -> None:
     while done < len(target):
         n = os.preadv(fd, [target[done:]], host + done)
         if n <= 0:
-            return  # past the end of a file: the rest stays zero
+            # The image's own metadata (or the file's size when it was opened) says these bytes exist:
+            # the file was truncated or replaced while in use. Zeros here would be silent corruption.
+            raise CorruptImageError(
+                _fd_path(fd), f"ends at byte {host + done}, before data the image says it holds"
+            )
         done += n
+
+
+def _fd_path(fd: int) -> str:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return "an image file"
 
 
 class Slice(BlockSource):
