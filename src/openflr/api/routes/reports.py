@@ -1,0 +1,307 @@
+"""The monitoring resources EM clients poll: summary reports, repositories, sessions, agents.
+
+Monitoring clients (veeam-exporter, the Grafana/Zabbix collectors, CLIENTS.md §3.4-3.5) read these
+before anything else, so they must answer in EM shapes. Every number is derived from the inventory
+openflr really has; openflr runs no jobs itself, so whatever describes job *runs* is empty or zero:
+
+- ``/reports/summary``: links to the three reports below (the other EM reports are not served).
+- ``/reports/summary/overview``: one backup server (this one), no proxies, one repository server per
+  datastore the caller can see, no running jobs; ``ScheduledJobs`` counts the replication jobs that
+  produced the replicas (distinct job names) and every visible replica counts as a VM whose latest
+  state is successful (a replica exists only once its job has succeeded at least once).
+- ``/reports/summary/vms_overview``: every replica is a protected and replicated VM, never a backed
+  up one; ``RestorePoints`` counts the replica points. ``ReplicaRestorePointsSize`` is the bytes the
+  replica VMs' folders occupy (each file counted once); ``SourceVmsSize`` the virtual size of each
+  replica's newest disks. The backup figures are 0: there are no backups and no backup runs, which
+  is also why ``SuccessBackupPercents`` is 0 rather than an invented 100.
+- ``/reports/summary/job_statistics``: the replication jobs as scheduled replica jobs, every run
+  count and duration 0 (openflr sees the points a job left behind, not its runs).
+- ``/repositories``: one ``Repository`` per datastore (``Kind`` ``Datastore``), capacity and free
+  space from ``statvfs`` of its path, ``-1`` for both when the path cannot be read (EM's own value for
+  a repository of unknown size). Users limited to some VMs see only datastores holding one of them.
+- ``/backupSessions``, ``/replicaSessions``, ``/agents/discoveredComputers``: empty lists. openflr
+  runs no backup job and knows no agent; it does not know the replication job's sessions either
+  (their end times and results live on the Veeam server), and inventing one session per point would
+  feed made-up durations and results to monitoring.
+- any ``/{id}`` below those lists, and ``/backupSessions/{id}/taskSessions``: 404 ``Error``.
+
+Every resource needs a logon session with the inventory-reading permission.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import Response
+
+from openflr.api import emtypes, reporttypes
+from openflr.api.auth import require, service_of
+from openflr.api.responses import em_response
+from openflr.api.routing import Endpoint, Route
+from openflr.api.schema import EmType, Link, Value
+from openflr.api.urls import Query, api_base
+from openflr.api.views import server_href, urn
+from openflr.config import DatastoreSettings
+from openflr.core.roles import Permission
+from openflr.errors import NotFoundError
+from openflr.inventory.model import BackupServer, Inventory, stable_id
+
+UNKNOWN_SIZE = -1
+"""EM's Capacity/FreeSpace for a repository whose size it cannot tell."""
+REPOSITORY_KIND = "Datastore"
+
+
+def _entity(request: Request) -> bool:
+    return (Query(request).get("format") or "").strip().lower() in ("entity", "entities")
+
+
+def _bare(ident: str) -> str:
+    return ident.rsplit(":", 1)[-1].strip().lower()
+
+
+def _server_up(base: str, server: BackupServer) -> Link:
+    return Link("Up", server_href(base, server), "BackupServerReference", server.name)
+
+
+# --- what the reports count ------------------------------------------------------------------------
+
+
+def _datastores(request: Request, inv: Inventory, limited: bool) -> list[DatastoreSettings]:
+    """The configured datastores the caller may know of (with a restore scope: those holding a VM)."""
+    stores = service_of(request).settings.datastores
+    if not limited:
+        return list(stores)
+    used = {r.datastore for r in inv.replicas.values()}
+    return [d for d in stores if d.name in used]
+
+
+def _job_names(inv: Inventory) -> set[str]:
+    return {r.job_name for r in inv.replicas.values() if r.job_name}
+
+
+def _replica_bytes(folders: list[Path]) -> int:
+    """Bytes of the regular files under the replica folders, each file counted once; a folder that
+    holds another replica's folder does not count that one twice."""
+    own = {f.resolve() for f in folders}
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for folder in own:
+        for root, dirs, files in os.walk(folder, onerror=lambda _e: None):
+            here = Path(root)
+            dirs[:] = [d for d in dirs if (here / d).resolve() not in own]
+            for name in files:
+                try:
+                    st = os.stat(here / name, follow_symlinks=False)
+                except OSError:
+                    continue
+                key = (st.st_dev, st.st_ino)
+                if stat.S_ISREG(st.st_mode) and key not in seen:
+                    seen.add(key)
+                    total += st.st_size
+    return total
+
+
+def _source_bytes(inv: Inventory) -> int:
+    """Virtual size of each replica's newest disks: the size of the VMs as last replicated."""
+    total = 0
+    for replica in inv.replicas.values():
+        if replica.points:
+            newest = max(replica.points, key=lambda p: p.created)
+            total += sum(d.virtual_size or 0 for d in newest.disks)
+    return total
+
+
+def _space(path: Path) -> tuple[int, int]:
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return UNKNOWN_SIZE, UNKNOWN_SIZE
+    return st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
+
+
+# --- /reports/summary --------------------------------------------------------------------------------
+
+
+async def summary(request: Request) -> Response:
+    require(request, Permission.BROWSE_INVENTORY)
+    base = api_base(request)
+    links = [
+        Link("Down", f"{base}/reports/summary/overview", "ReportFrame", "Overview"),
+        Link("Down", f"{base}/reports/summary/vms_overview", "ReportFrame", "VmsOverview"),
+        Link("Down", f"{base}/reports/summary/job_statistics", "ReportFrame", "JobStatistics"),
+    ]
+    return em_response(request, reporttypes.SUMMARY_REPORT, {"Links": links})
+
+
+async def overview(request: Request) -> Response:
+    session = require(request, Permission.BROWSE_INVENTORY)
+    inv = service_of(request).inventory(session)
+    stores = _datastores(request, inv, bool(session.user.restore_scope))
+    value: Value = {
+        "BackupServers": 1,
+        "ProxyServers": 0,
+        "RepositoryServers": len(stores),
+        "RunningJobs": 0,
+        "ScheduledJobs": len(_job_names(inv)),
+        "SuccessfulVmLastestStates": len(inv.replicas),
+        "WarningVmLastestStates": 0,
+        "FailedVmLastestStates": 0,
+    }
+    return em_response(request, reporttypes.OVERVIEW_REPORT, value)
+
+
+async def vms_overview(request: Request) -> Response:
+    session = require(request, Permission.BROWSE_INVENTORY)
+    inv = service_of(request).inventory(session)
+    folders = [r.folder for r in inv.replicas.values()]
+    replica_bytes = await anyio.to_thread.run_sync(_replica_bytes, folders)
+    value: Value = {
+        "ProtectedVms": len(inv.replicas),
+        "BackedUpVms": 0,
+        "ReplicatedVms": len(inv.replicas),
+        "RestorePoints": len(inv.points),
+        "FullBackupPointsSize": 0,
+        "IncrementalBackupPointsSize": 0,
+        "ReplicaRestorePointsSize": replica_bytes,
+        "SourceVmsSize": _source_bytes(inv),
+        "SuccessBackupPercents": 0,
+        "ProtectedVmsReportLink": "",
+    }
+    return em_response(request, reporttypes.VMS_OVERVIEW_REPORT, value)
+
+
+async def job_statistics(request: Request) -> Response:
+    session = require(request, Permission.BROWSE_INVENTORY)
+    inv = service_of(request).inventory(session)
+    jobs = len(_job_names(inv))
+    value: Value = {
+        "RunningJobs": 0,
+        "ScheduledJobs": jobs,
+        "ScheduledBackupJobs": 0,
+        "ScheduledReplicaJobs": jobs,
+        "TotalJobRuns": 0,
+        "SuccessfulJobRuns": 0,
+        "WarningsJobRuns": 0,
+        "FailedJobRuns": 0,
+        "MaxJobDuration": 0,
+        "MaxBackupJobDuration": 0,
+        "MaxReplicaJobDuration": 0,
+        "MaxDurationBackupJobName": "",
+        "MaxDurationReplicaJobName": "",
+        "BackupJobStatusReportLink": "",
+    }
+    return em_response(request, reporttypes.JOB_STATISTICS_REPORT, value)
+
+
+# --- /repositories -----------------------------------------------------------------------------------
+
+
+def repository_id(store: DatastoreSettings) -> str:
+    return stable_id("repository", store.name)
+
+
+def _repository_ref(base: str, server: BackupServer, store: DatastoreSettings) -> Value:
+    href = f"{base}/repositories/{repository_id(store)}"
+    return {
+        "Type": "RepositoryReference",
+        "Href": href,
+        "Name": store.name,
+        "UID": urn("Repository", repository_id(store)),
+        "Links": [
+            _server_up(base, server),
+            Link("Alternate", f"{href}?format=Entity", "Repository", store.name),
+        ],
+    }
+
+
+def _repository_entity(base: str, server: BackupServer, store: DatastoreSettings) -> Value:
+    href = f"{base}/repositories/{repository_id(store)}"
+    capacity, free = _space(store.path)
+    return {
+        "Type": "Repository",
+        "Href": f"{href}?format=Entity",
+        "Name": store.name,
+        "UID": urn("Repository", repository_id(store)),
+        "Capacity": capacity,
+        "FreeSpace": free,
+        "Kind": REPOSITORY_KIND,
+        "Links": [
+            _server_up(base, server),
+            Link("Alternate", href, "RepositoryReference", store.name),
+        ],
+    }
+
+
+def _entities(base: str, server: BackupServer, stores: list[DatastoreSettings]) -> list[Value]:
+    return [_repository_entity(base, server, s) for s in stores]
+
+
+async def list_repositories(request: Request) -> Response:
+    session = require(request, Permission.BROWSE_INVENTORY)
+    inv = service_of(request).inventory(session)
+    stores = _datastores(request, inv, bool(session.user.restore_scope))
+    base = api_base(request)
+    if _entity(request):
+        found = await anyio.to_thread.run_sync(_entities, base, inv.server, stores)
+        return em_response(request, reporttypes.REPOSITORIES, {"Repositories": found})
+    refs = [_repository_ref(base, inv.server, s) for s in stores]
+    return em_response(request, emtypes.ENTITY_REFERENCES, {"Refs": refs})
+
+
+async def get_repository(request: Request) -> Response:
+    session = require(request, Permission.BROWSE_INVENTORY)
+    inv = service_of(request).inventory(session)
+    wanted = _bare(request.path_params["id"])
+    stores = _datastores(request, inv, bool(session.user.restore_scope))
+    store = next((s for s in stores if repository_id(s) == wanted), None)
+    if store is None:
+        raise NotFoundError(f"Repository {request.path_params['id']!r} does not exist.")
+    base = api_base(request)
+    if _entity(request):
+        found = await anyio.to_thread.run_sync(_repository_entity, base, inv.server, store)
+        return em_response(request, reporttypes.REPOSITORY, found)
+    return em_response(request, emtypes.ENTITY_REF, _repository_ref(base, inv.server, store))
+
+
+# --- lists openflr has nothing to put in -------------------------------------------------------------
+
+
+def _empty_list(entity_type: EmType) -> Endpoint:
+    key = entity_type.fields[0].name
+
+    async def endpoint(request: Request) -> Response:
+        require(request, Permission.BROWSE_INVENTORY)
+        if _entity(request):
+            return em_response(request, entity_type, {key: []})
+        return em_response(request, emtypes.ENTITY_REFERENCES, {"Refs": []})
+
+    return endpoint
+
+
+def _no_such(what: str) -> Endpoint:
+    async def endpoint(request: Request) -> Response:
+        require(request, Permission.BROWSE_INVENTORY)
+        raise NotFoundError(f"{what} {request.path_params['id']!r} does not exist.")
+
+    return endpoint
+
+
+routes = [
+    Route("/api/reports/summary", summary, ["GET"]),
+    Route("/api/reports/summary/overview", overview, ["GET"]),
+    Route("/api/reports/summary/vms_overview", vms_overview, ["GET"]),
+    Route("/api/reports/summary/job_statistics", job_statistics, ["GET"]),
+    Route("/api/repositories", list_repositories, ["GET"]),
+    Route("/api/repositories/{id}", get_repository, ["GET"]),
+    Route("/api/backupSessions", _empty_list(reporttypes.BACKUP_JOB_SESSIONS), ["GET"]),
+    Route("/api/backupSessions/{id}", _no_such("Backup job session"), ["GET"]),
+    Route("/api/backupSessions/{id}/taskSessions", _no_such("Backup job session"), ["GET"]),
+    Route("/api/replicaSessions", _empty_list(reporttypes.REPLICA_JOB_SESSIONS), ["GET"]),
+    Route("/api/replicaSessions/{id}", _no_such("Replica job session"), ["GET"]),
+    Route("/api/agents/discoveredComputers", _empty_list(reporttypes.DISCOVERED_COMPUTERS), ["GET"]),
+    Route("/api/agents/discoveredComputers/{id}", _no_such("Discovered computer"), ["GET"]),
+]
