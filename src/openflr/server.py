@@ -70,10 +70,46 @@ class CasePreservingHttpTools(HttpToolsProtocol):
     such as the Zabbix PHP script compare ``X-RestSvcSessionId`` case-sensitively. Only the header
     block write is touched, never body bytes."""
 
+    max_head_bytes = 256 * 1024
+    """Bytes a request line and header block may take before the parser is fed no more (httptools
+    itself buffers any amount; the app's own limits answer 414/431 far below this)."""
+    _head_bytes = 0
+    _in_head = True
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_bytes = 0
+        self._in_head = True
+
+    def data_received(self, data: bytes) -> None:
+        if self._in_head:
+            self._head_bytes += len(data)
+        super().data_received(data)
+        # Checked after parsing: a chunk that completes the head and carries a large body is fine.
+        if self._in_head and self._head_bytes > self.max_head_bytes and not self.transport.is_closing():
+            self._refuse_head()
+
     def on_headers_complete(self) -> None:
+        self._in_head = False
         super().on_headers_complete()
         if type(self.cycle) is HttpToolsCycle:
             self.cycle.__class__ = _CaseCycle
+
+    def _refuse_head(self) -> None:
+        message = f"The request line and headers exceed {self.max_head_bytes} bytes."
+        body = xml_document(
+            ERROR, {"Message": message, "StatusCode": 431, "Status": "RequestHeaderFieldsTooLarge"}
+        )
+        head = [b"HTTP/1.1 431 Request Header Fields Too Large\r\n"]
+        head += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
+        head += [
+            b"Content-Type: application/xml; charset=utf-8\r\n",
+            b"Content-Length: " + str(len(body)).encode("ascii") + b"\r\n",
+            b"Connection: close\r\n\r\n",
+        ]
+        self.transport.write(canonical_header_block(b"".join(head)) + body)
+        self.transport.close()
+        self._in_head = False
 
     def send_400_response(self, msg: str) -> None:
         """A request the HTTP parser rejects (bad request line, bad header) still gets an EM Error."""

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote
+import http.client
+import ssl
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
 
+import anyio
+import orjson
 import pytest
+from lxml import etree
+from starlette.testclient import TestClient
 
 from tests.api.flr import TOKEN, headers, list_all, mount, point_href, roots, wait_task
 from tests.support import NS, Api, local, xml
@@ -297,3 +304,259 @@ def test_listing_in_xml_streams_files_then_directories(api: Api, op: str, lin: s
         for e in root.iter("{http://www.veeam.com/ent/v1.0}DirectoryEntry")
     }
     assert {"etc", "srv", "scratch", "home"} <= names
+
+
+# --- hostile paths: nothing outside the mounted roots, whatever the encoding ----------------------------
+
+
+def raw_get(api: Api, target: str, headers: dict[str, str]) -> tuple[int, str, bytes]:
+    """GET ``target`` (path and query) byte for byte, with no client-side normalisation: httpx
+    removes ``..`` segments before sending, so this goes around it (a plain socket client for the
+    real servers, the ASGI app itself, decoding like uvicorn, in process)."""
+    if api.mode == "inproc":
+        client: TestClient = api.client
+        path, _, query = target.partition("?")
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "https",
+            "path": unquote(path),
+            "raw_path": path.encode("latin-1"),
+            "query_string": query.encode("latin-1"),
+            "root_path": "",
+            "headers": [(b"host", b"testserver")]
+            + [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+            "client": ("127.0.0.1", 50000),
+            "server": ("testserver", 443),
+        }
+        messages: list[Any] = []
+        requested = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal requested
+            if requested:  # the client stays connected until the response is complete
+                await anyio.sleep_forever()
+            requested = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            messages.append(message)
+
+        assert client.portal is not None
+        client.portal.call(client.app, scope, receive, send)
+        start = next(m for m in messages if m["type"] == "http.response.start")
+        body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+        ctype = dict(start["headers"]).get(b"content-type", b"").decode()
+        return start["status"], ctype, body
+    parts = urlsplit(api.base)
+    if parts.scheme == "https":
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+            parts.hostname, parts.port, context=ssl._create_unverified_context(), timeout=30
+        )
+    else:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        conn.request("GET", target, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.getheader("content-type") or "", response.read()
+    finally:
+        conn.close()
+
+
+# (path after the mount's Href, status, part of the message); each is also sent with ?action=download
+# and ?action=listAll where it has no query of its own.
+HOSTILE_WIN_PATHS: dict[str, list[tuple[str, int, str]]] = {
+    "dot-dot": [
+        ("..", 400, ".."),
+        ("../..", 400, ".."),
+        ("C:/..", 400, ".."),
+        ("C:/Documents/../../..", 400, ".."),
+        ("C:/Documents/../../../S:/x", 400, ".."),
+        ("C:/Documents/report.txt/..", 400, ".."),
+        ("S:/../C:", 400, ".."),
+        ("S:/../../..", 400, ".."),
+        ("C:\\..\\S:", 400, ".."),
+        ("C:\\Documents\\..\\..\\S:\\", 400, ".."),
+    ],
+    "percent-encoded": [
+        ("%2e%2e", 400, ".."),
+        ("C:/Documents/%2e%2e/%2e%2e", 400, ".."),
+        ("C:/Documents/%2E%2E%2F%2E%2E%2FS:", 400, ".."),
+        ("C:/Documents%2F..%2F..%2F", 400, ".."),
+        ("C:/Documents/.%2e/report.txt", 400, ".."),
+        ("C:%5C..%5C..%5CS:%5C", 400, ".."),
+        ("S:%2F..%2FC:", 400, ".."),
+        ("%2e%2e%5c%2e%2e%5cC:", 400, ".."),
+    ],
+    "malformed-percent": [
+        ("C:/Documents/%zz", 404, "does not exist"),
+        ("C:/Documents/%", 404, "does not exist"),
+        ("C:/Documents/%2", 404, "does not exist"),
+        ("C:/Documents/%%32%65", 404, "does not exist"),
+        ("%zz%", 404, "no volume"),
+        ("C:/Documents/%u002e%u002e", 404, "does not exist"),
+    ],
+    "overlong-utf8": [
+        ("C:/Documents/%C0%AE%C0%AE/%C0%AE%C0%AE/S:", 404, "does not exist"),
+        ("C:/Documents/%C0%AE%C0%AE%C0%AF%C0%AE%C0%AE%C0%AFS:", 404, "does not exist"),
+        ("C:/Documents/%E0%80%AE%E0%80%AE/x", 404, "does not exist"),
+        ("C:/Documents/%F0%80%80%AE%F0%80%80%AE", 404, "does not exist"),
+        ("C:/Documents/%C1%9C..", 404, "does not exist"),
+        ("C:/Documents/%ED%A0%80", 404, "does not exist"),
+        ("C:/Documents/%FF%FE", 404, "does not exist"),
+    ],
+    "nul": [
+        ("C:/Documents/report.txt%00", 400, "NUL"),
+        ("C:/Documents/report.txt%00.jpg", 400, "NUL"),
+        ("C:%00/", 400, "NUL"),
+        ("%00", 400, "NUL"),
+        ("C:/Documents/%00/../..", 400, "NUL"),
+    ],
+    "device-and-unc": [
+        ("%5C%5C%3F%5CC:%5CDocuments", 400, "device or UNC"),
+        ("%5C%5C.%5CC:", 400, "device or UNC"),
+        ("%5C%5C.%5CPhysicalDrive0", 400, "device or UNC"),
+        ("%5C%5Cserver%5Cshare%5Cx", 400, "device or UNC"),
+        ("%5C%5C%3F%5CUNC%5Cserver%5Cshare", 400, "device or UNC"),
+        ("%5C%5C%3F%5CGLOBALROOT%5CDevice%5CHarddiskVolume1", 400, "device or UNC"),
+        ("\\\\?\\C:\\Documents", 400, "device or UNC"),  # the '?' starts the query: the path is '\\'
+        ("\\\\.\\C:", 400, "device or UNC"),
+    ],
+    "other-drives": [
+        ("C:..", 404, "no volume"),
+        ("C:../S:", 404, "no volume"),
+        ("D:", 404, "no volume"),
+        ("D:/", 404, "no volume"),
+        ("d:/Windows", 404, "no volume"),
+        ("Z:/x", 404, "no volume"),
+        ("Volume$9:/x", 404, "no volume"),
+        ("C:/S:/", 404, "does not exist"),
+        ("C:/Documents/S:", 404, "does not exist"),
+        ("C:S:", 404, "no volume"),
+    ],
+    "ntfs-streams": [
+        ("C:/Documents/report.txt:$DATA", 404, "does not exist"),
+        ("C:/Documents/report.txt::$DATA", 404, "does not exist"),
+        ("C:/Documents::$INDEX_ALLOCATION", 404, "does not exist"),
+        ("C:/Documents:$I30:$INDEX_ALLOCATION", 404, "does not exist"),
+        ("C:/Documents/report.txt:..", 404, "does not exist"),
+        ("C:/Documents/report.txt:../../S:", 400, ".."),
+        ("C:/Documents/report.txt:%2e%2e%5c%2e%2e", 400, ".."),
+        ("C:/Documents/report.txt:S:", 404, "does not exist"),
+        ("C:/Documents/report.txt:%5C%5C%3F%5CC:", 404, "does not exist"),
+    ],
+    "ntfs-metafiles": [
+        ("C:/$MFT", 404, "does not exist"),
+        ("c:/$mft", 404, "does not exist"),
+        ("C:/$MFT:$DATA", 404, "does not exist"),
+        ("C:/$MFTMirr", 404, "does not exist"),
+        ("C:/$LogFile", 404, "does not exist"),
+        ("C:/$Secure:$SDS", 404, "does not exist"),
+        ("C:/$Extend/$UsnJrnl:$J", 404, "does not exist"),
+        ("C:/$BadClus:$Bad", 404, "does not exist"),
+        ("C:/$Boot", 404, "does not exist"),
+        ("C:/%24MFT", 404, "does not exist"),
+    ],
+}
+HOSTILE_LIN_PATHS = [
+    ("..", 400, ".."),
+    ("etc/../../..", 400, ".."),
+    ("srv/%2e%2e/etc/shadow", 400, ".."),
+    ("etc%2F..%2F..%2F..%2Fetc%2Fpasswd", 400, ".."),
+    ("etc/passwd%00", 400, "NUL"),
+    ("%5C%5C.%5Cetc", 400, "device or UNC"),
+    ("etc/%C0%AE%C0%AE/passwd", 404, "does not exist"),
+    ("etc/hostname:stream", 404, "does not exist"),
+    ("C:/etc", 404, "does not exist"),
+    ("etc/%zz", 404, "does not exist"),
+]
+
+
+def _variants(path: str) -> list[str]:
+    if "?" in path:
+        return [path]
+    return [path, path + "?action=download", path + "?action=listAll&pageSize=10&page=1"]
+
+
+def _check_refused(api: Api, op: str, mount_href: str, cases: list[tuple[str, int, str]]) -> int:
+    base = urlsplit(api.url(mount_href)).path
+    bad = []
+    sent = 0
+    for path, status, message in cases:
+        for target in _variants(path):
+            for accept in ("application/json", "application/xml"):
+                got, ctype, body = raw_get(api, f"{base}/{target}", {TOKEN: op, "Accept": accept})
+                sent += 1
+                if accept == "application/json":
+                    ok = got == status and ctype.startswith("application/json")
+                    ok = ok and message in orjson.loads(body)["Message"]
+                else:
+                    ok = got == status and local(etree.fromstring(body).tag) == "Error"
+                if not ok:
+                    bad.append((target, accept, got, body[:200]))
+    assert not bad, bad
+    return sent
+
+
+@pytest.mark.parametrize("kind", HOSTILE_WIN_PATHS)
+def test_hostile_paths_never_leave_the_mount(api: Api, op: str, win: str, kind: str) -> None:
+    assert api.get(f"{win}/C:/Documents/report.txt", headers=headers(op)).status_code == 200
+    _check_refused(api, op, win, HOSTILE_WIN_PATHS[kind])
+
+
+def test_hostile_paths_on_a_linux_mount(api: Api, op: str, lin: str) -> None:
+    assert api.get(f"{lin}/etc/hostname", headers=headers(op)).status_code == 200
+    _check_refused(api, op, lin, HOSTILE_LIN_PATHS)
+
+
+def test_hostile_mount_ids(api: Api, op: str, win: str) -> None:
+    point = win.rsplit("/mounts/", 1)[0]
+    cases = [("..", 404), ("%2e%2e", 404), ("..%2FC:", 404), ("1%00", 404), ("-1", 404), ("9" * 400, 404)]
+    base = urlsplit(api.url(point)).path
+    for mount_id, status in cases:
+        got, _, body = raw_get(api, f"{base}/mounts/{mount_id}/C:", {TOKEN: op, "Accept": "application/json"})
+        assert got == status, (mount_id, body[:200])
+
+
+def test_a_refused_path_stays_refused_once_its_target_is_cached(api: Api, op: str, win: str) -> None:
+    """The resolved-path cache is keyed by checked components, so '\\\\C:' cannot ride on 'C:'."""
+    base = urlsplit(api.url(win)).path
+    assert raw_get(api, f"{base}/C:/Documents", {TOKEN: op})[0] == 200
+    assert raw_get(api, f"{base}/%5C%5CC:/Documents", {TOKEN: op})[0] == 400
+    assert raw_get(api, f"{base}/C:/./Documents/", {TOKEN: op})[0] == 200
+
+
+def test_ntfs_metafiles_are_neither_listed_nor_reachable(api: Api, op: str, win: str) -> None:
+    files, dirs = list_all(api, op, f"{win}/C:")
+    assert not [e["Name"] for e in files + dirs if e["Name"].startswith("$")]
+    r = api.post(f"{win}/C:/$MFT?action=restore", json={"ForDirectDownload": {}}, headers=headers(op))
+    assert r.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [
+        ("pageSize=1000000000&page=1", 200),  # clamped to api.max_page_size
+        ("pageSize=10&page=1000000000", 200),  # past the end: an empty page
+        ("pageSize=10&page=1000000000000000000000", 400),
+        ("pageSize=%EF%BC%95", 400),  # a full-width digit: int() would take it
+        ("pageSize=1_000", 400),
+        ("pageSize=0", 400),
+        ("pageSize=-5", 400),
+        ("pageSize=abc", 400),
+        ("pageSize=1e3", 400),
+        ("pageSize=" + "9" * 5000, 400),
+        ("pageSize=%00", 400),
+        ("page=0&pageSize=5", 400),
+    ],
+)
+def test_paging_parameters_are_bounded(api: Api, op: str, win: str, query: str, status: int) -> None:
+    r = api.get(f"{win}/C:/Documents?action=listAll&{query}", headers=headers(op))
+    assert r.status_code == status, r.text
+    if status == 200:
+        info = r.json()["PagingInfo"]
+        assert info["PageSize"] <= 5000
+    else:
+        assert "pageSize" in r.json()["Message"] or "page" in r.json()["Message"]

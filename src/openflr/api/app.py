@@ -12,10 +12,11 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
+from openflr.api import openapi
 from openflr.api.auth import REALM_HEADER
 from openflr.api.middleware import ApiMiddleware
 from openflr.api.responses import error_response
-from openflr.api.routes import admin, inventory, mounts, sessions
+from openflr.api.routes import admin, inventory, mounts, reports, sessions
 from openflr.core.service import Service
 from openflr.errors import OpenflrError
 
@@ -57,8 +58,21 @@ def create_app(service: Service, manage_service: bool = True) -> Starlette:
                 await service.stop()
 
     app = Starlette(
-        routes=[*sessions.routes, *inventory.routes, *mounts.routes, *admin.routes],
-        middleware=[Middleware(ApiMiddleware, max_body=service.settings.server.max_body_bytes)],
+        routes=[
+            *sessions.routes,
+            *inventory.routes,
+            *mounts.routes,
+            *admin.routes,
+            *reports.routes,
+            *openapi.routes,
+        ],
+        middleware=[
+            Middleware(
+                ApiMiddleware,
+                max_body=service.settings.server.max_body_bytes,
+                limits=service.settings.limits,
+            )
+        ],
         exception_handlers={OpenflrError: _openflr_error, HTTPException: _http_error},
         lifespan=lifespan,
     )

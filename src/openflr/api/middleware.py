@@ -1,4 +1,4 @@
-"""Pure-ASGI middleware: access log, path normalisation, body-size limit, last-resort error handling."""
+"""Pure-ASGI middleware: access log, request limits, path normalisation, last-resort error handling."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from openflr.api.responses import error_response
+from openflr.config import LimitSettings
 from openflr.errors import OpenflrError
 
 access_log = logging.getLogger("openflr.access")
@@ -23,15 +24,19 @@ _MOUNT_PATH = re.compile(r"/mounts/[^/]+/", re.IGNORECASE)
 class ApiMiddleware:
     """One wrapper around the router for everything that applies to every request.
 
+    - refuses, before any route runs and with an EM ``Error``: a request line whose path and query
+      exceed ``limits.max_url_bytes`` (414), header fields over ``limits.max_header_bytes`` in all
+      (431), more than ``limits.max_query_params`` query parameters (400), and bodies over
+      ``max_body`` bytes (413, by Content-Length or while the body streams in);
     - collapses ``//`` and drops a trailing ``/`` so that ``/api//LogonSessions/`` routes normally;
-    - refuses bodies over ``max_body`` bytes with 413 (by Content-Length, or while streaming);
     - turns an unhandled exception into a 500 ``Error`` without a stack trace (the log gets one);
     - logs one line per request: client, method, path, status, milliseconds. Never headers.
     """
 
-    def __init__(self, app: ASGIApp, max_body: int) -> None:
+    def __init__(self, app: ASGIApp, max_body: int, limits: LimitSettings | None = None) -> None:
         self.app = app
         self.max_body = max_body
+        self.limits = limits or LimitSettings()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -55,8 +60,11 @@ class ApiMiddleware:
             await send(message)
 
         try:
+            refused = self._refusal(scope)
             declared = _content_length(scope)
-            if declared is not None and declared > self.max_body:
+            if refused is not None:
+                await self._error(scope, receive, send_wrapper, *refused)
+            elif declared is not None and declared > self.max_body:
                 await self._error(scope, receive, send_wrapper, 413, self._too_large())
             else:
                 await self.app(scope, self._limited(receive), send_wrapper)
@@ -84,6 +92,31 @@ class ApiMiddleware:
             access_log.info(
                 "%s %s %s %s %.1fms", client[0] if client else "-", scope["method"], shown, status or "-", ms
             )
+
+    def _refusal(self, scope: Scope) -> tuple[int, str] | None:
+        """(status, message) when the request line or headers break a limit, else None."""
+        limits = self.limits
+        query: bytes = scope.get("query_string", b"")
+        raw_path: bytes | None = scope.get("raw_path")
+        path_bytes = len(raw_path) if raw_path is not None else len(scope["path"].encode("utf-8", "replace"))
+        url_bytes = path_bytes + (len(query) + 1 if query else 0)
+        if url_bytes > limits.max_url_bytes:
+            return 414, (
+                f"The request URL is {url_bytes} bytes long; the limit is {limits.max_url_bytes} bytes."
+            )
+        header_bytes = sum(len(k) + len(v) + 4 for k, v in scope.get("headers", ()))
+        if header_bytes > limits.max_header_bytes:
+            return 431, (
+                f"The request header fields take {header_bytes} bytes; "
+                f"the limit is {limits.max_header_bytes} bytes."
+            )
+        if query:
+            params = sum(1 for part in query.split(b"&") if part)
+            if params > limits.max_query_params:
+                return 400, (
+                    f"The request has {params} query parameters; the limit is {limits.max_query_params}."
+                )
+        return None
 
     def _too_large(self) -> str:
         return f"The request body is larger than the limit of {self.max_body} bytes."

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from openflr.api.schema import Link, Value
 from openflr.api.urls import Query
 from openflr.errors import BadRequestError
+
+_DIGITS = re.compile(r"\s*[0-9]{1,12}\s*\Z")
+MAX_NUMBER = 2**31 - 1
+"""Largest ``page``/``pageSize`` accepted (pageSize is then clamped to ``api.max_page_size``)."""
 
 
 def positive_int(query: Query, name: str) -> int | None:
@@ -14,11 +19,13 @@ def positive_int(query: Query, name: str) -> int | None:
     if raw is None or raw == "":
         return None
     try:
+        if not _DIGITS.match(raw):  # int() would also take "５", "1_000", "+5"
+            raise ValueError(raw)
         value = int(raw)
     except ValueError:
         raise BadRequestError(f"{name} must be a positive whole number, not {raw[:40]!r}.") from None
-    if value < 1:
-        raise BadRequestError(f"{name} must be a positive whole number, not {value}.")
+    if not 1 <= value <= MAX_NUMBER:
+        raise BadRequestError(f"{name} must be a whole number from 1 to {MAX_NUMBER}, not {raw[:40]!r}.")
     return value
 
 

@@ -56,6 +56,8 @@ class QueryType:
 # --- parsing -------------------------------------------------------------------------------------------
 
 OPS = ("==", "!=", "<=", ">=", "<", ">")
+MAX_NESTING = 32
+"""Deepest parenthesis nesting a filter may have (the parser recurses once per level)."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
         self.pos = 0
+        self.depth = 0
 
     def fail(self, what: str) -> BadRequestError:
         shown = self.text if len(self.text) <= 120 else self.text[:117] + "..."
@@ -117,11 +120,15 @@ class _Parser:
 
     def parse_term(self) -> Node:
         if self.peek() == "(":
+            self.depth += 1
+            if self.depth > MAX_NESTING:
+                raise self.fail(f"parentheses nested deeper than {MAX_NESTING} levels")
             self.pos += 1
             node = self.parse_or()
             if self.peek() != ")":
                 raise self.fail("a ')' is missing")
             self.pos += 1
+            self.depth -= 1
             return node
         self.skip()
         m = _FIELD_RE.match(self.text, self.pos)

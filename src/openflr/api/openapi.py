@@ -1,0 +1,472 @@
+"""``GET /api/openapi.json``: an OpenAPI 3.1 description of the EM-compatible surface openflr serves.
+
+Generated, never written by hand: the paths and methods come from the app's own routes, and every
+schema from the ``EmType`` descriptions the JSON renderer works from (each declared member present,
+``null`` when absent; PascalCase or camelCase as ``api.json_casing`` says). What the routes cannot
+tell (which type a route answers with, its query parameters and request body, who may call it) is
+the table ``_OPERATIONS`` below; a route missing from it is still listed, with a generic answer.
+XML is the default representation and is listed too, without a schema (its shape, attributes and
+element order, is the vendor's XSD, see SPEC §7.2); the JSON schemas describe the JSON form.
+
+The document needs no logon. Tools use it to generate clients and to fuzz the server
+(``tests/api/test_fuzz_http.py`` runs schemathesis against it).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+from starlette import routing
+from starlette.requests import Request
+from starlette.responses import Response
+
+from openflr import __version__
+from openflr.api import emtypes, reporttypes
+from openflr.api.routing import Route
+from openflr.api.schema import EmType, Field, Kind, camel
+from openflr.api.urls import api_base
+from openflr.core.catalog_queries import QUERY_TYPES
+
+OPENAPI_VERSION = "3.1.0"
+TOKEN_HEADER = "X-RestSvcSessionId"
+_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::[a-z]+)?\}")
+
+
+# --- what each operation takes and answers -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    where: str = "query"
+    schema: dict[str, Any] = field(default_factory=lambda: {"type": "string"})
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Operation:
+    summary: str
+    answers: Sequence[EmType] = ()
+    """EM types of the success body (several: the client picks one, e.g. with ``format=Entity``)."""
+    status: int = 200
+    auth: str = "session"
+    """``none``, ``basic`` (logon) or ``session`` (the ``X-RestSvcSessionId`` token)."""
+    params: Sequence[Param] = ()
+    body: EmType | None = None
+    errors: Sequence[int] = ()
+    """Error statuses beyond the ones every operation of its kind may answer."""
+    download: bool = False
+    """The success body may also be file content (``action=download``)."""
+    extra_status: Sequence[int] = ()
+    """Further success statuses (a restore answers 202 with a Task, a download 200/206)."""
+    tag: str = "EM"
+
+
+_FORMAT = Param(
+    "format",
+    schema={"type": "string", "enum": ["Entity", "Entities", "Refs"]},
+    description="`Entity` (or `Entities`) for full entities instead of references (any case).",
+)
+_PAGE_SIZE = Param(
+    "pageSize",
+    schema={"type": "integer", "minimum": 1},
+    description="Entries per page (clamped to the server's `api.max_page_size`).",
+)
+_PAGE = Param("page", schema={"type": "integer", "minimum": 1}, description="Page number, from 1.")
+_BROWSE_ACTION = Param(
+    "action",
+    schema={"type": "string", "enum": ["listAll", "listDirs", "listFiles", "download"]},
+    description="List the folder (paged with `pageSize`/`page`, whole and streamed without) or "
+    "download the item (a folder downloads as a ZIP). Without it: the item itself.",
+)
+_RESTORE_ACTION = Param(
+    "action",
+    schema={"type": "string", "enum": ["restore", "download"]},
+    description="`restore` with a `FileRestoreSpec` body, or `download`.",
+)
+_RANGE = Param("Range", "header", description="One byte range of a file (`bytes=0-1023`).")
+_IF_RANGE = Param("If-Range", "header", description="Honour `Range` only if the file is unchanged.")
+_QUERY_PARAMS = (
+    Param(
+        "type",
+        schema={"type": "string", "enum": [t.name for t in QUERY_TYPES.values()]},
+        description="What to query (any case); required.",
+    ),
+    _FORMAT,
+    Param(
+        "filter",
+        description='EM filter: `field==value`, `;` (and), `,` (or), `( )`, e.g. `VmDisplayName=="x"`.',
+    ),
+    Param("sortAsc", description="Field to sort by, ascending (not with sortDesc)."),
+    Param("sortDesc", description="Field to sort by, descending."),
+    _PAGE_SIZE,
+    _PAGE,
+)
+
+
+def _family(
+    prefix: str, point: EmType, points: EmType, mount: EmType, mounts: EmType
+) -> dict[tuple[str, str], Operation]:
+    m = f"{prefix}/{{point_id}}/mounts"
+    item = m + "/{mount_id}/{filepath}"
+    return {
+        ("GET", prefix): Operation("List the points", (emtypes.ENTITY_REFERENCES, points), params=(_FORMAT,)),
+        ("GET", prefix + "/{id}"): Operation("One point", (emtypes.ENTITY_REF, point), params=(_FORMAT,)),
+        ("POST", m): Operation(
+            "Mount the point (a MountRestorePoint task)",
+            (emtypes.TASK,),
+            status=202,
+            body=emtypes.START_MOUNT_SPEC,
+            errors=(403, 501),
+            tag="FLR",
+        ),
+        ("GET", m): Operation("This session's mounts of the point", (mounts,), errors=(403,), tag="FLR"),
+        ("GET", m + "/{mount_id}"): Operation(
+            "A mount and its file-system roots", (mount,), errors=(403,), tag="FLR"
+        ),
+        ("DELETE", m + "/{mount_id}"): Operation("Unmount", status=204, errors=(403,), tag="FLR"),
+        ("GET", item): Operation(
+            "An item, a folder listing or a download",
+            (emtypes.FILE_SYSTEM_ENTRY, emtypes.FILE_SYSTEM_ENTRIES),
+            params=(_BROWSE_ACTION, _PAGE_SIZE, _PAGE, _RANGE, _IF_RANGE),
+            errors=(403, 416, 501),
+            download=True,
+            extra_status=(206, 304),
+            tag="FLR",
+        ),
+        ("POST", item): Operation(
+            "Restore (a FileRestoreFromMountPoint task) or download an item",
+            (emtypes.TASK,),
+            status=202,
+            params=(_RESTORE_ACTION,),
+            body=emtypes.FILE_RESTORE_SPEC,
+            errors=(403, 416, 501),
+            download=True,
+            extra_status=(200, 206),
+            tag="FLR",
+        ),
+    }
+
+
+def _listing(what: str, entities: EmType, entity: EmType | None) -> dict[tuple[str, str], Operation]:
+    """A collection with ``?format=Entity`` and its ``/{id}``."""
+    ops = {
+        ("GET", f"/api/{what}"): Operation(
+            f"List {what}", (emtypes.ENTITY_REFERENCES, entities), params=(_FORMAT,)
+        )
+    }
+    ops[("GET", f"/api/{what}/{{id}}")] = Operation(
+        f"One of {what}", (emtypes.ENTITY_REF, entity) if entity else (), params=(_FORMAT,)
+    )
+    return ops
+
+
+_OPERATIONS: dict[tuple[str, str], Operation] = {
+    ("GET", "/api"): Operation(
+        "The entry point: supported versions and the logon link", (emtypes.ENTERPRISE_MANAGER,), auth="none"
+    ),
+    ("GET", "/api/openapi.json"): Operation("This document", auth="none", tag="openflr"),
+    ("POST", "/api/sessionMngr"): Operation(
+        "Log on with HTTP Basic; the token comes back in the X-RestSvcSessionId header",
+        (emtypes.LOGON_SESSION,),
+        status=201,
+        auth="basic",
+        params=(Param("v", schema={"type": "string", "examples": ["latest", "v1_5"]}),),
+        errors=(429,),
+    ),
+    ("GET", "/api/logonSessions"): Operation("This user's logon sessions", (emtypes.LOGON_SESSIONS,)),
+    ("GET", "/api/logonSessions/{session_id}"): Operation("A logon session", (emtypes.LOGON_SESSION,)),
+    ("DELETE", "/api/logonSessions/{session_id}"): Operation("Log off", status=204),
+    **_listing("backupServers", emtypes.BACKUP_SERVERS, emtypes.BACKUP_SERVER),
+    **_listing("replicas", emtypes.REPLICAS, emtypes.REPLICA),
+    ("GET", "/api/replicas/{id}/vmReplicaPoints"): Operation(
+        "A replica's points", (emtypes.ENTITY_REFERENCES, emtypes.VM_REPLICA_POINTS), params=(_FORMAT,)
+    ),
+    **_family(
+        "/api/vmReplicaPoints",
+        emtypes.VM_REPLICA_POINT,
+        emtypes.VM_REPLICA_POINTS,
+        emtypes.VM_REPLICA_POINT_MOUNT,
+        emtypes.VM_REPLICA_POINT_MOUNTS,
+    ),
+    **_family(
+        "/api/vmRestorePoints",
+        emtypes.VM_RESTORE_POINT,
+        emtypes.VM_RESTORE_POINTS,
+        emtypes.VM_RESTORE_POINT_MOUNT,
+        emtypes.VM_RESTORE_POINT_MOUNTS,
+    ),
+    ("GET", "/api/querySvc"): Operation("The query service", (emtypes.QUERY_SERVICE,)),
+    ("GET", "/api/query"): Operation(
+        "Query: filter, sort and page", (emtypes.QUERY_RESULT,), params=_QUERY_PARAMS
+    ),
+    ("GET", "/api/tasks"): Operation("This session's tasks", (emtypes.TASKS,), tag="FLR"),
+    ("GET", "/api/tasks/{task_id}"): Operation("A task", (emtypes.TASK,), tag="FLR"),
+    ("DELETE", "/api/tasks/{task_id}"): Operation("Forget a task", status=204, tag="FLR"),
+    ("GET", "/api/openflr/inventory"): Operation(
+        "Inventory summary (administrators)", (emtypes.INVENTORY_SUMMARY,), errors=(403,), tag="openflr"
+    ),
+    ("POST", "/api/openflr/rescan"): Operation(
+        "Rescan the datastores now (administrators)",
+        (emtypes.INVENTORY_SUMMARY,),
+        errors=(403,),
+        tag="openflr",
+    ),
+    ("GET", "/api/reports/summary"): Operation("The summary reports", (reporttypes.SUMMARY_REPORT,)),
+    ("GET", "/api/reports/summary/overview"): Operation("Overview report", (reporttypes.OVERVIEW_REPORT,)),
+    ("GET", "/api/reports/summary/vms_overview"): Operation(
+        "VMs overview report", (reporttypes.VMS_OVERVIEW_REPORT,)
+    ),
+    ("GET", "/api/reports/summary/job_statistics"): Operation(
+        "Job statistics report", (reporttypes.JOB_STATISTICS_REPORT,)
+    ),
+    **_listing("repositories", reporttypes.REPOSITORIES, reporttypes.REPOSITORY),
+    **_listing("backupSessions", reporttypes.BACKUP_JOB_SESSIONS, None),
+    ("GET", "/api/backupSessions/{id}/taskSessions"): Operation("Task sessions of a backup session (none)"),
+    **_listing("replicaSessions", reporttypes.REPLICA_JOB_SESSIONS, None),
+    **_listing("agents/discoveredComputers", reporttypes.DISCOVERED_COMPUTERS, None),
+}
+
+_LIMIT_ERRORS = (400, 413, 414, 431, 503)
+"""What any request may get: a malformed request, or one over a limit (``[limits]``), or a busy server."""
+
+
+# --- schemas from EM types -----------------------------------------------------------------------------
+
+_SCALARS: dict[type, dict[str, Any]] = {
+    str: {"type": "string"},
+    int: {"type": "integer"},
+    bool: {"type": "boolean"},
+    datetime: {"type": "string", "format": "date-time"},
+}
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    if "$ref" in schema:
+        return {"anyOf": [schema, {"type": "null"}]}
+    return {**schema, "type": [schema["type"], "null"]}
+
+
+class _Schemas:
+    """``components/schemas``: one entry per EM type, named after it (numbered when names clash)."""
+
+    def __init__(self, camel: bool) -> None:
+        self.camel = camel
+        self.names: dict[int, str] = {}
+        self.schemas: dict[str, Any] = {
+            "Link": {
+                "type": "object",
+                "properties": {
+                    self._key(k): {"type": ["string", "null"]} for k in ("Rel", "Href", "Name", "Type")
+                },
+                "required": [self._key(k) for k in ("Rel", "Href", "Name", "Type")],
+            }
+        }
+
+    def _key(self, name: str) -> str:
+        return camel(name) if self.camel else name
+
+    def ref(self, type_: EmType) -> dict[str, Any]:
+        name = self.names.get(id(type_))
+        if name is None:
+            name = type_.name
+            n = 2
+            while name in self.schemas:
+                name = f"{type_.name}{n}"
+                n += 1
+            self.names[id(type_)] = name
+            self.schemas[name] = {}  # reserve the name before recursing (types may share members)
+            self.schemas[name] = self._object(type_)
+        return {"$ref": f"#/components/schemas/{name}"}
+
+    def _object(self, type_: EmType) -> dict[str, Any]:
+        props = {(f.json_name_camel if self.camel else f.json_name): self._field(f) for f in type_.fields}
+        return {"type": "object", "properties": props, "required": list(props)}
+
+    def _field(self, f: Field) -> dict[str, Any]:
+        if f.kind in (Kind.ATTR, Kind.TEXT):
+            return _nullable(dict(_SCALARS.get(f.scalar, _SCALARS[str])))
+        if f.kind is Kind.LINKS:
+            return {"type": ["array", "null"], "items": {"$ref": "#/components/schemas/Link"}}
+        assert f.type is not None
+        item = self.ref(f.type)
+        if f.kind is Kind.OBJ:
+            return _nullable(item)
+        if f.kind is Kind.LIST:
+            key = self._key(f.json_key)
+            return {
+                "type": ["object", "null"],
+                "properties": {key: {"type": "array", "items": item}},
+                "required": [key],
+            }
+        return {"type": ["array", "null"], "items": item}
+
+    def body(self, type_: EmType) -> dict[str, Any]:
+        """A request body: members optional, names matched without regard to case by the server."""
+        props: dict[str, Any] = {}
+        for f in type_.fields:
+            if f.kind in (Kind.ATTR, Kind.TEXT):
+                props[f.json_name] = dict(_SCALARS.get(f.scalar, _SCALARS[str]))
+            elif f.kind is Kind.OBJ and f.type is not None:
+                props[f.json_name] = self.body(f.type)
+        return {"type": "object", "properties": props}
+
+
+# --- the document ----------------------------------------------------------------------------------
+
+
+def _template(path: str) -> str:
+    return _PARAM.sub(lambda m: "{" + m.group(1) + "}", path)
+
+
+def _routes(routes: Iterable[routing.BaseRoute]) -> list[tuple[str, str, routing.Route]]:
+    out = []
+    for r in routes:
+        if isinstance(r, routing.Route) and r.methods:
+            for method in sorted(r.methods - {"HEAD"}):
+                out.append((method, _template(r.path), r))
+    return out
+
+
+def undescribed(routes: Iterable[routing.BaseRoute]) -> list[tuple[str, str]]:
+    """(method, path) of the routes that ``_OPERATIONS`` leaves undescribed (tests keep this empty)."""
+    return [(m, p) for m, p, _ in _routes(routes) if (m, p) not in _OPERATIONS]
+
+
+def _error_response() -> dict[str, Any]:
+    return {
+        "description": "An EM Error",
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}},
+            "application/xml": {},
+        },
+    }
+
+
+def _success(schemas: _Schemas, op: Operation, status: int) -> dict[str, Any]:
+    if status in (204, 304):
+        return {"description": "No content" if status == 204 else "Not modified"}
+    content: dict[str, Any] = {}
+    if op.answers and status != 206:
+        refs = [schemas.ref(t) for t in op.answers]
+        content["application/json"] = {"schema": refs[0] if len(refs) == 1 else {"anyOf": refs}}
+        content["application/xml"] = {}
+    if op.download and status in (200, 206):
+        content["*/*"] = {"schema": {"type": "string", "format": "binary"}}
+    if not content:
+        content["application/json"] = {"schema": {"type": "object"}}
+    return {"description": "OK", "content": content}
+
+
+def _operation(schemas: _Schemas, method: str, path: str, op: Operation) -> dict[str, Any]:
+    params: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+        for name in _PARAM.findall(path)
+    ]
+    params += [
+        {
+            "name": p.name,
+            "in": p.where,
+            "required": False,
+            "schema": p.schema,
+            **({"description": p.description} if p.description else {}),
+        }
+        for p in op.params
+    ]
+    responses: dict[str, Any] = {}
+    for status in (op.status, *op.extra_status):
+        responses[str(status)] = _success(schemas, op, status)
+    errors = set(_LIMIT_ERRORS) | set(op.errors)
+    if op.auth != "none":
+        errors.add(401)
+    if "{" in path or op.auth == "session":
+        errors.add(404)
+    for status in sorted(errors):
+        responses[str(status)] = _error_response()
+    out: dict[str, Any] = {
+        "operationId": _operation_id(method, path),
+        "summary": op.summary,
+        "tags": [op.tag],
+        "parameters": params,
+        "responses": responses,
+    }
+    if op.auth == "none":
+        out["security"] = []
+    elif op.auth == "basic":
+        out["security"] = [{"basic": []}]
+    if op.body is not None:
+        schema = schemas.body(op.body)
+        out["requestBody"] = {
+            "required": False,
+            "content": {
+                "application/json": {"schema": schema},
+                "application/xml": {"schema": {**schema, "xml": {"name": op.body.name}}},
+            },
+        }
+    return out
+
+
+def _operation_id(method: str, path: str) -> str:
+    words = re.findall(r"[A-Za-z0-9]+", path.removeprefix("/api")) or ["Root"]
+    return method.lower() + "".join(w[:1].upper() + w[1:] for w in words)
+
+
+def _generic(method: str) -> Operation:
+    return Operation(f"{method} (not described yet)", status=204 if method == "DELETE" else 200)
+
+
+def openapi_document(
+    routes: Iterable[routing.BaseRoute], server_url: str, camel: bool = False
+) -> dict[str, Any]:
+    schemas = _Schemas(camel)
+    schemas.ref(emtypes.ERROR)
+    paths: dict[str, dict[str, Any]] = {}
+    for method, path, _route in _routes(routes):
+        op = _OPERATIONS.get((method, path)) or _generic(method)
+        paths.setdefault(path, {})[method.lower()] = _operation(schemas, method, path, op)
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {
+            "title": "openflr: Veeam Backup Enterprise Manager REST API (file-level restore)",
+            "version": __version__,
+            "description": (
+                "The EM-compatible surface of openflr. XML is the default representation; send "
+                "`Accept: application/json` for JSON, described by the schemas here. Log on with "
+                "`POST /api/sessionMngr/?v=latest` and HTTP Basic, then send the returned "
+                "`X-RestSvcSessionId` header (or cookie) on every request."
+            ),
+            "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
+        },
+        "servers": [{"url": server_url}],
+        "security": [{"session": []}, {"sessionCookie": []}],
+        "tags": [
+            {"name": "EM", "description": "Logon, inventory, query and monitoring resources"},
+            {"name": "FLR", "description": "Mounts, browsing, restores and downloads"},
+            {"name": "openflr", "description": "openflr's own resources (not part of EM)"},
+        ],
+        "paths": paths,
+        "components": {
+            "schemas": schemas.schemas,
+            "securitySchemes": {
+                "session": {"type": "apiKey", "in": "header", "name": TOKEN_HEADER},
+                "sessionCookie": {"type": "apiKey", "in": "cookie", "name": TOKEN_HEADER},
+                "basic": {"type": "http", "scheme": "basic"},
+            },
+        },
+    }
+
+
+async def get_openapi(request: Request) -> Response:
+    service = getattr(request.app.state, "service", None)
+    camel = service is not None and service.settings.api.json_casing == "camel"
+    server = api_base(request).removesuffix("/api")
+    doc = openapi_document(request.app.routes, server, camel)
+    return Response(orjson.dumps(doc), media_type="application/json")
+
+
+routes = [Route("/api/openapi.json", get_openapi, ["GET"])]
