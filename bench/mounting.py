@@ -96,10 +96,12 @@ def listing_rates(datastore: Path, data: Path) -> list[Row]:
     rows = []
     # keep_idle = 0: an unmounted point is closed, so every mount below starts cold.
     with server(data, datastore, extra="[mounts]\nkeep_idle = 0\n") as srv:
-        client = Client(srv.base)
         for vm, folder, fs in LISTED:
             count, engine_s = _engine_walk(datastore, vm, folder)
             engine_rate = count / engine_s
+            # A fresh client per folder: the last one's kept-alive connection may have been closed by
+            # the server while the engine walk and curl ran.
+            client = Client(srv.base)
             pages = -(-count // 1000)
             url = f"{folder}?action=listAll&pageSize=1000&page="
             mount, _ = client.mount(client.point(vm))
@@ -130,7 +132,7 @@ def listing_rates(datastore: Path, data: Path) -> list[Row]:
                     met=first_page <= 0.150,
                 )
             )
-        client.close()
+            client.close()
     return rows
 
 
