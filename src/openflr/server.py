@@ -96,27 +96,18 @@ class CasePreservingHttpTools(HttpToolsProtocol):
             self.cycle.__class__ = _CaseCycle
 
     def _refuse_head(self) -> None:
-        message = f"The request line and headers exceed {self.max_head_bytes} bytes."
-        body = xml_document(
-            ERROR, {"Message": message, "StatusCode": 431, "Status": "RequestHeaderFieldsTooLarge"}
-        )
-        head = [b"HTTP/1.1 431 Request Header Fields Too Large\r\n"]
-        head += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
-        head += [
-            b"Content-Type: application/xml; charset=utf-8\r\n",
-            b"Content-Length: " + str(len(body)).encode("ascii") + b"\r\n",
-            b"Connection: close\r\n\r\n",
-        ]
-        self.transport.write(canonical_header_block(b"".join(head)) + body)
-        self.transport.close()
         self._in_head = False
+        message = f"The request line and headers exceed {self.max_head_bytes} bytes."
+        self._refuse(431, "Request Header Fields Too Large", "RequestHeaderFieldsTooLarge", message)
 
     def send_400_response(self, msg: str) -> None:
         """A request the HTTP parser rejects (bad request line, bad header) still gets an EM Error."""
-        body = xml_document(
-            ERROR, {"Message": f"Malformed HTTP request: {msg}", "StatusCode": 400, "Status": "BadRequest"}
-        )
-        head = [b"HTTP/1.1 400 Bad Request\r\n"]
+        self._refuse(400, "Bad Request", "BadRequest", f"Malformed HTTP request: {msg}")
+
+    def _refuse(self, status: int, reason: str, status_name: str, message: str) -> None:
+        """Answer with an EM Error before any app runs, then close the connection."""
+        body = xml_document(ERROR, {"Message": message, "StatusCode": status, "Status": status_name})
+        head = [f"HTTP/1.1 {status} {reason}\r\n".encode("ascii")]
         head += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
         head += [
             b"Content-Type: application/xml; charset=utf-8\r\n",
