@@ -593,6 +593,22 @@ def test_audit_records_every_restore(rapi: Api, token: str, restore_server: Runn
     assert any(r["path"] == f"big:/{BIG_FILE}" for r in cancelled)
 
 
+def _big_restore_under_way(api: Api, base: Path) -> tuple[str, str]:
+    """Log on, mount the large VM and restore its 2 GiB file to its original location; returns the
+    token and the task's Href once the temporary file on the target (under ``base``) holds data."""
+    tok = api.logon("flrop")
+    m = mount(api, tok, points_of(api, tok, "LARGE Replication", LARGE_VM)[-1])
+    r = api.post(
+        f"{m}/big:/{BIG_FILE}?action=restore", content=json.dumps(original(True)), headers=headers(tok)
+    )
+    assert r.status_code == 202
+    deadline = time.monotonic() + 60
+    while not any(p.stat().st_size > 0 for p in leftovers(base)):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    return tok, str(r.json()["Href"])
+
+
 def test_killed_server_leaves_no_partial_file_and_audit_says_interrupted(
     places: Places, fixtures: Fixtures, tmp_path: Path
 ) -> None:
@@ -604,16 +620,7 @@ def test_killed_server_leaves_no_partial_file_and_audit_says_interrupted(
     text = config(fixtures, places, free_port(), secret)
     with run_server(data, https=False, config=text) as server, plain_client(timeout=60) as http:
         api = Api(http, server.base, "http")
-        tok = api.logon("flrop")
-        m = mount(api, tok, points_of(api, tok, "LARGE Replication", LARGE_VM)[-1])
-        r = api.post(
-            f"{m}/big:/{BIG_FILE}?action=restore", content=json.dumps(original(True)), headers=headers(tok)
-        )
-        assert r.status_code == 202
-        deadline = time.monotonic() + 60
-        while not any(p.stat().st_size > 0 for p in leftovers(base)):
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        _big_restore_under_way(api, base)
         server.process.send_signal(signal.SIGKILL)
         server.process.wait()
     assert not (base / "data" / "sparse-2g.bin").exists()  # only the temporary name holds the partial bytes
@@ -669,18 +676,9 @@ targets = {{ "big:" = "sftp://127.0.0.1:{places.ssh.port}{base}" }}
 """
     with run_server(data, https=False, config=text) as server, plain_client(timeout=60) as http:
         api = Api(http, server.base, "http")
-        tok = api.logon("flrop")
-        m = mount(api, tok, points_of(api, tok, "LARGE Replication", LARGE_VM)[-1])
-        r = api.post(
-            f"{m}/big:/{BIG_FILE}?action=restore", content=json.dumps(original(True)), headers=headers(tok)
-        )
-        assert r.status_code == 202
-        deadline = time.monotonic() + 60
-        while not any(p.stat().st_size > 0 for p in leftovers(base)):
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        tok, task_href = _big_restore_under_way(api, base)
         assert _kill_ssh_sessions(services.USER) > 0
-        task = wait_task(api, tok, r.json()["Href"], timeout=120)
+        task = wait_task(api, tok, task_href, timeout=120)
         assert task["Result"]["Success"] is False, task
         assert task["Result"]["Message"], task
         # The real name never holds a partial file; the temporary one is all that is left.

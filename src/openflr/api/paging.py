@@ -25,7 +25,7 @@ def positive_int(query: Query, name: str) -> int | None:
     except ValueError:
         raise BadRequestError(f"{name} must be a positive whole number, not {raw[:40]!r}.") from None
     if not 1 <= value <= MAX_NUMBER:
-        raise BadRequestError(f"{name} must be a whole number from 1 to {MAX_NUMBER}, not {raw[:40]!r}.")
+        raise BadRequestError(f"{name} must be a positive whole number up to {MAX_NUMBER}, not {raw[:40]!r}.")
     return value
 
 
