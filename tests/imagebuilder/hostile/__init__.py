@@ -294,11 +294,10 @@ class Builder:
         return self.fixture("hyperv", "lin-web01_replica/Virtual Hard Disks/lin-web01-disk1.vhdx")
 
     def avhdx(self, n: int) -> Path:
-        names = (
-            "lin-web01-disk1_D9C12846-164B-4B19-93C5-85CDCE7A868D.avhdx",
-            "lin-web01-disk1_3D0B2888-93A5-42B4-957E-7F9E27E564F6.avhdx",
-        )
-        return self.fixture("hyperv", f"lin-web01_replica/Virtual Hard Disks/{names[n]}")
+        """The ``n``-th oldest differencing disk of lin-web01's second disk (the fixture builder names
+        them with fresh GUIDs and dates them by their checkpoint)."""
+        folder = self.fixture("hyperv", "lin-web01_replica/Virtual Hard Disks")
+        return sorted(folder.glob("lin-web01-disk1_*.avhdx"), key=lambda p: p.stat().st_mtime_ns)[n]
 
     def raw(self, name: str) -> Path:
         return self.base / name
