@@ -113,18 +113,27 @@ def first_line(exc: BaseException) -> str:
     return text[0][:300] if text else type(exc).__name__
 
 
+ENGINE_FAULTS = (OSError, ValueError, OverflowError, IndexError, KeyError, struct.error, UnicodeError)
+"""What a C engine raises on damaged structures."""
+
+
+def engine_fault(exc: BaseException, kind: str, what: str = "file system") -> VolumeError:
+    """The ``VolumeError`` for an engine fault, naming the file system. A read that failed because
+    the opening was cancelled raises the cancellation instead."""
+    check_cancelled()
+    return VolumeError(f"The {kind} {what} is damaged or cannot be read: {first_line(exc)}")
+
+
 @contextlib.contextmanager
 def engine_errors(kind: str, what: str = "file system") -> Iterator[None]:
-    """Turn what a C engine raises on damaged structures (``OSError`` and friends) into a
-    ``VolumeError`` that names the file system; openflr's own errors pass through. A read that
-    failed because the opening was cancelled reports the cancellation instead."""
+    """Turn engine faults into a ``VolumeError`` (see ``engine_fault``); openflr's own errors pass
+    through. Per-entry loops use ``try``/``except ENGINE_FAULTS`` instead: cheaper on a hot path."""
     try:
         yield
     except OpenflrError:
         raise
-    except (OSError, ValueError, OverflowError, IndexError, KeyError, struct.error, UnicodeError) as exc:
-        check_cancelled()
-        raise VolumeError(f"The {kind} {what} is damaged or cannot be read: {first_line(exc)}") from None
+    except ENGINE_FAULTS as exc:
+        raise engine_fault(exc, kind, what) from None
 
 
 def match_name(names: Iterator[tuple[str, Node]], wanted: str, case_sensitive: bool) -> Node | None:

@@ -8,14 +8,17 @@ import stat as st
 from collections.abc import Iterator
 from typing import Any
 
+from openflr.errors import OpenflrError
 from openflr.guestfs.blocks import BlockSource, CachedReader, check_cancelled
 from openflr.guestfs.errors import VolumeError
 from openflr.guestfs.filesystems.base import (
+    ENGINE_FAULTS,
     Entry,
     FileReader,
     FileSystem,
     Node,
     engine_errors,
+    engine_fault,
     first_line,
     match_name,
 )
@@ -106,8 +109,13 @@ class _LibyalFileSystem(FileSystem):
         bad = 0
         for i in range(count):
             try:
-                with self.lock, engine_errors(self.kind):
-                    entry = self._child(node, i)
+                with self.lock:  # try/except, not engine_errors(): this runs once per entry
+                    try:
+                        entry = self._child(node, i)
+                    except OpenflrError:
+                        raise
+                    except ENGINE_FAULTS as exc:
+                        raise engine_fault(exc, self.kind) from None
             except VolumeError as exc:
                 bad += 1
                 if bad > MAX_BAD_ENTRIES:
