@@ -620,7 +620,7 @@ def test_killed_server_leaves_no_partial_file_and_audit_says_interrupted(
     text = config(fixtures, places, free_port(), secret)
     with run_server(data, https=False, config=text) as server, plain_client(timeout=60) as http:
         api = Api(http, server.base, "http")
-        _big_restore_under_way(api, base)
+        tok, task_href = _big_restore_under_way(api, base)
         server.process.send_signal(signal.SIGKILL)
         server.process.wait()
     assert not (base / "data" / "sparse-2g.bin").exists()  # only the temporary name holds the partial bytes
@@ -628,6 +628,11 @@ def test_killed_server_leaves_no_partial_file_and_audit_says_interrupted(
         records = json.loads(cli(data, "audit", "--json").stdout)
         assert [r["result"] for r in records if r["path"] == f"big:/{BIG_FILE}"] == ["interrupted"]
         assert "cut short" in server.log()
+        # Sessions live in memory (README, docs/SECURITY.md): the old token and its task are gone.
+        with plain_client() as http:
+            assert http.get(f"{server.base}/api/logonSessions", headers={TOKEN: tok}).status_code == 401
+            task_path = "/api/" + task_href.split("/api/", 1)[1]  # the restarted server has a new port
+            assert http.get(server.base + task_path, headers={TOKEN: tok}).status_code == 401
 
 
 def _kill_ssh_sessions(user: str) -> int:
