@@ -7,6 +7,8 @@ never by message text.
 
 from __future__ import annotations
 
+import math
+
 
 class OpenflrError(Exception):
     """Base of every error openflr raises on purpose. ``message`` is safe to show to a client."""
@@ -75,14 +77,24 @@ class RangeNotSatisfiableError(OpenflrError):
         return {"Content-Range": f"bytes */{self.size}"}
 
 
-class UnavailableError(OpenflrError):
+class RetryLaterError(OpenflrError):
+    """A refusal the client may retry after ``retry_after`` seconds (sent as ``Retry-After``)."""
+
+    def __init__(self, message: str, retry_after: float = 5) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, math.ceil(retry_after))
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class UnavailableError(RetryLaterError):
     """The server is at a configured limit; the client may retry later."""
 
     status = 503
 
-    def __init__(self, message: str, retry_after: int = 5) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after)}
+class TooManyRequestsError(RetryLaterError):
+    """This client or user is over its own limit (logon locks, sessions per user): 429."""
+
+    status = 429

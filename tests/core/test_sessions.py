@@ -10,7 +10,7 @@ import pytest
 from openflr.core.roles import Role
 from openflr.core.sessions import LogonSession, SessionManager
 from openflr.core.users import User
-from openflr.errors import UnavailableError
+from openflr.errors import TooManyRequestsError
 
 ALICE = User(1, "alice", Role.RESTORE_OPERATOR, datetime.now(UTC))
 BOB = User(2, "bob", Role.PORTAL_USER, datetime.now(UTC))
@@ -95,8 +95,9 @@ def test_cap_per_user() -> None:
     mgr = SessionManager(900, 2)
     mgr.create(ALICE)
     mgr.create(ALICE)
-    with pytest.raises(UnavailableError):
+    with pytest.raises(TooManyRequestsError) as refused:
         mgr.create(ALICE)
+    assert refused.value.status == 429 and int(refused.value.headers()["Retry-After"]) >= 1
     mgr.create(BOB)  # other users are not affected
 
 

@@ -6,7 +6,6 @@ import base64
 import hashlib
 import hmac
 import logging
-import math
 import secrets
 import threading
 import time
@@ -16,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from openflr.core.users import User
-from openflr.errors import UnavailableError
+from openflr.errors import TooManyRequestsError
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +39,9 @@ class LogonSession:
 EndListener = Callable[[LogonSession, str], None]
 
 
-class SessionLimitError(UnavailableError):
-    """The user already holds ``[sessions] max_per_user`` sessions.
-
-    429 Too Many Requests rather than 503: the limit is this user's, not the server's.
-    """
-
-    status = 429
+class SessionLimitError(TooManyRequestsError):
+    """The user already holds ``[sessions] max_per_user`` sessions: 429 rather than 503, the limit
+    is this user's, not the server's."""
 
 
 def new_token() -> str:
@@ -93,7 +88,7 @@ class SessionManager:
                     f"Logon refused: user {user.name!r} already has {len(owned)} logon sessions, the "
                     "limit per user. Log out of one (DELETE its LogonSession Href) or wait until one "
                     "has been idle long enough to expire.",
-                    retry_after=max(1, math.ceil(min(idle, default=self.idle_timeout))),
+                    retry_after=min(idle, default=self.idle_timeout),
                 )
             token = new_token()
             session = LogonSession(

@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 
 from openflr.config import SecuritySettings
 from openflr.core.users import account_key
-from openflr.errors import OpenflrError
+from openflr.errors import TooManyRequestsError
 from openflr.store.db import Database
 from openflr.store.models import LogonFailureRow
 
@@ -50,21 +50,12 @@ _MAX_ACCOUNT = 256
 _MAX_ADDRESS = 64
 
 
-class LogonLockedError(OpenflrError, PermissionError):
+class LogonLockedError(TooManyRequestsError, PermissionError):
     """Logons of this account from this address (or of any account from this address) are locked.
 
     429 Too Many Requests with ``Retry-After``: the client is told to wait rather than to retry
     with other credentials, which a 401 would invite.
     """
-
-    status = 429
-
-    def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message)
-        self.retry_after = max(1, math.ceil(retry_after))
-
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after)}
 
 
 def address_key(host: str) -> str:
