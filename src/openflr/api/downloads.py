@@ -13,6 +13,7 @@ import hashlib
 import mimetypes
 import re
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import aclosing
 from dataclasses import dataclass
 from email.utils import formatdate
 from urllib.parse import quote
@@ -227,9 +228,10 @@ async def _audited(
     session.active_streams += 1
     try:
         with service.mounts.hold(mount) as _view:
-            async for data in pump(producer()):
-                yield data
-                sent += len(data)
+            async with aclosing(pump(producer())) as chunks:
+                async for data in chunks:
+                    yield data
+                    sent += len(data)
         if expected is None or sent == expected:
             result, message = SUCCESS, ""
     except Exception as exc:

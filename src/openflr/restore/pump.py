@@ -23,7 +23,9 @@ async def pump(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
     try:
         pending = asyncio.ensure_future(anyio.to_thread.run_sync(_next, chunks))
         while True:
-            data = await pending
+            # Shielded: a cancelled consumer must not mark the read done while its thread is still
+            # inside the generator (closing it then raises "generator already executing").
+            data = await asyncio.shield(pending)
             pending = None
             if data is None:
                 return

@@ -16,6 +16,7 @@ import posixpath
 import secrets
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -218,10 +219,11 @@ class Restorer:
         writer: TargetWriter = await self.target.create(temp)
         written = 0
         try:
-            async for data in pump(read_chunks(self.view, item)):
-                self._check()
-                await writer.write(data)
-                written += len(data)
+            async with aclosing(pump(read_chunks(self.view, item))) as chunks:
+                async for data in chunks:
+                    self._check()
+                    await writer.write(data)
+                    written += len(data)
             await writer.close()
         except TargetError as exc:
             await writer.abort()
