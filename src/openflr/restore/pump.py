@@ -4,7 +4,7 @@ next chunk while the current one is being sent."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 
 import anyio.to_thread
 
@@ -16,7 +16,7 @@ def _next(chunks: Iterator[bytes]) -> bytes | None:
         return None
 
 
-async def pump(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+async def pump(chunks: Iterator[bytes]) -> AsyncGenerator[bytes, None]:
     """Yield ``chunks`` (each ``next`` runs in a worker thread), one chunk read ahead. When the
     consumer stops early the generator is closed once no thread is inside it."""
     pending: asyncio.Future[bytes | None] | None = None
