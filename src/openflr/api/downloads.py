@@ -30,6 +30,7 @@ from openflr.core.mounts import Mount
 from openflr.core.service import Service
 from openflr.core.sessions import LogonSession
 from openflr.errors import RangeNotSatisfiableError
+from openflr.guestfs.filesystems.base import Chunk
 from openflr.guestfs.view import Located
 from openflr.restore.items import item_of, read_chunks
 from openflr.restore.pump import pump
@@ -178,7 +179,7 @@ class _BudgetedStream(StreamingResponse):
     """A streaming body that holds one unit of the download budget until it is done or dropped."""
 
     def __init__(
-        self, budget: Budget, body: AsyncIterator[bytes], status: int, headers: dict[str, str], media: str
+        self, budget: Budget, body: AsyncIterator[Chunk], status: int, headers: dict[str, str], media: str
     ) -> None:
         super().__init__(body, status_code=status, headers=headers, media_type=media)
         self._budget: Budget | None = budget
@@ -216,11 +217,11 @@ async def _audited(
     session: LogonSession,
     mount: Mount,
     record: int,
-    producer: Callable[[], Iterator[bytes]],
+    producer: Callable[[], Iterator[Chunk]],
     expected: int | None,
     items: int,
     report: ZipReport | None = None,
-) -> AsyncIterator[bytes]:
+) -> AsyncIterator[Chunk]:
     """The body: keeps the session alive and the mount's files open while it streams, and finishes
     the audit record with what was sent."""
     sent = 0

@@ -233,6 +233,12 @@ class BlockSource(ABC):
     def pread(self, length: int, offset: int) -> bytes:
         """Up to ``length`` bytes at ``offset`` (short only at the end)."""
 
+    def fill(self, view: memoryview, offset: int) -> None:
+        """Read ``len(view)`` bytes at ``offset`` into ``view``, which holds zeros (a fresh
+        ``bytearray``): bytes past the end and holes are left as they are."""
+        data = self.pread(len(view), offset)
+        view[: len(data)] = data
+
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
 
@@ -246,6 +252,9 @@ class Chain(BlockSource):
         self.layers = layers
         self.size = layers[0].size
         self._files = files
+        # The layers' table caches are not thread-safe, and the volumes of one disk (and the file
+        # readers that bypass the file-system library) read it from different threads.
+        self._lock = threading.Lock()
 
     def pread(self, length: int, offset: int) -> bytes:
         check_cancelled()
@@ -253,9 +262,18 @@ class Chain(BlockSource):
             return b""
         length = min(length, self.size - offset)
         out = bytearray(length)
-        view = memoryview(out)
-        self._fill(view, offset, length, 0, offset)
+        with self._lock:
+            self._fill(memoryview(out), offset, length, 0, offset)
         return bytes(out)
+
+    def fill(self, view: memoryview, offset: int) -> None:
+        check_cancelled()
+        if offset < 0:
+            raise ValueError("negative offset")
+        length = min(len(view), self.size - offset)
+        if length > 0:
+            with self._lock:
+                self._fill(view, offset, length, 0, offset)
 
     def _fill(self, view: memoryview, offset: int, length: int, depth: int, base: int) -> None:
         if depth >= len(self.layers):
@@ -338,6 +356,11 @@ class Slice(BlockSource):
         if offset >= self.size or length <= 0 or offset < 0:
             return b""
         return self.parent.pread(min(length, self.size - offset), self.start + offset)
+
+    def fill(self, view: memoryview, offset: int) -> None:
+        length = min(len(view), self.size - offset)
+        if length > 0 and offset >= 0:
+            self.parent.fill(view[:length], self.start + offset)
 
 
 class CachedReader:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from openflr.errors import OpenflrError
-from openflr.guestfs.filesystems.base import Entry
+from openflr.guestfs.filesystems.base import Chunk, Entry
 from openflr.guestfs.loops import FolderGuard
 from openflr.guestfs.view import GuestView, Located
 
@@ -131,13 +131,13 @@ def walk(view: GuestView, top: Item, problems: list[Problem]) -> Iterator[Item]:
         stack.extend(reversed(subfolders))
 
 
-def read_chunks(view: GuestView, item: Item, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+def read_chunks(view: GuestView, item: Item, start: int = 0, end: int | None = None) -> Iterator[Chunk]:
     """A file's bytes from ``start`` to ``end`` (exclusive), one engine read of ``CHUNK`` per step."""
     reader = view.open(item.where)
     stop = reader.size if end is None else min(end, reader.size)
     offset = start
     while offset < stop:
-        data = reader.pread(min(CHUNK, stop - offset), offset)
+        data = reader.chunk(min(CHUNK, stop - offset), offset)
         if not data:
             raise OSError(f"{'/'.join(item.rel)}: the file ends early at byte {offset} of {stop}")
         offset += len(data)

@@ -5,21 +5,24 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Iterator
+from typing import TypeVar
 
 import anyio.to_thread
 
+T = TypeVar("T")
 
-def _next(chunks: Iterator[bytes]) -> bytes | None:
+
+def _next(chunks: Iterator[T]) -> T | None:
     try:
         return next(chunks)
     except StopIteration:
         return None
 
 
-async def pump(chunks: Iterator[bytes]) -> AsyncGenerator[bytes, None]:
+async def pump(chunks: Iterator[T]) -> AsyncGenerator[T, None]:
     """Yield ``chunks`` (each ``next`` runs in a worker thread), one chunk read ahead. When the
     consumer stops early the generator is closed once no thread is inside it."""
-    pending: asyncio.Future[bytes | None] | None = None
+    pending: asyncio.Future[T | None] | None = None
     try:
         pending = asyncio.ensure_future(anyio.to_thread.run_sync(_next, chunks))
         while True:
@@ -40,7 +43,7 @@ async def pump(chunks: Iterator[bytes]) -> AsyncGenerator[bytes, None]:
             _close(chunks, pending)
 
 
-def _close(chunks: Iterator[bytes], done: asyncio.Future[bytes | None] | None) -> None:
+def _close(chunks: Iterator[T], done: asyncio.Future[T | None] | None) -> None:
     if done is not None and not done.cancelled():
         done.exception()  # retrieved: the consumer is gone, nobody else wants it
     close = getattr(chunks, "close", None)

@@ -36,12 +36,21 @@ class Entry:
     with the same number are the same item (a hard link, or a damaged folder that holds itself)."""
 
 
+Chunk = bytes | memoryview
+"""A piece of a file as streamed: bytes, or a view of a buffer nobody writes to any more."""
+
+
 class FileReader(ABC):
     size: int
 
     @abstractmethod
     def pread(self, length: int, offset: int) -> bytes:
         """Up to ``length`` bytes at ``offset``."""
+
+    def chunk(self, length: int, offset: int) -> Chunk:
+        """Like ``pread``, for streaming: readers that fill a buffer of their own return a view of it
+        rather than copying it into ``bytes``."""
+        return self.pread(length, offset)
 
 
 class FileSystem(ABC):

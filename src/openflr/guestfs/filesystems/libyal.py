@@ -11,6 +11,7 @@ from typing import Any
 from openflr.errors import OpenflrError
 from openflr.guestfs.blocks import BlockSource, CachedReader, check_cancelled
 from openflr.guestfs.errors import VolumeError
+from openflr.guestfs.filesystems import extents
 from openflr.guestfs.filesystems.base import (
     ENGINE_FAULTS,
     Entry,
@@ -26,6 +27,8 @@ from openflr.guestfs.filesystems.sids import owner_name
 
 _FILETIME_EPOCH = 116444736000000000  # 100 ns intervals from 1601 to 1970
 _NTFS_METAFILES = 24  # MFT records below this are file-system metadata ($MFT, $Secure, $Extend, ...)
+_DATA_ATTRIBUTE = 0x80
+_COMPRESSED, _ENCRYPTED = 0x800, 0x4000  # NTFS file attribute flags
 MAX_BAD_ENTRIES = 256
 """Unreadable entries a folder listing leaves out before it gives up on the folder."""
 log = logging.getLogger(__name__)
@@ -127,7 +130,21 @@ class _LibyalFileSystem(FileSystem):
 
     def open(self, node: Node) -> FileReader:
         with self.lock, engine_errors(self.kind):
-            return _EntryReader(self, node, int(node.size))
+            size = int(node.size)
+            runs = self._runs(node, size)
+        if runs is not None:
+            return extents.ExtentReader(self.reader.source, runs, size)
+        return _EntryReader(self, node, size)
+
+    def _runs(self, node: Node, size: int) -> list[extents.Run] | None:
+        """The file's runs on the volume when they can be read without the library (see
+        ``extents``), else None. Called with the lock held."""
+        if size < extents.MIN_SIZE:
+            return None
+        count = int(node.number_of_extents)
+        if not 0 < count <= extents.MAX_EXTENTS:
+            return None
+        return extents.runs_of((node.get_extent(i) for i in range(count)), size, self.reader.size)
 
     def close(self) -> None:
         with self.lock:
@@ -150,6 +167,20 @@ class NtfsFileSystem(_LibyalFileSystem):
 
     def _is_dir(self, node: Node) -> bool:
         return bool(node.has_directory_entries_index())
+
+    def _runs(self, node: Node, size: int) -> list[extents.Run] | None:
+        # Compressed and encrypted files need the library; so do files whose valid data length is
+        # short of their size (the clusters past it hold stale bytes, the file reads zeros there).
+        if size < extents.MIN_SIZE or node.file_attribute_flags & (_COMPRESSED | _ENCRYPTED):
+            return None
+        data = [
+            a
+            for a in (node.get_attribute(i) for i in range(int(node.number_of_attributes)))
+            if a.attribute_type == _DATA_ATTRIBUTE and not a.attribute_name
+        ]
+        if not data or int(data[0].valid_data_size) < size or int(data[0].data_size) != size:
+            return None
+        return super()._runs(node, size)
 
     def counts(self, node: Node) -> tuple[int | None, int | None]:
         with self.lock, engine_errors(self.kind):
@@ -222,12 +253,41 @@ class ExtFileSystem(_LibyalFileSystem):
 
             self.module = pyfsext
         super().__init__(source, kind)
+        # libfsxfs reports XFS block numbers as stored: allocation group number in the high bits,
+        # block within the group in the low ones. Volume offsets need the group size.
+        self._xfs_geometry = _xfs_geometry(self.reader.read_at(0, 128)) if kind == "xfs" else None
 
     def _label(self) -> str:
         try:
             return str(self.volume.label or "")
         except (AttributeError, OSError):
             return ""
+
+    def _runs(self, node: Node, size: int) -> list[extents.Run] | None:
+        if self.kind != "xfs":
+            return super()._runs(node, size)
+        if size < extents.MIN_SIZE:
+            return None
+        if self._xfs_geometry is None:
+            return None
+        block, per_group, group_bits = self._xfs_geometry
+        count = int(node.number_of_extents)
+        if not 0 < count <= extents.MAX_EXTENTS:
+            return None
+        mask = (1 << group_bits) - 1
+
+        def linear(offset: int) -> int:
+            number = offset // block
+            return ((number >> group_bits) * per_group + (number & mask)) * block
+
+        return extents.runs_of(
+            (
+                (linear(o) if not flags & extents.SPARSE else o, n, flags)
+                for o, n, flags in (node.get_extent(i) for i in range(count))
+            ),
+            size,
+            self.reader.size,
+        )
 
     def _is_dir(self, node: Node) -> bool:
         return st.S_ISDIR(node.file_mode)
@@ -273,7 +333,20 @@ class ExtFileSystem(_LibyalFileSystem):
         with self.lock, engine_errors(self.kind):
             if st.S_ISLNK(node.file_mode):
                 return _BytesReader((node.symbolic_link_target or "").encode("utf-8", "surrogateescape"))
-            return _EntryReader(self, node, int(node.size))
+        return super().open(node)
+
+
+def _xfs_geometry(superblock: bytes) -> tuple[int, int, int] | None:
+    """(block size, blocks per allocation group, bits of the in-group block number) from an XFS
+    superblock, or None when it does not look like one."""
+    if len(superblock) < 125 or superblock[:4] != b"XFSB":
+        return None
+    block = int.from_bytes(superblock[4:8], "big")
+    per_group = int.from_bytes(superblock[84:88], "big")
+    group_bits = superblock[124]
+    if block <= 0 or block & (block - 1) or not 0 < per_group <= 1 << group_bits or group_bits > 40:
+        return None
+    return block, per_group, group_bits
 
 
 class _BytesReader(FileReader):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from openflr.errors import BadRequestError, OpenflrError
+from openflr.guestfs.filesystems.base import Chunk
 
 Parts = Sequence[str]
 
@@ -122,7 +123,7 @@ class TargetWriter(ABC):
     """A file being written. ``close`` makes it complete; ``abort`` removes what was written."""
 
     @abstractmethod
-    async def write(self, data: bytes) -> None: ...
+    async def write(self, data: Chunk) -> None: ...
 
     @abstractmethod
     async def close(self) -> None: ...

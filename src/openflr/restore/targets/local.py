@@ -8,6 +8,7 @@ from pathlib import Path
 
 import anyio.to_thread
 
+from openflr.guestfs.filesystems.base import Chunk
 from openflr.restore.targets.base import (
     Parts,
     Target,
@@ -32,10 +33,10 @@ class _Writer(TargetWriter):
     def __init__(self, target: LocalTarget, parts: Parts, fd: int) -> None:
         self.target, self.parts, self.fd = target, parts, fd
 
-    async def write(self, data: bytes) -> None:
+    async def write(self, data: Chunk) -> None:
         await anyio.to_thread.run_sync(self._write_all, data)
 
-    def _write_all(self, data: bytes) -> None:
+    def _write_all(self, data: Chunk) -> None:
         view = memoryview(data)
         try:
             while view:

@@ -25,6 +25,7 @@ from typing import TypeVar
 import anyio
 import asyncssh
 
+from openflr.guestfs.filesystems.base import Chunk
 from openflr.restore.targets.base import (
     Credentials,
     Parts,
@@ -94,14 +95,15 @@ class _Writer(TargetWriter):
         self.file: asyncssh.SFTPClientFile | None = file
         self.offset = 0
 
-    async def write(self, data: bytes) -> None:
+    async def write(self, data: Chunk) -> None:
         file = self.file
         if file is None:
             raise TargetError(f"writing {self.target.shown(self.parts)}: the file is closed")
         what = f"writing {self.target.shown(self.parts)}"
         try:
             with anyio.fail_after(self.target.timeout):
-                await file.write(data, self.offset)  # split into parallel (pipelined) SFTP writes
+                # split into parallel (pipelined) SFTP writes; asyncssh expects bytes
+                await file.write(bytes(data) if isinstance(data, memoryview) else data, self.offset)
         except _FAILURES as exc:
             raise await self.target.full_or(exc, what, self.parts, len(data)) from None
         self.offset += len(data)

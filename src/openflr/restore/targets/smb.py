@@ -43,6 +43,7 @@ from smbprotocol.open import (  # type: ignore[import-untyped,unused-ignore]
     SMB2SetInfoResponse,
 )
 
+from openflr.guestfs.filesystems.base import Chunk
 from openflr.restore.targets.base import (
     Credentials,
     Parts,
@@ -150,7 +151,7 @@ class _Writer(TargetWriter):
     def __init__(self, target: SmbTarget, parts: Parts, raw: Any) -> None:
         self.target, self.parts, self.raw = target, parts, raw
 
-    async def write(self, data: bytes) -> None:
+    async def write(self, data: Chunk) -> None:
         raw = self.raw
         if raw is None:
             raise TargetError(f"writing {self.target.shown(self.parts)}: the file is closed")
