@@ -46,13 +46,17 @@ def time_of(ns: int | None) -> datetime | None:
         return None
 
 
-_TWO = [f"{i:02d}" for i in range(60)]
 _DAYS: dict[int, str] = {}
+_CLOCK = [f"{h:02d}:{m:02d}:" for h in range(24) for m in range(60)]
+"""``HH:MM:`` by minute of the day."""
+_SECONDS = [f"{s:02d}" for s in range(60)]
+_FRACTIONS = [""] + [f".{ms:03d}".rstrip("0") for ms in range(1, 1000)]
+"""The milliseconds as ``ModifiedDateUTC`` writes them: none when whole, no trailing zeros."""
 
 
 def time_text(ns: int | None) -> str | None:
     """``ModifiedDateUTC`` text straight from nanoseconds: the listing hot path, so the date part is
-    cached per day and the time of day built from a table (same text as ``render.format_time``)."""
+    cached per day and the time of day built from tables (same text as ``render.format_time``)."""
     if ns is None:
         return None
     seconds, rest = divmod(ns, 1_000_000_000)
@@ -66,11 +70,8 @@ def time_text(ns: int | None) -> str | None:
         date = f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
         if len(_DAYS) < 100_000:
             _DAYS[day] = date
-    hours, rem = divmod(sod, 3600)
-    minutes, secs = divmod(rem, 60)
-    ms = rest // 1_000_000
-    frac = f".{ms:03d}".rstrip("0") if ms else ""
-    return date + _TWO[hours] + ":" + _TWO[minutes] + ":" + _TWO[secs] + frac + "Z"
+    minute, second = divmod(sod, 60)
+    return date + _CLOCK[minute] + _SECONDS[second] + _FRACTIONS[rest // 1_000_000] + "Z"
 
 
 def task_value(base: str, task: Task) -> Value:
