@@ -20,7 +20,7 @@ from tests.api.flr import headers, mount, point_href, wait_task
 from tests.conftest import make_service
 from tests.imagebuilder import Fixtures
 from tests.inventory.test_scanner import _clone
-from tests.support import Api, add_users, cli, plain_client, run_server, xml
+from tests.support import Api, RunningServer, add_users, cli, plain_client, run_server, xml
 
 
 @pytest.fixture(params=["inproc", "http"])
@@ -179,3 +179,38 @@ def test_image_that_shrinks_while_mounted_never_serves_zeros(fixtures: Fixtures,
         records = json.loads(cli(data, "audit", "--json", "--action", "download").stdout)
         results = [x["result"] for x in records if x["path"].endswith("data/medium.bin")]
         assert results in ([], ["failed"]), results  # refused before streaming, or audited as failed
+
+
+@pytest.fixture
+def closing_server(tmp_path: Path, fixtures: Fixtures) -> Iterator[tuple[Api, RunningServer]]:
+    """A real server that closes a point's files as soon as its last mount goes (keep_idle = 0)."""
+    config = (
+        f'[[datastores]]\nname = "vmware"\npath = "{fixtures.datastore("vmware")}"\n\n'
+        "[mounts]\nkeep_idle = 0\n[inventory]\nrescan_interval = 0\n"
+    )
+    data = tmp_path / "data"
+    data.mkdir()
+    add_users(data)
+    with run_server(data, https=False, config=config) as server, plain_client() as client:
+        yield Api(client, server.base, "http"), server
+
+
+def test_unmount_while_a_folder_is_still_being_read_keeps_the_server_up(
+    closing_server: tuple[Api, RunningServer],
+) -> None:
+    """A paged listing reads the folder in a background thread that outlives the first page; an
+    unmount meanwhile must not close the file system under it (it used to crash the server)."""
+    api, server = closing_server
+    token = api.logon("flrop")
+    point = point_href(api, token, "VMware", "lin-web01")
+    for _ in range(6):
+        m = mount(api, token, point)
+        first = api.get(f"{m}/var/many?action=listAll&pageSize=10&page=1", headers=headers(token))
+        assert first.status_code == 200, first.text
+        assert api.delete(m, headers=headers(token)).status_code == 204
+    m = mount(api, token, point)
+    last = api.get(f"{m}/var/many?action=listAll&pageSize=1000&page=10", headers=headers(token))
+    assert last.status_code == 200, last.text
+    assert len(last.json()["Files"]["FileEntries"]) == 1000
+    assert server.process.poll() is None, server.log()
+    assert "cannot be read" not in server.log()  # no read of a closed file system

@@ -18,14 +18,17 @@ folder that contains itself is just an entry here (recursive walks guard against
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from typing import Any
 
 from openflr.core.mounts import Mount
-from openflr.errors import BadRequestError
+from openflr.errors import BadRequestError, NotFoundError
 from openflr.guestfs.filesystems.base import Entry
 from openflr.guestfs.view import Located
 
@@ -116,15 +119,32 @@ class Scan:
         return entries if which == ALL else max(0, entries - dirs)
 
 
+Hold = Callable[[Mount], AbstractContextManager[Any]]
+"""Keeps a mount's files open while the engine reads them (``MountManager.hold``)."""
+
+
+def _no_hold(mount: Mount) -> AbstractContextManager[Any]:
+    return contextlib.nullcontext()
+
+
 class ListingCache:
-    """Folder contents by (view, root, path); least recently used first out, bounded by entries."""
+    """Folder contents by (view, root, path); least recently used first out, bounded by entries.
+
+    Folders are read in background threads that may outlive the request that started them: each
+    holds its mount (``hold``) so an unmount cannot close the files under it, and stops at the next
+    batch once the mount is removed."""
 
     def __init__(
-        self, max_entries: int = 2_000_000, wait_seconds: float = 300.0, max_folder_entries: int = 1_000_000
+        self,
+        max_entries: int = 2_000_000,
+        wait_seconds: float = 300.0,
+        max_folder_entries: int = 1_000_000,
+        hold: Hold = _no_hold,
     ) -> None:
         self.max_entries = max_entries
         self.max_folder_entries = max_folder_entries
         self.wait_seconds = wait_seconds
+        self.hold = hold
         self._data: OrderedDict[tuple[int, int, tuple[str, ...]], Scan] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -148,7 +168,8 @@ class ListingCache:
             if scan is not None and scan.error is None:
                 self._data.move_to_end(key)
                 return scan
-            scan = Scan(*mount.view.counts(where))
+            with self.hold(mount):
+                scan = Scan(*mount.view.counts(where))
             self._data[key] = scan
             self._evict()
         threading.Thread(
@@ -161,21 +182,24 @@ class ListingCache:
         files: list[Entry] = []
         held = 0
         try:
-            for e in mount.view.scandir(where):
-                e.node = None  # keep the facts, not the engine's handle
-                (dirs if e.is_dir else files).append(e)
-                held += 1
-                if held > self.max_folder_entries:
-                    raise BadRequestError(
-                        f"The folder holds more than {self.max_folder_entries} entries, too many to page "
-                        "through; list it without pageSize (the listing then streams)."
-                    )
-                if len(dirs) + len(files) >= _BATCH:
-                    with scan.ready:
-                        scan.dirs += dirs
-                        scan.files += files
-                        scan.ready.notify_all()
-                    dirs, files = [], []
+            with self.hold(mount):
+                for e in mount.view.scandir(where):
+                    e.node = None  # keep the facts, not the engine's handle
+                    (dirs if e.is_dir else files).append(e)
+                    held += 1
+                    if held > self.max_folder_entries:
+                        raise BadRequestError(
+                            f"The folder holds more than {self.max_folder_entries} entries, too many to "
+                            "page through; list it without pageSize (the listing then streams)."
+                        )
+                    if len(dirs) + len(files) >= _BATCH:
+                        if mount.released or mount.gone:  # nobody can ask for these pages any more
+                            raise NotFoundError(f"Mount {mount.mount_id} was removed while being listed.")
+                        with scan.ready:
+                            scan.dirs += dirs
+                            scan.files += files
+                            scan.ready.notify_all()
+                        dirs, files = [], []
         except BaseException as exc:
             log.warning("listing %s failed: %s", where.parts, exc)
             with scan.ready:

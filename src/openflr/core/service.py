@@ -50,7 +50,7 @@ class Service:
             per_session=settings.mounts.max_per_session,
             open_timeout=settings.limits.mount_timeout,
         )
-        self.listings = ListingCache()
+        self.listings = ListingCache(hold=self.mounts.hold)
         self.mount_budget = Budget("mounts", settings.limits.max_concurrent_mounts)
         self.download_budget = Budget("downloads", settings.limits.max_concurrent_downloads)
         self.audit = AuditLog(self.db)

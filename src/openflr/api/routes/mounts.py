@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import anyio.to_thread
 from starlette.requests import Request
@@ -27,6 +27,8 @@ from openflr.core.service import bare_id
 from openflr.core.sessions import LogonSession
 from openflr.errors import BadRequestError
 from openflr.restore.targets.base import Credentials
+
+T = TypeVar("T")
 
 _MOUNT_LIST_TYPES = {"replica": emtypes.VM_REPLICA_POINT_MOUNTS, "restore": emtypes.VM_RESTORE_POINT_MOUNTS}
 _MOUNT_TYPES = {"replica": emtypes.VM_REPLICA_POINT_MOUNT, "restore": emtypes.VM_RESTORE_POINT_MOUNT}
@@ -121,7 +123,7 @@ async def browse_path(request: Request) -> Response:
     path = request.path_params.get("filepath", "")
     where = mount.view.located(path)  # an already resolved path needs no thread hop
     if where is None:
-        where = await anyio.to_thread.run_sync(browse.locate, mount, path)
+        where = await anyio.to_thread.run_sync(_held, request, mount, browse.locate, path)
     if not action:
         if where.entry is not None or (where.root is not None):
             return em_response(request, emtypes.FILE_SYSTEM_ENTRY, _item(request, mount, where))
@@ -156,7 +158,7 @@ async def restore_path(request: Request) -> Response:
         )
     where = mount.view.located(path)
     if where is None:
-        where = await anyio.to_thread.run_sync(browse.locate, mount, path)
+        where = await anyio.to_thread.run_sync(_held, request, mount, browse.locate, path)
     if spec is None:
         return await downloads.download(request, session, mount, where)
     if where.root is None:
@@ -255,7 +257,7 @@ async def _listing(
 
     def file_values() -> Iterator[Value]:
         nonlocal count
-        with _busy(session):
+        with _busy(session), service.mounts.hold(mount):
             for item in listing.stream_files(browse.stream(mount, where, which), held):
                 count += 1
                 yield item
@@ -272,8 +274,19 @@ async def _listing(
         Files=file_values() if which != browse.DIRS else None, Directories=directories, PagingInfo=paging
     )
     if which == browse.DIRS:  # nothing streams: collect the folders off the event loop first
-        held.extend(await anyio.to_thread.run_sync(lambda: list(browse.stream(mount, where, which))))
+        held.extend(
+            await anyio.to_thread.run_sync(
+                _held, request, mount, lambda m, w: list(browse.stream(m, w, which)), where
+            )
+        )
     return em_response(request, emtypes.FILE_SYSTEM_ENTRIES, value)
+
+
+def _held(request: Request, mount: Mount, read: Callable[[Mount, Any], T], arg: Any) -> T:
+    """``read(mount, arg)`` with the mount's files held open: an unmount meanwhile cannot close
+    them under the engine (blocking: run it in a worker thread)."""
+    with service_of(request).mounts.hold(mount):
+        return read(mount, arg)
 
 
 @contextlib.contextmanager
