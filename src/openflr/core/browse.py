@@ -168,8 +168,15 @@ class ListingCache:
             if scan is not None and scan.error is None:
                 self._data.move_to_end(key)
                 return scan
-            with self.hold(mount):
-                scan = Scan(*mount.view.counts(where))
+        # Outside the cache's lock: an engine call, and releasing the hold may close a view, which
+        # calls back into forget_view.
+        with self.hold(mount):
+            counts = mount.view.counts(where)
+        with self._lock:
+            scan = self._data.get(key)
+            if scan is not None and scan.error is None:  # another request started it meanwhile
+                return scan
+            scan = Scan(*counts)
             self._data[key] = scan
             self._evict()
         threading.Thread(
