@@ -6,8 +6,10 @@ import re
 import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import quote
 
+from openflr.api.render import JsonItems
 from openflr.api.schema import Link, Value
 from openflr.core.mounts import Mount
 from openflr.core.tasks import FINISHED, Task
@@ -132,6 +134,7 @@ class Listing:
         self.dir_url = f"{self.mount_href}/{url_part(self.dir_path)}"
         self.child_base = self.dir_url if self.dir_url.endswith("/") else self.dir_url + "/"
         self.up = Link("Up", f"{self.dir_url}?action=listAll&pageSize=100&page=1")
+        self._up_json = {"Rel": "Up", "Href": self.up.href, "Name": None, "Type": None}
         if where.root is None:
             self.child_prefix: str | None = None
         else:
@@ -165,6 +168,25 @@ class Listing:
             "ModifiedDateUTC": time_text(e.mtime_ns),
         }
 
+    def file_json(self, e: Entry) -> dict[str, Any]:
+        """``file(e)`` already in its JSON form (PascalCase keys): what the JSON renderer would make
+        of it, built in one step (tests/api/test_flrviews.py holds the two to the same bytes)."""
+        name = e.name
+        href = self.child_base + (name if _PLAIN.match(name) else quote_name(name))
+        return {
+            "Path": self.child_prefix + name if self.child_prefix is not None else name,
+            "Name": name,
+            "Size": e.size,
+            "Owner": e.owner,
+            "ModifiedDateUTC": time_text(e.mtime_ns),
+            "Links": [
+                self._up_json,
+                {"Rel": "Restore", "Href": href + "?action=restore", "Name": None, "Type": None},
+            ],
+            "Href": href,
+            "Type": "FileEntry",
+        }
+
     def directory(self, e: Entry) -> Value:
         href = self.child_base + quote_name(e.name)
         return {
@@ -175,9 +197,19 @@ class Listing:
             "Name": e.name,
         }
 
-    def split(self, entries: Iterable[Entry]) -> tuple[list[Value], list[Value]]:
-        files: list[Value] = []
-        dirs: list[Value] = []
+    def split(self, entries: Iterable[Entry], json: bool = False) -> tuple[list[Value], list[Value]]:
+        """(files, folders) as values; with ``json`` the files come in their JSON form already
+        (``JsonItems``: for PascalCase JSON only, never for XML)."""
+        if json:
+            files: list[Value] = JsonItems()
+            dirs: list[Value] = []
+            for e in entries:
+                if e.is_dir:
+                    dirs.append(self.directory(e))
+                else:
+                    files.append(self.file_json(e))
+            return files, dirs
+        files, dirs = [], []
         for e in entries:
             (dirs if e.is_dir else files).append(self.directory(e) if e.is_dir else self.file(e))
         return files, dirs

@@ -105,6 +105,14 @@ def json_links_camel(value: Iterable[Link]) -> list[dict[str, str | None]]:
 
 # --- compilation of per-type functions ---------------------------------------------------------------
 
+
+class JsonItems(list[Any]):
+    """Items of a list field already in their JSON form (exactly what the item type's JSON function
+    would make of each): the JSON renderer passes them through. For the listing hot path, where
+    building each entry's value and then converting it costs as much again as building it once;
+    the XML renderer refuses them."""
+
+
 XmlFn = Callable[[Value, str], str]
 JsonFn = Callable[[Value], dict[str, Any]]
 _xml_fns: dict[int, XmlFn] = {}
@@ -144,6 +152,7 @@ def _compile_xml(type_: EmType) -> XmlFn:
         "_dt": datetime,
         "_links": xml_links,
         "_res": _resolve,
+        "_J": JsonItems,
     }
     lines = ["def render(v, tag):", "    get = v.get"]
     attrs = []
@@ -167,6 +176,8 @@ def _compile_xml(type_: EmType) -> XmlFn:
         else:
             assert f.type is not None
             env[f"_f{i}"] = _xml_fn(f.type)
+            if f.kind is not Kind.OBJ:
+                lines.append("    if x.__class__ is _J: raise TypeError('JSON-ready items given to XML')")
             if f.kind is Kind.OBJ:
                 lines += ["    x = _res(x)", f"    {var} = '' if x is None else _f{i}(x, {f.name!r})"]
             elif f.kind is Kind.LIST:
@@ -191,6 +202,7 @@ def _compile_json(type_: EmType, camel: bool) -> JsonFn:
         "_dt": datetime,
         "_links": json_links_camel if camel else json_links,
         "_res": _resolve,
+        "_J": JsonItems,
     }
     items: list[str] = []
     pre: list[str] = []
@@ -214,11 +226,13 @@ def _compile_json(type_: EmType, camel: bool) -> JsonFn:
             if f.kind is Kind.OBJ:
                 pre.append(f"    x{i} = _res(x{i})")
                 items.append(f"{key}: None if x{i} is None else _f{i}(x{i})")
-            elif f.kind is Kind.LIST:
+                continue
+            each = f"(x{i} if x{i}.__class__ is _J else [_f{i}(y) for y in x{i}])"
+            if f.kind is Kind.LIST:
                 inner = repr(camel_key(f.json_key, camel))
-                items.append(f"{key}: None if x{i} is None else {{{inner}: [_f{i}(y) for y in x{i}]}}")
+                items.append(f"{key}: None if x{i} is None else {{{inner}: {each}}}")
             else:
-                items.append(f"{key}: None if x{i} is None else [_f{i}(y) for y in x{i}]")
+                items.append(f"{key}: None if x{i} is None else {each}")
     src = ["def render(v):", "    get = v.get", *pre, "    return {" + ", ".join(items) + "}"]
     exec("\n".join(src), env)
     fn: JsonFn = env["render"]

@@ -14,8 +14,9 @@ from openflr.api import downloads, emtypes
 from openflr.api.auth import require, service_of
 from openflr.api.bodies import parse_body
 from openflr.api.flrviews import FAMILIES, Listing, dir_links, mount_href, mount_value, task_value
+from openflr.api.negotiation import Format
 from openflr.api.paging import page_params, paging_info, positive_int
-from openflr.api.responses import em_response
+from openflr.api.responses import camel_json, em_response, response_format
 from openflr.api.routing import FamilyRoute, Route, family_of
 from openflr.api.schema import Value
 from openflr.api.urls import Query, api_base
@@ -242,7 +243,9 @@ async def _listing(
         page = await anyio.to_thread.run_sync(
             browse.page, service.listings, mount, where, which, size, number
         )
-        files, dirs = listing.split(page.entries)
+        # PascalCase JSON (the common case) skips building each file's value first.
+        fast = response_format(request) is Format.JSON and not camel_json(request)
+        files, dirs = listing.split(page.entries, json=fast)
         pages = max(1, -(-page.total // size))
         value.update(
             Files=files or None,
