@@ -18,17 +18,16 @@ folder that contains itself is just an entry here (recursive walks guard against
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
 from openflr.core.mounts import Mount
-from openflr.errors import BadRequestError, NotFoundError
+from openflr.errors import BadRequestError
 from openflr.guestfs.filesystems.base import Entry
 from openflr.guestfs.view import Located
 
@@ -123,23 +122,19 @@ Hold = Callable[[Mount], AbstractContextManager[Any]]
 """Keeps a mount's files open while the engine reads them (``MountManager.hold``)."""
 
 
-def _no_hold(mount: Mount) -> AbstractContextManager[Any]:
-    return contextlib.nullcontext()
-
-
 class ListingCache:
     """Folder contents by (view, root, path); least recently used first out, bounded by entries.
 
     Folders are read in background threads that may outlive the request that started them: each
-    holds its mount (``hold``) so an unmount cannot close the files under it, and stops at the next
-    batch once the mount is removed."""
+    holds the mount that started it (``hold``), so an unmount cannot close the files under it; the
+    files close once the read ends."""
 
     def __init__(
         self,
+        hold: Hold,
         max_entries: int = 2_000_000,
         wait_seconds: float = 300.0,
         max_folder_entries: int = 1_000_000,
-        hold: Hold = _no_hold,
     ) -> None:
         self.max_entries = max_entries
         self.max_folder_entries = max_folder_entries
@@ -168,40 +163,53 @@ class ListingCache:
             if scan is not None and scan.error is None:
                 self._data.move_to_end(key)
                 return scan
-        # Outside the cache's lock: an engine call, and releasing the hold may close a view, which
-        # calls back into forget_view.
-        with self.hold(mount):
+        # The hold taken here passes to the background read and ends with it: no moment when the
+        # read runs without it, and an unmount meanwhile does not fail the read that other mounts of
+        # the same point may share. It is released outside the cache's lock, because releasing it
+        # may close a view, which calls back into forget_view.
+        held = ExitStack()
+        held.enter_context(self.hold(mount))
+        try:
             counts = mount.view.counts(where)
-        with self._lock:
-            scan = self._data.get(key)
-            if scan is not None and scan.error is None:  # another request started it meanwhile
-                return scan
-            scan = Scan(*counts)
-            self._data[key] = scan
-            self._evict()
-        threading.Thread(
-            target=self._read, args=(mount, where, scan), name="openflr-listing", daemon=True
-        ).start()
+            with self._lock:
+                scan = self._data.get(key)
+                if scan is None or scan.error is not None:
+                    scan = Scan(*counts)
+                    self._data[key] = scan
+                    self._evict()
+                    reader: threading.Thread | None = threading.Thread(
+                        target=self._read,
+                        args=(mount, where, scan, held),
+                        name="openflr-listing",
+                        daemon=True,
+                    )
+                else:
+                    reader = None  # another request started it meanwhile
+            if reader is None:
+                held.close()
+            else:
+                reader.start()
+        except BaseException:
+            held.close()
+            raise
         return scan
 
-    def _read(self, mount: Mount, where: Located, scan: Scan) -> None:
+    def _read(self, mount: Mount, where: Located, scan: Scan, held: ExitStack) -> None:
         dirs: list[Entry] = []
         files: list[Entry] = []
-        held = 0
+        count = 0
         try:
-            with self.hold(mount):
+            with held:
                 for e in mount.view.scandir(where):
                     e.node = None  # keep the facts, not the engine's handle
                     (dirs if e.is_dir else files).append(e)
-                    held += 1
-                    if held > self.max_folder_entries:
+                    count += 1
+                    if count > self.max_folder_entries:
                         raise BadRequestError(
                             f"The folder holds more than {self.max_folder_entries} entries, too many to "
                             "page through; list it without pageSize (the listing then streams)."
                         )
                     if len(dirs) + len(files) >= _BATCH:
-                        if mount.released or mount.gone:  # nobody can ask for these pages any more
-                            raise NotFoundError(f"Mount {mount.mount_id} was removed while being listed.")
                         with scan.ready:
                             scan.dirs += dirs
                             scan.files += files
