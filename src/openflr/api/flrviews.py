@@ -200,18 +200,14 @@ class Listing:
     def split(self, entries: Iterable[Entry], json: bool = False) -> tuple[list[Value], list[Value]]:
         """(files, folders) as values; with ``json`` the files come in their JSON form already
         (``JsonItems``: for PascalCase JSON only, never for XML)."""
-        if json:
-            files: list[Value] = JsonItems()
-            dirs: list[Value] = []
-            for e in entries:
-                if e.is_dir:
-                    dirs.append(self.directory(e))
-                else:
-                    files.append(self.file_json(e))
-            return files, dirs
-        files, dirs = [], []
+        file = self.file_json if json else self.file
+        files: list[Value] = JsonItems() if json else []
+        dirs: list[Value] = []
         for e in entries:
-            (dirs if e.is_dir else files).append(self.directory(e) if e.is_dir else self.file(e))
+            if e.is_dir:
+                dirs.append(self.directory(e))
+            else:
+                files.append(file(e))
         return files, dirs
 
     def stream_files(self, entries: Iterator[Entry], dirs_out: list[Entry]) -> Iterator[Value]:

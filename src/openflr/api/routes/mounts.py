@@ -124,7 +124,7 @@ async def browse_path(request: Request) -> Response:
     path = request.path_params.get("filepath", "")
     where = mount.view.located(path)  # an already resolved path needs no thread hop
     if where is None:
-        where = await anyio.to_thread.run_sync(_held, request, mount, browse.locate, path)
+        where = await anyio.to_thread.run_sync(_held, request, mount, lambda: browse.locate(mount, path))
     if not action:
         if where.entry is not None or (where.root is not None):
             return em_response(request, emtypes.FILE_SYSTEM_ENTRY, _item(request, mount, where))
@@ -159,7 +159,7 @@ async def restore_path(request: Request) -> Response:
         )
     where = mount.view.located(path)
     if where is None:
-        where = await anyio.to_thread.run_sync(_held, request, mount, browse.locate, path)
+        where = await anyio.to_thread.run_sync(_held, request, mount, lambda: browse.locate(mount, path))
     if spec is None:
         return await downloads.download(request, session, mount, where)
     if where.root is None:
@@ -279,17 +279,17 @@ async def _listing(
     if which == browse.DIRS:  # nothing streams: collect the folders off the event loop first
         held.extend(
             await anyio.to_thread.run_sync(
-                _held, request, mount, lambda m, w: list(browse.stream(m, w, which)), where
+                _held, request, mount, lambda: list(browse.stream(mount, where, which))
             )
         )
     return em_response(request, emtypes.FILE_SYSTEM_ENTRIES, value)
 
 
-def _held(request: Request, mount: Mount, read: Callable[[Mount, Any], T], arg: Any) -> T:
-    """``read(mount, arg)`` with the mount's files held open: an unmount meanwhile cannot close
-    them under the engine (blocking: run it in a worker thread)."""
+def _held(request: Request, mount: Mount, read: Callable[[], T]) -> T:
+    """``read()`` with the mount's files held open: an unmount meanwhile cannot close them under the
+    engine (blocking: run it in a worker thread)."""
     with service_of(request).mounts.hold(mount):
-        return read(mount, arg)
+        return read()
 
 
 @contextlib.contextmanager

@@ -144,7 +144,20 @@ class _LibyalFileSystem(FileSystem):
         count = int(node.number_of_extents)
         if not 0 < count <= extents.MAX_EXTENTS:
             return None
-        return extents.runs_of((node.get_extent(i) for i in range(count)), size, self.reader.size)
+        at = self._volume_offset
+        return extents.runs_of(
+            (
+                (o if flags & extents.SPARSE else at(o), n, flags)
+                for o, n, flags in (node.get_extent(i) for i in range(count))
+            ),
+            size,
+            self.reader.size,
+        )
+
+    def _volume_offset(self, offset: int) -> int:
+        """Where an extent the library reports at ``offset`` lies on the volume (a negative result
+        makes the map untrusted, so the library reads the file)."""
+        return offset
 
     def close(self) -> None:
         with self.lock:
@@ -263,31 +276,12 @@ class ExtFileSystem(_LibyalFileSystem):
         except (AttributeError, OSError):
             return ""
 
-    def _runs(self, node: Node, size: int) -> list[extents.Run] | None:
-        if self.kind != "xfs":
-            return super()._runs(node, size)
-        if size < extents.MIN_SIZE:
-            return None
+    def _volume_offset(self, offset: int) -> int:
         if self._xfs_geometry is None:
-            return None
+            return offset if self.kind != "xfs" else -1
         block, per_group, group_bits = self._xfs_geometry
-        count = int(node.number_of_extents)
-        if not 0 < count <= extents.MAX_EXTENTS:
-            return None
-        mask = (1 << group_bits) - 1
-
-        def linear(offset: int) -> int:
-            number = offset // block
-            return ((number >> group_bits) * per_group + (number & mask)) * block
-
-        return extents.runs_of(
-            (
-                (linear(o) if not flags & extents.SPARSE else o, n, flags)
-                for o, n, flags in (node.get_extent(i) for i in range(count))
-            ),
-            size,
-            self.reader.size,
-        )
+        number = offset // block
+        return ((number >> group_bits) * per_group + (number & ((1 << group_bits) - 1))) * block
 
     def _is_dir(self, node: Node) -> bool:
         return st.S_ISDIR(node.file_mode)
