@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from openflr.api import emtypes
 from openflr.api.flrviews import Listing, time_of, time_text
-from openflr.api.render import JsonItems, format_time, json_document, json_object, xml_document
+from openflr.api.render import JsonItems, format_time, json_document, json_object, json_text, xml_document
 from openflr.guestfs.filesystems.base import Entry
 from openflr.guestfs.view import GuestView, Located, open_view
 from tests.guestfs.test_view import _vm
@@ -105,3 +105,21 @@ def test_json_ready_items_are_refused_by_xml(windows_view: GuestView) -> None:
     files, dirs = listing.split(_entries(), json=True)
     with pytest.raises(TypeError):
         xml_document(emtypes.FILE_SYSTEM_ENTRIES, {"Href": "x", "Files": files, "Directories": dirs})
+
+
+_NAMES = st.text(min_size=1, max_size=40).filter(lambda s: "/" not in s) | st.sampled_from(
+    ['quote"d', "back\\slash", "tab\there", "nul\x00", "lone\ud800surrogate", "émoji 😀", "a" * 300]
+)
+
+
+@given(_NAMES, st.one_of(st.none(), st.text(max_size=20)), st.one_of(st.none(), _NS), st.integers(0, 2**63))
+def test_file_json_holds_for_any_name_owner_and_time(
+    name: str, owner: str | None, mtime: int | None, size: int
+) -> None:
+    view = SimpleNamespace(path_of=lambda root, parts: "C:/" + "/".join(parts) if root else "")
+    mount = SimpleNamespace(family="replica", point_id="p", mount_id=1, view=view)
+    where = Located(object(), ['odd "folder"\\'])  # type: ignore[arg-type]
+    listing = Listing('https://h"x:1/api', mount, where)  # type: ignore[arg-type]
+    e = Entry(name, False, size, mtime, owner)
+    want = json_text(json_object(emtypes.FILE_ENTRY, listing.file(e)))  # what any document holds
+    assert orjson.dumps(listing.file_json(e)).decode() == want

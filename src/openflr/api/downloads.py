@@ -83,7 +83,8 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
 def content_disposition(name: str) -> str:
     """``attachment`` with an ASCII fallback name and the exact UTF-8 name (RFC 6266, RFC 5987)."""
     fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in name) or "download"
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+    exact = quote(name, safe="", errors="surrogatepass")
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{exact}"
 
 
 def _etag(mount: Mount, path: str, size: int, mtime_ns: int | None) -> str:

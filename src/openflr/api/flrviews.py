@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from openflr.api.render import JsonItems
+import orjson
+
+from openflr.api.render import JsonItems, json_text
 from openflr.api.schema import Link, Value
 from openflr.core.mounts import Mount
 from openflr.core.tasks import FINISHED, Task
@@ -22,17 +24,20 @@ FAMILIES = {
 }
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SAFE = "/:$@!'()*,;=+~"
+_SEGMENT_SAFE = _SAFE.replace("/", "")
+_UNPAIRED = "surrogatepass"
+"""Names with unpaired surrogates (damaged NTFS names) are still given a URL, one of their own."""
 _PLAIN = re.compile(r"^[A-Za-z0-9_.\-~]*$")
 
 
 def quote_name(name: str) -> str:
     """One path segment, percent-encoded (names that need no encoding skip the slow quoter)."""
-    return name if _PLAIN.match(name) else quote(name, safe=_SAFE.replace("/", ""))
+    return name if _PLAIN.match(name) else quote(name, safe=_SEGMENT_SAFE, errors=_UNPAIRED)
 
 
 def url_part(path: str) -> str:
     """A guest path as it appears after ``…/mounts/{id}/``: percent-encoded, no leading slash."""
-    return quote(path.lstrip("/"), safe=_SAFE)
+    return quote(path.lstrip("/"), safe=_SAFE, errors=_UNPAIRED)
 
 
 def mount_href(base: str, family: str, point_id: str, mount_id: int) -> str:
@@ -134,11 +139,16 @@ class Listing:
         self.dir_url = f"{self.mount_href}/{url_part(self.dir_path)}"
         self.child_base = self.dir_url if self.dir_url.endswith("/") else self.dir_url + "/"
         self.up = Link("Up", f"{self.dir_url}?action=listAll&pageSize=100&page=1")
-        self._up_json = {"Rel": "Up", "Href": self.up.href, "Name": None, "Type": None}
         if where.root is None:
             self.child_prefix: str | None = None
         else:
             self.child_prefix = self.dir_path if self.dir_path.endswith("/") else self.dir_path + "/"
+        # Text shared by every file's JSON (see file_json), escaped once.
+        up_json = {"Rel": "Up", "Href": self.up.href, "Name": None, "Type": None}
+        self._up_text = json_text(up_json)
+        self._base_text = json_text(self.child_base)[1:-1]
+        self._prefix_text = "" if self.child_prefix is None else json_text(self.child_prefix)[1:-1]
+        self._owner_text: dict[str | None, str] = {None: "null"}
 
     def child_path(self, name: str) -> str:
         return name if self.child_prefix is None else self.child_prefix + name
@@ -168,24 +178,29 @@ class Listing:
             "ModifiedDateUTC": time_text(e.mtime_ns),
         }
 
-    def file_json(self, e: Entry) -> dict[str, Any]:
-        """``file(e)`` already in its JSON form (PascalCase keys): what the JSON renderer would make
-        of it, built in one step (tests/api/test_flrviews.py holds the two to the same bytes)."""
+    def file_json(self, e: Entry) -> orjson.Fragment:
+        """``file(e)`` as the JSON renderer would write it (PascalCase keys), made as text in one
+        step: the listing hot path (tests/api/test_flrviews.py holds the two to the same bytes)."""
         name = e.name
-        href = self.child_base + (name if _PLAIN.match(name) else quote_name(name))
-        return {
-            "Path": self.child_prefix + name if self.child_prefix is not None else name,
-            "Name": name,
-            "Size": e.size,
-            "Owner": e.owner,
-            "ModifiedDateUTC": time_text(e.mtime_ns),
-            "Links": [
-                self._up_json,
-                {"Rel": "Restore", "Href": href + "?action=restore", "Name": None, "Type": None},
-            ],
-            "Href": href,
-            "Type": "FileEntry",
-        }
+        if _PLAIN.match(name):  # nothing to escape, in JSON or in the URL
+            href = name_text = name
+        else:
+            href = quote(
+                name, safe=_SEGMENT_SAFE, errors=_UNPAIRED
+            )  # ASCII, and none of it needs escaping in JSON
+            name_text = json_text(name)[1:-1]
+        href = self._base_text + href
+        owner = self._owner_text.get(e.owner)
+        if owner is None:
+            owner = self._owner_text[e.owner] = json_text(e.owner)
+        when = time_text(e.mtime_ns)
+        when = "null" if when is None else '"' + when + '"'
+        return orjson.Fragment(
+            f'{{"Path":"{self._prefix_text}{name_text}","Name":"{name_text}","Size":{int(e.size)},'
+            f'"Owner":{owner},"ModifiedDateUTC":{when},'
+            f'"Links":[{self._up_text},{{"Rel":"Restore","Href":"{href}?action=restore","Name":null,'
+            f'"Type":null}}],"Href":"{href}","Type":"FileEntry"}}'
+        )
 
     def directory(self, e: Entry) -> Value:
         href = self.child_base + quote_name(e.name)
@@ -197,11 +212,11 @@ class Listing:
             "Name": e.name,
         }
 
-    def split(self, entries: Iterable[Entry], json: bool = False) -> tuple[list[Value], list[Value]]:
-        """(files, folders) as values; with ``json`` the files come in their JSON form already
+    def split(self, entries: Iterable[Entry], json: bool = False) -> tuple[list[Any], list[Value]]:
+        """(files, folders) as values; with ``json`` the files come as JSON text already
         (``JsonItems``: for PascalCase JSON only, never for XML)."""
-        file = self.file_json if json else self.file
-        files: list[Value] = JsonItems() if json else []
+        file: Callable[[Entry], Any] = self.file_json if json else self.file
+        files: list[Any] = JsonItems() if json else []
         dirs: list[Value] = []
         for e in entries:
             if e.is_dir:

@@ -108,9 +108,9 @@ def json_links_camel(value: Iterable[Link]) -> list[dict[str, str | None]]:
 
 class JsonItems(list[Any]):
     """Items of a list field already in their JSON form (exactly what the item type's JSON function
-    would make of each): the JSON renderer passes them through. For the listing hot path, where
-    building each entry's value and then converting it costs as much again as building it once;
-    the XML renderer refuses them."""
+    would make of each, or its finished text as an ``orjson.Fragment``): the JSON renderer passes
+    them through. For the listing hot path, where building each entry's value and then converting
+    it costs as much again as building it once; the XML renderer refuses them."""
 
 
 XmlFn = Callable[[Value, str], str]
@@ -349,6 +349,12 @@ def _dumps(value: Any) -> bytes:
     except orjson.JSONEncodeError:
         # Lone surrogates (e.g. an NTFS name that is not valid UTF-16) cannot be encoded as JSON text.
         return orjson.dumps(_scrub(value))
+
+
+def json_text(value: Any) -> str:
+    """``value`` as compact JSON text, exactly as a document would hold it (lone surrogates
+    replaced, as in every document)."""
+    return _dumps(value).decode()
 
 
 def _scrub(value: Any) -> Any:

@@ -22,7 +22,7 @@ def api_base(request: Request) -> str:
 
 def quote_path(path: str) -> str:
     """Percent-encode a guest path for an Href: each segment by RFC 3986, ``/`` ``:`` ``$`` kept."""
-    return quote(path, safe="/:$@!'()*,;=+~")
+    return quote(path, safe="/:$@!'()*,;=+~", errors="surrogatepass")
 
 
 class Query:
