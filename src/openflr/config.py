@@ -68,6 +68,11 @@ class MountSettings:
     """Opened points kept ready after their last unmount (a remount then costs nothing)."""
     keep_idle_seconds: float = 300.0
     max_per_session: int = 64
+    folder_readers: int = 2
+    """Worker processes that read big folders for paged listings, on other cores than the server's
+    (0: read them in the server process)."""
+    folder_reader_min_entries: int = 5000
+    """Folders known to hold at least this many entries go to a folder reader."""
 
 
 @dataclass

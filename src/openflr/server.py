@@ -177,6 +177,8 @@ def serve(settings: Settings) -> None:
     """Serve until interrupted."""
     malloc.tune()
     service = Service(settings)
+    if service.folder_readers is not None:
+        service.folder_readers.start()  # ready before the first big listing
     app = create_app(service)
     _tune_gc()
     config = build_config(settings, app)

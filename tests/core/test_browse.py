@@ -1,18 +1,22 @@
 """The listing cache over a real guest file system: background reads hold the mount that started
-them until they end, and never call back into the cache while holding its lock."""
+them until they end, never call back into the cache while holding its lock, and give the same pages
+when reader processes read a big folder."""
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from openflr.core.browse import ALL, ListingCache
+from openflr.core.browse import ALL, ListingCache, page
+from openflr.core.folderreaders import FolderReaders
 from openflr.errors import NotFoundError
+from openflr.guestfs.errors import VolumeError
 from openflr.guestfs.view import GuestView, open_view
 from tests.guestfs.test_view import _vm
 from tests.imagebuilder import Fixtures
@@ -99,3 +103,40 @@ def test_a_read_outlives_the_unmount_that_started_it_for_other_mounts(linux_view
     scan.wait(ALL, MANY_COUNT, 60)
     assert scan.error is None and scan.done and scan.size() == MANY_COUNT
     assert holds.entered == 1 and holds.inside == 0  # the files may close once the read is done
+
+
+def test_a_big_folder_read_by_reader_processes_pages_as_if_read_here(linux_view: GuestView) -> None:
+    """Head read here, the rest split between two reader processes: the pages are the same entries
+    in the same order as a read in the server alone."""
+    alone, _mount_alone, where = _listing(linux_view, Holds())
+    readers = FolderReaders(2)
+    try:
+        split = ListingCache(hold=Holds(), readers=readers, reader_min_entries=100, reader_head=1000)
+        pages = []
+        for cache in (alone, split):
+            mount = _mount(linux_view)
+            got = []
+            for number in range(1, MANY_COUNT // 1000 + 2):
+                got += [
+                    (e.name, e.size, e.mtime_ns) for e in page(cache, mount, where, ALL, 1000, number).entries
+                ]
+            pages.append(got)
+        assert len(pages[0]) == MANY_COUNT and pages[1] == pages[0]
+        assert readers._count == 2 and len(readers._idle) == 2  # both were used and given back
+    finally:
+        readers.close()
+
+
+def test_a_reader_that_dies_fails_the_listing_cleanly(linux_view: GuestView) -> None:
+    readers = FolderReaders(1)
+    try:
+        cache = ListingCache(hold=Holds(), readers=readers, reader_min_entries=100, reader_head=10)
+        readers.start()
+        deadline = time.monotonic() + 30
+        while not readers._idle and time.monotonic() < deadline:
+            time.sleep(0.05)
+        readers._idle[0].process.kill()
+        with pytest.raises(VolumeError, match="process reading it stopped"):
+            page(cache, _mount(linux_view), linux_view.locate("/var/many"), ALL, 1000, 5)
+    finally:
+        readers.close()

@@ -81,9 +81,9 @@ class FakeFileSystem(FileSystem):
             node,
         )
 
-    def scandir(self, node: Node) -> Iterator[Entry]:
+    def scandir(self, node: Node, start: int = 0, stop: int | None = None) -> Iterator[Entry]:
         assert isinstance(node, FakeNode) and isinstance(node.tree, dict)
-        for name, child in node.tree.items():
+        for name, child in list(node.tree.items())[start:stop]:
             yield self.stat(FakeNode(self, (*node.path, name), child))
 
     def open(self, node: Node) -> FileReader:

@@ -18,14 +18,16 @@ folder that contains itself is just an entry here (recursive walks guard against
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
+from openflr.core.folderreaders import FolderRead, FolderReaders
 from openflr.core.mounts import Mount
 from openflr.errors import BadRequestError
 from openflr.guestfs.filesystems.base import Entry
@@ -36,6 +38,9 @@ log = logging.getLogger(__name__)
 ALL, DIRS, FILES = "listAll", "listDirs", "listFiles"
 ACTIONS = {a.lower(): a for a in (ALL, DIRS, FILES)}
 _BATCH = 256
+HEAD = 4096
+"""Positions of a big folder read in the server while a reader process starts on the rest: the
+first pages come without waiting for the reader to open the point."""
 
 
 def wanted(entry: Entry, which: str) -> bool:
@@ -118,6 +123,7 @@ class Scan:
         return entries if which == ALL else max(0, entries - dirs)
 
 
+Batches = Generator[list[Entry], None, None]
 Hold = Callable[[Mount], AbstractContextManager[Any]]
 """Keeps a mount's files open while the engine reads them (``MountManager.hold``)."""
 
@@ -127,7 +133,8 @@ class ListingCache:
 
     Folders are read in background threads that may outlive the request that started them: each
     holds the mount that started it (``hold``), so an unmount cannot close the files under it; the
-    files close once the read ends."""
+    files close once the read ends. A folder known to hold ``reader_min_entries`` or more is read by
+    a reader process where one is free (``readers``, see ``folderreaders``)."""
 
     def __init__(
         self,
@@ -135,11 +142,17 @@ class ListingCache:
         max_entries: int = 2_000_000,
         wait_seconds: float = 300.0,
         max_folder_entries: int = 1_000_000,
+        readers: FolderReaders | None = None,
+        reader_min_entries: int = 5000,
+        reader_head: int = HEAD,
     ) -> None:
         self.max_entries = max_entries
         self.max_folder_entries = max_folder_entries
         self.wait_seconds = wait_seconds
         self.hold = hold
+        self.readers = readers
+        self.reader_min_entries = reader_min_entries
+        self.reader_head = reader_head
         self._data: OrderedDict[tuple[int, int, tuple[str, ...]], Scan] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -194,27 +207,41 @@ class ListingCache:
             raise
         return scan
 
+    def _batches(self, mount: Mount, where: Located, expected: int | None) -> Batches:
+        """The folder's entries in batches. A big folder's first ``reader_head`` positions are read
+        here while reader processes (those free) open the point and read the rest between them."""
+        view = mount.view
+        size, head = expected or 0, self.reader_head
+        if self.readers is not None and view.opened_from is not None and size >= self.reader_min_entries:
+            path = view.path_of(where.root, where.parts)
+            tails = self.readers.read(view.opened_from, path, head, size, most=self.readers.size)
+            if tails:
+                return _head_then_tails(view.scandir(where, 0, head), tails)
+        return _in_batches(view.scandir(where))
+
     def _read(self, mount: Mount, where: Located, scan: Scan, held: ExitStack) -> None:
-        dirs: list[Entry] = []
-        files: list[Entry] = []
         count = 0
         try:
             with held:
-                for e in mount.view.scandir(where):
-                    e.node = None  # keep the facts, not the engine's handle
-                    (dirs if e.is_dir else files).append(e)
-                    count += 1
-                    if count > self.max_folder_entries:
-                        raise BadRequestError(
-                            f"The folder holds more than {self.max_folder_entries} entries, too many to "
-                            "page through; list it without pageSize (the listing then streams)."
-                        )
-                    if len(dirs) + len(files) >= _BATCH:
+                batches = self._batches(mount, where, scan.expected_entries)
+                try:
+                    for batch in batches:
+                        count += len(batch)
+                        if count > self.max_folder_entries:
+                            raise BadRequestError(
+                                f"The folder holds more than {self.max_folder_entries} entries, too many "
+                                "to page through; list it without pageSize (the listing then streams)."
+                            )
+                        dirs = [e for e in batch if e.is_dir]
                         with scan.ready:
-                            scan.dirs += dirs
-                            scan.files += files
+                            if dirs:
+                                scan.dirs += dirs
+                                scan.files += [e for e in batch if not e.is_dir]
+                            else:
+                                scan.files += batch
                             scan.ready.notify_all()
-                        dirs, files = [], []
+                finally:
+                    batches.close()
         except BaseException as exc:
             log.warning("listing %s failed: %s", where.parts, exc)
             with scan.ready:
@@ -223,8 +250,6 @@ class ListingCache:
                 scan.ready.notify_all()
             return
         with scan.ready:
-            scan.dirs += dirs
-            scan.files += files
             scan.done = True
             scan.ready.notify_all()
         with self._lock:
@@ -242,6 +267,26 @@ class ListingCache:
         with self._lock:
             for key in [k for k in self._data if k[0] == serial]:
                 self._data.pop(key)
+
+
+def _in_batches(entries: Iterator[Entry]) -> Batches:
+    while True:
+        batch = list(itertools.islice(entries, _BATCH))
+        if not batch:
+            return
+        for e in batch:
+            e.node = None  # keep the facts, not the engine's handle
+        yield batch
+
+
+def _head_then_tails(head: Iterator[Entry], tails: list[FolderRead]) -> Batches:
+    try:
+        yield from _in_batches(head)
+        for tail in tails:
+            yield from tail
+    finally:
+        for tail in tails:
+            tail.close()
 
 
 def page(cache: ListingCache, mount: Mount, where: Located, which: str, size: int, number: int) -> Page:

@@ -15,6 +15,7 @@ from openflr.core import rules
 from openflr.core.audit import AuditLog
 from openflr.core.browse import ListingCache
 from openflr.core.budget import Budget
+from openflr.core.folderreaders import FolderReaders
 from openflr.core.mounts import Mount, MountManager
 from openflr.core.restores import Restores
 from openflr.core.sessions import LogonSession, SessionManager
@@ -50,7 +51,13 @@ class Service:
             per_session=settings.mounts.max_per_session,
             open_timeout=settings.limits.mount_timeout,
         )
-        self.listings = ListingCache(hold=self.mounts.hold)
+        readers = settings.mounts.folder_readers
+        self.folder_readers = FolderReaders(readers) if readers > 0 else None
+        self.listings = ListingCache(
+            hold=self.mounts.hold,
+            readers=self.folder_readers,
+            reader_min_entries=settings.mounts.folder_reader_min_entries,
+        )
         self.mount_budget = Budget("mounts", settings.limits.max_concurrent_mounts)
         self.download_budget = Budget("downloads", settings.limits.max_concurrent_downloads)
         self.audit = AuditLog(self.db)
@@ -220,6 +227,8 @@ class Service:
         await self.restores.stop()
         self.sessions.end_all("server shutdown")
         self.mounts.close_all()
+        if self.folder_readers is not None:
+            self.folder_readers.close()
         self.db.close()
 
     def _rescan_soon(self) -> None:

@@ -99,6 +99,17 @@ class Located:
 _serials = itertools.count(1)
 
 
+@dataclass(frozen=True)
+class Opening:
+    """What ``open_view`` was given: each disk's image files (top first) and the OS hint."""
+
+    disks: tuple[tuple[str, ...], ...]
+    os_hint: str = ""
+
+    def open(self) -> GuestView:
+        return open_view([[Path(f) for f in files] for files in self.disks], self.os_hint)
+
+
 @dataclass
 class GuestView:
     disks: list[Chain]
@@ -108,6 +119,8 @@ class GuestView:
     notes: list[str] = field(default_factory=list)
     serial: int = field(default_factory=lambda: next(_serials))
     """Unique for the process lifetime (unlike ``id()``), to key caches."""
+    opened_from: Opening | None = None
+    """How to open this view again (in another process), when ``open_view`` made it."""
     _located: OrderedDict[str, Located] = field(default_factory=OrderedDict)
     _located_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -272,8 +285,10 @@ class GuestView:
 
     # --- listing ----------------------------------------------------------------------------------
 
-    def scandir(self, where: Located) -> Iterator[Entry]:
-        """Entries of a directory, including mount points grafted below it in the Linux tree."""
+    def scandir(self, where: Located, start: int = 0, stop: int | None = None) -> Iterator[Entry]:
+        """Entries of a directory, including mount points grafted below it in the Linux tree.
+        ``start``/``stop``: a part of the directory (see ``FileSystem.scandir``), for folders without
+        grafts (where ``counts`` is known)."""
         if where.root is None:
             for root in self.roots:
                 if root.mount is None:
@@ -288,8 +303,10 @@ class GuestView:
         fs = require_fs(where.root)
         seen: set[str] = set()
         grafts = self._grafts(where)
+        if (start or stop is not None) and grafts:
+            raise ValueError("a folder with grafted mount points is read whole")
         if where.node is not None:
-            for entry in fs.scandir(where.node):
+            for entry in fs.scandir(where.node, start, stop):
                 if grafts:
                     seen.add(entry.name)
                     if entry.name in grafts:
@@ -349,11 +366,13 @@ def open_view(disks: Sequence[Sequence[Path]], os_hint: str = "") -> GuestView:
         for files in disks:
             check_cancelled()
             chains.append(open_chain(files))
-        return _build(chains, os_hint)
+        view = _build(chains, os_hint)
     except BaseException:
         for c in chains:
             c.close()
         raise
+    view.opened_from = Opening(tuple(tuple(str(f) for f in files) for files in disks), os_hint)
+    return view
 
 
 def _build(chains: list[Chain], os_hint: str) -> GuestView:

@@ -82,8 +82,12 @@ class FileSystem(ABC):
         streams fails before its first byte, not in the middle)."""
 
     @abstractmethod
-    def scandir(self, node: Node) -> Iterator[Entry]:
-        """The directory's entries in on-disk order, without ``.``/``..``, metafiles or deleted entries."""
+    def scandir(self, node: Node, start: int = 0, stop: int | None = None) -> Iterator[Entry]:
+        """The directory's entries in on-disk order, without ``.``/``..``, metafiles or deleted entries.
+
+        ``start``/``stop`` read only the positions ``[start, stop)`` of the directory, counted the
+        file system's own way (entries left out still take their position): ranges that meet split
+        one listing between readers without a gap or an overlap."""
 
     @abstractmethod
     def open(self, node: Node) -> FileReader: ...

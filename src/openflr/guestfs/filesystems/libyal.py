@@ -104,13 +104,13 @@ class _LibyalFileSystem(FileSystem):
         with self.lock, engine_errors(self.kind):
             int(node.number_of_sub_file_entries)
 
-    def scandir(self, node: Node) -> Iterator[Entry]:
+    def scandir(self, node: Node, start: int = 0, stop: int | None = None) -> Iterator[Entry]:
         """Entries in on-disk order; an entry the engine cannot read (a damaged record) is skipped
         and logged, so the rest of a damaged folder can still be restored."""
         with self.lock, engine_errors(self.kind):
             count = int(node.number_of_sub_file_entries)
         bad = 0
-        for i in range(count):
+        for i in range(start, count if stop is None else min(stop, count)):
             try:
                 with self.lock:  # try/except, not engine_errors(): this runs once per entry
                     try:

@@ -74,8 +74,8 @@ class LazyFileSystem(FileSystem):
     def stat(self, node: Node) -> Entry:
         return self._open().stat(node)
 
-    def scandir(self, node: Node) -> Iterator[Entry]:
-        return self._open().scandir(node)
+    def scandir(self, node: Node, start: int = 0, stop: int | None = None) -> Iterator[Entry]:
+        return self._open().scandir(node, start, stop)
 
     def check_dir(self, node: Node) -> None:
         self._open().check_dir(node)

@@ -142,11 +142,11 @@ class TskFileSystem(FileSystem):
             if not isinstance(node, pytsk3.Directory) and node.info.meta.type == pytsk3.TSK_FS_META_TYPE_DIR:
                 node.as_directory()
 
-    def scandir(self, node: Node) -> Iterator[Entry]:
+    def scandir(self, node: Node, start: int = 0, stop: int | None = None) -> Iterator[Entry]:
         with self.lock, engine_errors(self.kind):
             directory = node if isinstance(node, pytsk3.Directory) else node.as_directory()
             entries = [self._entry(name, f) for name, f in self._children(directory)]
-        yield from entries
+        yield from entries[start:stop]
 
     def open(self, node: Node) -> FileReader:
         with self.lock, engine_errors(self.kind):
