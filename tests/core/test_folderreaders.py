@@ -16,7 +16,7 @@ from openflr.core.folderreaders import FolderReaders
 from openflr.errors import GuestPathNotFoundError
 from openflr.guestfs.errors import OpenCancelledError, VolumeError
 from openflr.guestfs.filesystems.base import Entry
-from openflr.guestfs.view import GuestView, Located, open_view
+from openflr.guestfs.view import GuestView, Located, Opening, open_view
 from tests.guestfs.test_view import _vm
 from tests.imagebuilder import Fixtures
 from tests.imagebuilder.trees import MANY_COUNT
@@ -121,80 +121,65 @@ def test_an_error_in_a_reader_is_the_servers_error_and_the_reader_stays(
         view.close()
 
 
-def _one_idle_reader(fixtures: Fixtures) -> tuple[FolderReaders, GuestView]:
+@pytest.fixture
+def one_reader(fixtures: Fixtures) -> Iterator[tuple[FolderReaders, GuestView, Opening]]:
+    """A pool of one reader, started and idle, and a view it can open again."""
     pool = FolderReaders(1, stall_seconds=1.0)
     view = _open(fixtures, "vmware", 1)
     assert view.opened_from is not None
     [read] = pool.read(view.opened_from, "/var", 0, 10, most=1)
-    list(read)  # the reader has started and is idle again
+    list(read)
     read.close()
     assert len(pool._idle) == 1
-    return pool, view
+    yield pool, view, view.opened_from
+    pool.close()
+    view.close()
 
 
-def test_a_reader_that_dies_fails_its_read_and_the_next_read_works(fixtures: Fixtures) -> None:
-    pool, view = _one_idle_reader(fixtures)
-    try:
-        assert view.opened_from is not None
-        pool._idle[0].process.kill()  # as an engine crash on a hostile image would end it
-        pool._idle[0].process.wait()
-        [read] = pool.read(view.opened_from, "/var/many", 0, MANY_COUNT, most=1)
-        with pytest.raises(VolumeError, match="process reading it stopped"):
-            list(read)
-        read.close()
-        assert pool._count == 0 and not pool._idle
-        assert len(_read_split(pool, view, "/var/many", 0, MANY_COUNT)) == MANY_COUNT
-    finally:
-        pool.close()
-        view.close()
+def test_a_reader_that_dies_fails_its_read_and_the_next_read_works(one_reader: Any) -> None:
+    pool, view, opening = one_reader
+    pool._idle[0].process.kill()  # as an engine crash on a hostile image would end it
+    pool._idle[0].process.wait()
+    [read] = pool.read(opening, "/var/many", 0, MANY_COUNT, most=1)
+    with pytest.raises(VolumeError, match="process reading it stopped"):
+        list(read)
+    read.close()
+    assert pool._count == 0 and not pool._idle
+    assert len(_read_split(pool, view, "/var/many", 0, MANY_COUNT)) == MANY_COUNT
 
 
-def test_a_stalled_reader_is_stopped(fixtures: Fixtures) -> None:
-    pool, view = _one_idle_reader(fixtures)
-    try:
-        assert view.opened_from is not None
-        stalled = pool._idle[0].process
-        os.kill(stalled.pid, signal.SIGSTOP)  # an engine looping forever on a damaged folder
-        [read] = pool.read(view.opened_from, "/var/many", 0, MANY_COUNT, most=1)
-        with pytest.raises(OpenCancelledError, match="stalled"):
-            list(read)
-        read.close()
-        assert stalled.wait(10) is not None  # killed
-        assert len(_read_split(pool, view, "/var/many", 0, MANY_COUNT)) == MANY_COUNT
-    finally:
-        pool.close()
-        view.close()
+def test_a_stalled_reader_is_stopped(one_reader: Any) -> None:
+    pool, view, opening = one_reader
+    stalled = pool._idle[0].process
+    os.kill(stalled.pid, signal.SIGSTOP)  # an engine looping forever on a damaged folder
+    [read] = pool.read(opening, "/var/many", 0, MANY_COUNT, most=1)
+    with pytest.raises(OpenCancelledError, match="stalled"):
+        list(read)
+    read.close()
+    assert stalled.wait(10) is not None  # killed
+    assert len(_read_split(pool, view, "/var/many", 0, MANY_COUNT)) == MANY_COUNT
 
 
-def test_a_read_left_early_stops_its_reader(fixtures: Fixtures) -> None:
-    pool, view = _one_idle_reader(fixtures)
-    try:
-        assert view.opened_from is not None
-        [read] = pool.read(view.opened_from, "/var/many", 0, MANY_COUNT, most=1)
-        next(read)
-        busy = read._reader.process
-        read.close()  # entries of that folder are still on the way: not reusable
-        assert busy.wait(10) is not None
-        assert pool._count == 0
-    finally:
-        pool.close()
-        view.close()
+def test_a_read_left_before_its_end_stops_its_reader(one_reader: Any) -> None:
+    pool, _view, opening = one_reader
+    busy = pool._idle[0].process
+    os.kill(busy.pid, signal.SIGSTOP)  # so that it cannot finish before the read is left
+    [read] = pool.read(opening, "/var/many", 0, MANY_COUNT, most=1)
+    read.close()  # that folder's entries would still come: the reader is not reusable
+    assert busy.wait(10) is not None
+    assert pool._count == 0 and not pool._idle
 
 
-def test_none_free_means_none_taken_and_close_ends_the_readers(fixtures: Fixtures) -> None:
-    pool, view = _one_idle_reader(fixtures)
-    try:
-        assert view.opened_from is not None
-        [read] = pool.read(view.opened_from, "/var/many", 0, MANY_COUNT, most=2)  # one is all there is
-        assert pool.read(view.opened_from, "/var/many", 0, MANY_COUNT, most=1) == []
-        assert len(list(read)) > 0
-        read.close()
-        idle = pool._idle[0].process
-    finally:
-        pool.close()
-        view.close()
+def test_none_free_means_none_taken_and_close_ends_the_readers(one_reader: Any) -> None:
+    pool, _view, opening = one_reader
+    [read] = pool.read(opening, "/var/many", 0, MANY_COUNT, most=2)  # one is all there is
+    assert pool.read(opening, "/var/many", 0, MANY_COUNT, most=1) == []
+    assert sum(len(batch) for batch in read) > 0
+    read.close()
+    idle = pool._idle[0].process
+    pool.close()
     assert idle.wait(10) is not None
-    assert pool.read(view.opened_from, "/var", 0, 10, most=1) == []  # closed: no new readers
+    assert pool.read(opening, "/var", 0, 10, most=1) == []  # closed: no new readers
 
 
 def test_start_brings_the_readers_up_ahead() -> None:
