@@ -8,6 +8,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -18,6 +19,7 @@ from openflr.core.folderreaders import FolderReaders
 from openflr.errors import NotFoundError
 from openflr.guestfs.errors import VolumeError
 from openflr.guestfs.view import GuestView, open_view
+from tests.core.test_folderreaders import linked_point
 from tests.guestfs.test_view import _vm
 from tests.imagebuilder import Fixtures
 from tests.imagebuilder.trees import MANY_COUNT
@@ -140,3 +142,25 @@ def test_a_reader_that_dies_fails_the_listing_cleanly(linux_view: GuestView) -> 
             page(cache, _mount(linux_view), linux_view.locate("/var/many"), ALL, 1000, 5)
     finally:
         readers.close()
+
+
+def test_a_point_whose_files_were_replaced_is_listed_from_the_files_the_mount_opened(
+    fixtures: Fixtures, tmp_path: Path
+) -> None:
+    disks, first = linked_point(fixtures, tmp_path)
+    view = open_view(disks)
+    readers = FolderReaders(2)
+    try:
+        where = view.locate("/var/many")
+        want = [e.name for e in view.scandir(where)]
+        first.unlink()
+        first.symlink_to(tmp_path / "elsewhere")
+        cache = ListingCache(hold=Holds(), readers=readers, reader_min_entries=100, reader_head=1000)
+        got = []
+        for number in range(1, MANY_COUNT // 1000 + 1):
+            got += [e.name for e in page(cache, _mount(view), where, ALL, 1000, number).entries]
+        assert got == want and len(got) == MANY_COUNT  # same order: the parts were read in place
+        assert readers._count == 2 and len(readers._idle) == 2  # they refused, and stay
+    finally:
+        readers.close()
+        view.close()

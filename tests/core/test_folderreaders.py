@@ -8,13 +8,14 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from openflr.core.folderreaders import FolderReaders
 from openflr.errors import GuestPathNotFoundError
-from openflr.guestfs.errors import OpenCancelledError, VolumeError
+from openflr.guestfs.errors import ImagesChangedError, OpenCancelledError, VolumeError
 from openflr.guestfs.filesystems.base import Entry
 from openflr.guestfs.view import GuestView, Located, Opening, open_view
 from tests.guestfs.test_view import _vm
@@ -193,3 +194,37 @@ def test_start_brings_the_readers_up_ahead() -> None:
     finally:
         pool.close()
     assert pool._count == 0
+
+
+def linked_point(fixtures: Fixtures, where: Path) -> tuple[list[list[Path]], Path]:
+    """The Linux VM's first point through symbolic links in ``where`` (each image file of its folder
+    linked), and the link of its first image: replacing that link is what a replica job's snapshot
+    merge does to the path while a mount still reads the file it opened."""
+    _folder, vm = _vm(fixtures, "vmware", 1)
+    disks = vm["points"][0]["disks"]  # type: ignore[index]
+    source = fixtures.datastore("vmware") / Path(disks[0][0]).parent
+    folder = where / source.name
+    folder.mkdir()
+    for f in source.iterdir():
+        (folder / f.name).symlink_to(f)
+    return [[where / f for f in disk] for disk in disks], where / disks[0][0]
+
+
+def test_a_reader_refuses_a_point_whose_files_were_replaced(
+    fixtures: Fixtures, readers: FolderReaders, tmp_path: Path
+) -> None:
+    disks, first = linked_point(fixtures, tmp_path)
+    view = open_view(disks)
+    try:
+        assert view.opened_from is not None and view.opened_from.unchanged()
+        whole = _facts(view.scandir(view.locate("/var/many")))
+        first.unlink()
+        first.symlink_to(tmp_path / "elsewhere")  # the path now names another file (here: none)
+        assert not view.opened_from.unchanged()
+        [read] = readers.read(view.opened_from, "/var/many", 0, MANY_COUNT, most=1)
+        with pytest.raises(ImagesChangedError):
+            list(read)
+        read.close()
+        assert _facts(view.scandir(view.locate("/var/many"))) == whole  # the mount reads what it opened
+    finally:
+        view.close()

@@ -30,8 +30,9 @@ from typing import Any
 from openflr.core.folderreaders import FolderRead, FolderReaders
 from openflr.core.mounts import Mount
 from openflr.errors import BadRequestError
+from openflr.guestfs.errors import ImagesChangedError
 from openflr.guestfs.filesystems.base import Entry
-from openflr.guestfs.view import Located
+from openflr.guestfs.view import GuestView, Located
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +217,7 @@ class ListingCache:
             path = view.path_of(where.root, where.parts)
             tails = self.readers.read(view.opened_from, path, head, size, most=self.readers.size)
             if tails:
-                return _head_then_tails(view.scandir(where, 0, head), tails)
+                return _head_then_tails(view, where, head, tails)
         return _in_batches(view.scandir(where))
 
     def _read(self, mount: Mount, where: Located, scan: Scan, held: ExitStack) -> None:
@@ -279,11 +280,17 @@ def _in_batches(entries: Iterator[Entry]) -> Batches:
         yield batch
 
 
-def _head_then_tails(head: Iterator[Entry], tails: list[FolderRead]) -> Batches:
+def _head_then_tails(view: GuestView, where: Located, head: int, tails: list[FolderRead]) -> Batches:
     try:
-        yield from _in_batches(head)
+        yield from _in_batches(view.scandir(where, 0, head))
         for tail in tails:
-            yield from tail
+            try:
+                yield from tail
+            except ImagesChangedError:
+                # Sent before any entry: the point's files were replaced since the mount (a replica
+                # job merged a snapshot, say). This view still reads the files it opened; so here.
+                log.info("%s; reading its folder in the server", view.path_of(where.root, where.parts))
+                yield from _in_batches(view.scandir(where, tail.start, tail.stop))
     finally:
         for tail in tails:
             tail.close()

@@ -28,7 +28,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from openflr.errors import BadRequestError, GuestPathNotFoundError, NotFoundError, OpenflrError
-from openflr.guestfs.errors import OpenCancelledError, VolumeError
+from openflr.guestfs.errors import ImagesChangedError, OpenCancelledError, VolumeError
 from openflr.guestfs.filesystems.base import Entry
 from openflr.guestfs.view import Opening
 
@@ -47,6 +47,7 @@ Request = tuple[Opening, str, int, int | None]
 """What a reader is asked: the point, the folder's path, positions ``[start, stop)``."""
 
 _ERRORS: dict[str, type[OpenflrError]] = {
+    "changed": ImagesChangedError,
     "bad-request": BadRequestError,
     "not-found": GuestPathNotFoundError,
     "cancelled": OpenCancelledError,
@@ -55,6 +56,8 @@ _ERRORS: dict[str, type[OpenflrError]] = {
 
 
 def _error_kind(exc: BaseException) -> str:
+    if isinstance(exc, ImagesChangedError):
+        return "changed"
     if isinstance(exc, BadRequestError):
         return "bad-request"
     if isinstance(exc, NotFoundError):
@@ -234,6 +237,8 @@ class FolderRead:
     (``VolumeError``, ...)."""
 
     def __init__(self, pool: FolderReaders, reader: _Reader, request: Request) -> None:
+        self.start, self.stop = request[2], request[3]
+        """The positions this read covers."""
         self._pool = pool
         self._reader = reader
         self._items: queue.SimpleQueue[Any] = queue.SimpleQueue()

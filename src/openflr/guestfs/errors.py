@@ -32,6 +32,11 @@ class VolumeError(OpenflrError, OSError):
     status = 501
 
 
+class ImagesChangedError(VolumeError):
+    """A point's image files are no longer the files that were opened for its mount (so a second
+    opening would read something else)."""
+
+
 class OpenCancelledError(OpenflrError, TimeoutError):
     """Opening or reading a disk was cancelled, typically because it took longer than allowed."""
 
@@ -50,6 +55,7 @@ __all__ = [
     "CorruptImageError",
     "GuestPathNotFoundError",
     "ImageError",
+    "ImagesChangedError",
     "IsADirectoryGuestError",
     "MissingImageError",
     "NotADirectoryGuestError",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import re
 import struct
 import threading
@@ -26,7 +27,7 @@ from pathlib import Path
 from openflr.errors import BadRequestError, GuestPathNotFoundError
 from openflr.guestfs.blocks import Chain, check_cancelled
 from openflr.guestfs.disks import open_chain
-from openflr.guestfs.errors import CorruptImageError, ImageError, VolumeError
+from openflr.guestfs.errors import CorruptImageError, ImageError, ImagesChangedError, VolumeError
 from openflr.guestfs.filesystems.base import Entry, FileReader, FileSystem, Node
 from openflr.guestfs.filesystems.probe import identify, identity, open_filesystem
 from openflr.guestfs.volumes import Volume, is_lvm, logical_volumes, partitions
@@ -101,13 +102,50 @@ _serials = itertools.count(1)
 
 @dataclass(frozen=True)
 class Opening:
-    """What ``open_view`` was given: each disk's image files (top first) and the OS hint."""
+    """What ``open_view`` was given (each disk's image files, top first, and the OS hint), and the
+    identity of those files when it opened them."""
 
     disks: tuple[tuple[str, ...], ...]
     os_hint: str = ""
+    stamps: tuple[FileStamp | None, ...] = ()
+
+    @staticmethod
+    def of(disks: Sequence[Sequence[Path]], os_hint: str) -> Opening:
+        names = tuple(tuple(str(f) for f in files) for files in disks)
+        return Opening(names, os_hint, _stamps(names))
+
+    def unchanged(self) -> bool:
+        """The paths still name the files that were opened (a replica job may since have merged or
+        replaced a snapshot file; the first opening still reads the old one through its handles)."""
+        return _stamps(self.disks) == self.stamps
 
     def open(self) -> GuestView:
-        return open_view([[Path(f) for f in files] for files in self.disks], self.os_hint)
+        """The same view, opened again; ``ImagesChangedError`` when the files are no longer the ones
+        first opened."""
+        if not self.unchanged():
+            raise ImagesChangedError("The point's image files changed since it was mounted.")
+        view = open_view([[Path(f) for f in files] for files in self.disks], self.os_hint)
+        if not self.unchanged():  # replaced while this opening read them
+            view.close()
+            raise ImagesChangedError("The point's image files changed since it was mounted.")
+        return view
+
+
+FileStamp = tuple[int, int, int, int]
+"""Device, inode, size and modification time of a file."""
+
+
+def _stamps(disks: tuple[tuple[str, ...], ...]) -> tuple[FileStamp | None, ...]:
+    out: list[FileStamp | None] = []
+    for files in disks:
+        for name in files:
+            try:
+                st = os.stat(name)
+            except OSError:
+                out.append(None)
+            else:
+                out.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(out)
 
 
 @dataclass
@@ -371,7 +409,7 @@ def open_view(disks: Sequence[Sequence[Path]], os_hint: str = "") -> GuestView:
         for c in chains:
             c.close()
         raise
-    view.opened_from = Opening(tuple(tuple(str(f) for f in files) for files in disks), os_hint)
+    view.opened_from = Opening.of(disks, os_hint)
     return view
 
 
