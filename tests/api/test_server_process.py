@@ -178,3 +178,45 @@ def test_internal_error_is_500_without_stack_and_logged(tmp_path: Path) -> None:
         assert httpx.get(server.base + "/api/").status_code == 200  # still serving
         time.sleep(0.3)
         assert "Traceback (most recent call last)" in server.log()
+
+
+def _readers_of(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` and that run a folder reader."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (proc / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid and b"openflr.core.folderreaders" in cmdline:
+            found.append(int(proc.name))
+    return found
+
+
+@pytest.mark.parametrize("readers", [2, 0])
+def test_the_server_starts_its_folder_readers_and_they_end_with_it(tmp_path: Path, readers: int) -> None:
+    add_users(tmp_path)
+    config = f"[mounts]\nfolder_readers = {readers}\n"
+    with run_server(tmp_path, https=False, config=config) as srv:
+        deadline = time.monotonic() + 30
+        while len(_readers_of(srv.process.pid)) < readers and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)  # none beyond the number asked for
+        children = _readers_of(srv.process.pid)
+        assert len(children) == readers
+    for pid in children:  # the server stopped: so did its readers
+        deadline = time.monotonic() + 10
+        while _running(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _running(pid)
+
+
+def _running(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text(errors="replace")
+    except OSError:
+        return False
+    return "State:\tZ" not in status  # a zombie has ended; only its exit status is left
