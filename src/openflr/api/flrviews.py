@@ -185,9 +185,7 @@ class Listing:
         if _PLAIN.match(name):  # nothing to escape, in JSON or in the URL
             href = name_text = name
         else:
-            href = quote(
-                name, safe=_SEGMENT_SAFE, errors=_UNPAIRED
-            )  # ASCII, and none of it needs escaping in JSON
+            href = quote_name(name)  # ASCII, none of it escaped in JSON
             name_text = json_text(name)[1:-1]
         href = self._base_text + href
         owner = self._owner_text.get(e.owner)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import quote
 
 from starlette.requests import Request
 
@@ -18,11 +17,6 @@ def api_base(request: Request) -> str:
         server = request.scope.get("server")
         host = f"{server[0]}:{server[1]}" if server else "localhost"
     return f"{scheme}://{host}/api"
-
-
-def quote_path(path: str) -> str:
-    """Percent-encode a guest path for an Href: each segment by RFC 3986, ``/`` ``:`` ``$`` kept."""
-    return quote(path, safe="/:$@!'()*,;=+~", errors="surrogatepass")
 
 
 class Query:

@@ -46,25 +46,20 @@ Row = tuple[str, bool, int, int | None, str | None, bool, int | None]
 Request = tuple[Opening, str, int, int | None]
 """What a reader is asked: the point, the folder's path, positions ``[start, stop)``."""
 
-_ERRORS: dict[str, type[OpenflrError]] = {
-    "changed": ImagesChangedError,
-    "bad-request": BadRequestError,
-    "not-found": GuestPathNotFoundError,
-    "cancelled": OpenCancelledError,
-    "volume": VolumeError,
-}
+_KINDS: tuple[tuple[str, type[OpenflrError], type[OpenflrError]], ...] = (
+    ("changed", ImagesChangedError, ImagesChangedError),
+    ("bad-request", BadRequestError, BadRequestError),
+    ("not-found", NotFoundError, GuestPathNotFoundError),
+    ("cancelled", OpenCancelledError, OpenCancelledError),
+    ("volume", OpenflrError, VolumeError),
+)
+"""How a reader's error travels: its kind, what the reader catches as that kind (first match), what
+the server raises for it. Anything else is an internal error."""
+_RAISED = {kind: raised for kind, _caught, raised in _KINDS}
 
 
 def _error_kind(exc: BaseException) -> str:
-    if isinstance(exc, ImagesChangedError):
-        return "changed"
-    if isinstance(exc, BadRequestError):
-        return "bad-request"
-    if isinstance(exc, NotFoundError):
-        return "not-found"
-    if isinstance(exc, OpenCancelledError):
-        return "cancelled"
-    return "volume" if isinstance(exc, OpenflrError) else "internal"
+    return next((kind for kind, caught, _raised in _KINDS if isinstance(exc, caught)), "internal")
 
 
 # --- the reader process ------------------------------------------------------------------------------
@@ -273,7 +268,7 @@ class FolderRead:
                 if kind == "error":
                     self._release(True)  # the reader reported it and waits for the next folder
                     error, message = payload
-                    self._items.put(_ERRORS.get(error, OpenflrError)(message))
+                    self._items.put(_RAISED.get(error, OpenflrError)(message))
                     return
                 self._items.put([Entry(n, d, s, m, o, None, link, i) for n, d, s, m, o, link, i in payload])
                 if kind == "done":

@@ -122,13 +122,12 @@ class Opening:
     def open(self) -> GuestView:
         """The same view, opened again; ``ImagesChangedError`` when the files are no longer the ones
         first opened."""
-        if not self.unchanged():
-            raise ImagesChangedError("The point's image files changed since it was mounted.")
-        view = open_view([[Path(f) for f in files] for files in self.disks], self.os_hint)
-        if not self.unchanged():  # replaced while this opening read them
+        if self.unchanged():
+            view = open_view([[Path(f) for f in files] for files in self.disks], self.os_hint)
+            if self.unchanged():  # not replaced while this opening read them
+                return view
             view.close()
-            raise ImagesChangedError("The point's image files changed since it was mounted.")
-        return view
+        raise ImagesChangedError("The point's image files changed since it was mounted.")
 
 
 FileStamp = tuple[int, int, int, int]
