@@ -68,6 +68,18 @@ def test_wrong_verb_is_405_error(api: Api, method: str, path: str) -> None:
     assert xml(r).get("Status") == "MethodNotAllowed"
     j = api.request(method, path, headers={"Accept": "application/json"})
     assert j.status_code == 405 and j.json()["StatusCode"] == 405
+    assert j.json()["Message"].startswith(f"{method} is not supported on {path.rstrip('/')}")
+    assert r.headers["Allow"] in j.json()["Message"]
+
+
+def test_a_path_added_to_an_href_with_a_query_is_explained(api: Api) -> None:
+    """``$POINT/mounts`` with ``POINT`` still ending in ``?format=Entity``: the error says why."""
+    r = api.post("/api/logonSessions?format=Entity/mounts", headers={"Accept": "application/json"})
+    assert r.status_code == 405
+    message = r.json()["Message"]
+    assert "?format=Entity/mounts holds a path" in message and "remove the '?...' part" in message
+    plain = api.post("/api/logonSessions?format=Entity", headers={"Accept": "application/json"})
+    assert "holds a path" not in plain.json()["Message"]
 
 
 def test_body_over_limit_is_413(api: Api) -> None:

@@ -41,6 +41,17 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     message = _HTTP_MESSAGES.get(exc.status_code, exc.detail)
     if exc.status_code == 404:
         message = f"There is no resource at {request.url.path}."
+    elif exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        message = f"{request.method} is not supported on {request.url.path}" + (
+            f" (it allows {allowed})." if allowed else "."
+        )
+    if exc.status_code in (404, 405) and "/" in request.url.query:
+        # The usual cause: a path appended to an Href that ends in "?format=Entity".
+        message += (
+            f" The query string ?{request.url.query} holds a path: remove the '?...' part of the"
+            " Href before adding to it."
+        )
     return error_response(request, exc.status_code, message, exc.headers)
 
 
