@@ -3,6 +3,9 @@ against the builder's ground truth: each point shows its own version of every fi
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from openflr.guestfs.view import open_view
@@ -80,5 +83,22 @@ def test_no_fstab_names_roots_by_label(fixtures: Fixtures) -> None:
         assert schemes["DATA16:"] == ("mbr", 5, "fat")  # a logical partition in the extended one
         assert schemes["lvroot:"][0] == "lvm" and schemes["EXFAT:"] == ("disk", None, "exfat")
         assert list(view.scandir(view.locate("EXFAT:"))) == []
+    finally:
+        view.close()
+
+
+def test_a_damaged_registry_hive_costs_only_the_drive_letters(fixtures: Fixtures, tmp_path: Path) -> None:
+    """The SYSTEM hive's header is broken in a real image: the point opens, with fallback names."""
+    image = bytearray((fixtures.root / "raw" / "win-disk0-p1.raw").read_bytes())
+    (at,) = [m.start() for m in re.finditer(b"regf", image) if m.start() % 4096 == 0]
+    image[at + 508 : at + 512] = b"\xff\xff\xff\xff"  # the header's checksum
+    damaged = tmp_path / "win.raw"
+    damaged.write_bytes(image)
+    view = open_view([[damaged]])
+    try:
+        assert [r.name for r in view.roots] == ["C:", "Volume$0:"]
+        (note,) = view.notes
+        assert note.startswith("drive letters could not be read from the guest registry: ")
+        assert view.scandir(view.locate("C:/Windows/System32/config"))
     finally:
         view.close()

@@ -515,6 +515,11 @@ def _registry_letters(fs: FileSystem, volumes: list[Volume], notes: list[str]) -
     hive = pyregf.file()
     try:
         hive.open_file_object(_ReaderFile(reader))
+    except OSError as exc:
+        # A damaged or encrypted hive costs the drive letters only, never the mount.
+        notes.append(f"drive letters could not be read from the guest registry: {str(exc).splitlines()[0]}")
+        return {}
+    try:
         key = hive.get_key_by_path("MountedDevices")
         if key is None:
             return {}
