@@ -87,9 +87,16 @@ def test_missing_image_names_the_file(faulty: tuple[Api, Path, object]) -> None:
 
 
 def test_unreadable_volume_is_listed_with_its_reason(faulty: tuple[Api, Path, object]) -> None:
-    api, _ds, _ = faulty
+    api, ds, _ = faulty
+    # Good VM's disk is all zeros; a pattern where a file system would begin makes it an unknown one.
+    image = ds / "broken" / "Good VM" / "disk0.qcow2"
+    times = image.stat()
+    shutil.copy2(image, image.with_suffix(".copy"))  # the datastore's images are hard links
+    image.with_suffix(".copy").replace(image)
+    subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 0 64k", str(image)], check=True)
+    os.utime(image, ns=(times.st_atime_ns, times.st_mtime_ns))
     token = api.logon("flrop")
-    point = point_href(api, token, "KVM", "Good VM")  # its disk is all zeros: no file system
+    point = point_href(api, token, "KVM", "Good VM")
     r = api.post(point + "/mounts", headers=headers(token))
     task = wait_task(api, token, r.json()["Href"])
     assert task["Result"]["Success"] is True
@@ -99,6 +106,17 @@ def test_unreadable_volume_is_listed_with_its_reason(faulty: tuple[Api, Path, ob
     assert [r["Path"] for r in roots] == ["Volume$0:"]
     listing = api.get(roots[0]["Href"] + "?action=listAll", headers=headers(token))
     assert listing.status_code == 501 and "unknown file system" in listing.json()["Message"]
+
+
+def test_an_empty_volume_is_no_root_and_the_task_says_so(faulty: tuple[Api, Path, object]) -> None:
+    api, _ds, _ = faulty
+    token = api.logon("flrop")
+    point = point_href(api, token, "KVM", "Good VM")  # its disk is all zeros: it holds no files
+    task = wait_task(api, token, api.post(point + "/mounts", headers=headers(token)).json()["Href"])
+    assert task["Result"]["Success"] is True
+    assert "volume 0 is not a root: empty" in task["Result"]["Message"]
+    href = next(lk["Href"] for lk in task["Links"] if lk["Rel"] == "Related")
+    assert api.get(href, headers=headers(token)).json()["FSRoots"] is None  # no roots: an empty list renders as null
 
 
 def test_removed_point_fails_its_mounts_cleanly(faulty: tuple[Api, Path, object]) -> None:

@@ -4,6 +4,7 @@ against the builder's ground truth: each point shows its own version of every fi
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -100,5 +101,33 @@ def test_a_damaged_registry_hive_costs_only_the_drive_letters(fixtures: Fixtures
         (note,) = view.notes
         assert note.startswith("drive letters could not be read from the guest registry: ")
         assert view.scandir(view.locate("C:/Windows/System32/config"))
+    finally:
+        view.close()
+
+
+def test_swap_is_no_root_and_the_view_says_so(tmp_path: Path) -> None:
+    """A Linux disk of an ext4 root and a swap partition, made by the tools a distribution uses."""
+    disk = tmp_path / "disk.raw"
+    subprocess.run(["truncate", "-s", "40M", disk], check=True)
+    subprocess.run(
+        ["sgdisk", "-n1:2048:+24M", "-t1:8300", "-n2:0:0", "-t2:8200", disk], check=True, capture_output=True
+    )
+    tree = tmp_path / "tree" / "etc"
+    tree.mkdir(parents=True)
+    (tree / "hostname").write_text("swapper\n")
+    (tree / "fstab").write_text("LABEL=root / ext4 defaults 0 1\n/dev/sda2 none swap sw 0 0\n")
+    mke2fs = ["mke2fs", "-q", "-F", "-t", "ext4", "-L", "root", "-E", f"offset={2048 * 512}"]
+    subprocess.run([*mke2fs, "-d", str(tree.parent), str(disk), "24M"], check=True)
+    swap = tmp_path / "swap.raw"
+    subprocess.run(["truncate", "-s", "8M", swap], check=True)
+    subprocess.run(["mkswap", swap], check=True, capture_output=True)
+    with open(disk, "r+b") as out:
+        out.seek((2048 + 24 * 2048) * 512)
+        out.write(swap.read_bytes())
+    view = open_view([[disk]], "Linux")
+    try:
+        assert [r.name for r in view.roots] == ["/"]
+        assert view.notes == ["volume 1 is not a root: Linux swap space"]
+        assert sorted(e.name for e in view.scandir(view.locate("/etc"))) == ["fstab", "hostname"]
     finally:
         view.close()

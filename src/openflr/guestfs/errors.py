@@ -32,6 +32,10 @@ class VolumeError(OpenflrError, OSError):
     status = 501
 
 
+class HoldsNoFilesError(VolumeError):
+    """A volume that is no file system at all (swap space, never written): it is not offered as a root."""
+
+
 class ImagesChangedError(VolumeError):
     """A point's image files are no longer the files that were opened for its mount (so a second
     opening would read something else)."""

@@ -27,7 +27,13 @@ from pathlib import Path
 from openflr.errors import BadRequestError, GuestPathNotFoundError
 from openflr.guestfs.blocks import Chain, check_cancelled
 from openflr.guestfs.disks import open_chain
-from openflr.guestfs.errors import CorruptImageError, ImageError, ImagesChangedError, VolumeError
+from openflr.guestfs.errors import (
+    CorruptImageError,
+    HoldsNoFilesError,
+    ImageError,
+    ImagesChangedError,
+    VolumeError,
+)
 from openflr.guestfs.filesystems.base import Entry, FileReader, FileSystem, Node
 from openflr.guestfs.filesystems.probe import identify, identity, open_filesystem
 from openflr.guestfs.volumes import Volume, is_lvm, logical_volumes, partitions
@@ -435,6 +441,7 @@ def _build(chains: list[Chain], os_hint: str) -> GuestView:
     for n, v in enumerate(volumes):
         v.index = n
     opened: list[tuple[Volume, FileSystem | None, str | None]] = []
+    notes: list[str] = []
     for v in volumes:
         check_cancelled()
         try:
@@ -443,9 +450,10 @@ def _build(chains: list[Chain], os_hint: str) -> GuestView:
             fs.uuid, label = identity(v.source, kind)
             fs.label = fs.label or label
             opened.append((v, fs, None))
+        except HoldsNoFilesError as exc:
+            notes.append(f"volume {v.index} is not a root: {exc.message}")
         except (VolumeError, ImageError) as exc:
             opened.append((v, None, exc.message if hasattr(exc, "message") else str(exc)))
-    notes: list[str] = []
     windows = _system_volume(opened)
     if windows is not None or os_hint.lower() == "windows":
         roots = _windows_roots(opened, windows, notes)

@@ -6,7 +6,7 @@ import struct
 from collections.abc import Iterator
 
 from openflr.guestfs.blocks import BlockSource
-from openflr.guestfs.errors import VolumeError
+from openflr.guestfs.errors import HoldsNoFilesError, VolumeError
 from openflr.guestfs.filesystems.base import Entry, FileReader, FileSystem, Node
 
 
@@ -28,7 +28,7 @@ def identify(source: BlockSource) -> str:
     if head[:6] == b"LUKS\xba\xbe":
         raise VolumeError("LUKS-encrypted volume (no key given)")
     if len(head) >= 4096 and head[4086:4096] in (b"SWAPSPACE2", b"SWAP-SPACE"):
-        raise VolumeError("Linux swap space (holds no files)")
+        raise HoldsNoFilesError("Linux swap space")
     if head[510:512] == b"\x55\xaa" and (
         head[54:59] == b"FAT12" or head[54:59] == b"FAT16" or head[82:87] == b"FAT32"
     ):
@@ -41,7 +41,9 @@ def identify(source: BlockSource) -> str:
         raise VolumeError("btrfs is not supported yet")
     if head[510:512] == b"\x55\xaa" and head[0] in (0xEB, 0xE9):
         return "fat"
-    raise VolumeError("unknown file system (or an empty volume)")
+    if not head.strip(b"\0") and not sb.strip(b"\0") and not btrfs.strip(b"\0"):
+        raise HoldsNoFilesError("empty (zeros where a file system would begin)")
+    raise VolumeError("unknown file system")
 
 
 class LazyFileSystem(FileSystem):
