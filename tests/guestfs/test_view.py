@@ -3,6 +3,7 @@ against the builder's ground truth: each point shows its own version of every fi
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -129,5 +130,32 @@ def test_swap_is_no_root_and_the_view_says_so(tmp_path: Path) -> None:
         assert [r.name for r in view.roots] == ["/"]
         assert view.notes == ["volume 1 is not a root: Linux swap space"]
         assert sorted(e.name for e in view.scandir(view.locate("/etc"))) == ["fstab", "hostname"]
+    finally:
+        view.close()
+
+
+def test_names_the_engine_cannot_read_hide_none_of_their_siblings(tmp_path: Path) -> None:
+    """ext4 holds names as bytes; one that is not UTF-8, or 255 bytes long (the largest allowed), must
+    not make the rest of its folder 404. debugfs writes the entries in this order, so they come first."""
+    content = tmp_path / "content"
+    content.write_bytes(b"same")
+    disk = tmp_path / "ext4.raw"
+    subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", str(disk), "8M"], check=True)
+    commands = tmp_path / "commands"
+    names = [b"a" * 255, b"caf\xe9.txt", b"ok.txt", b"sub/inner.txt"]
+    writes = b"".join(b"write %s %s\n" % (os.fsencode(content), name) for name in names)
+    commands.write_bytes(b"mkdir dir\ncd dir\nmkdir sub\n" + writes)
+    subprocess.run(["debugfs", "-w", "-f", str(commands), str(disk)], check=True, capture_output=True)
+    view = open_view([[disk]], "Linux")
+    try:
+        (root,) = view.roots
+
+        def read(path: str) -> bytes:
+            return view.open(view.locate(f"{root.name}/{path}")).pread(100, 0)
+
+        assert read("dir/ok.txt") == b"same"
+        assert read("dir/sub/inner.txt") == b"same"
+        assert [e.name for e in view.scandir(view.locate(f"{root.name}/dir/sub"))] == ["inner.txt"]
+        assert {"ok.txt", "sub"} <= {e.name for e in view.scandir(view.locate(f"{root.name}/dir"))}
     finally:
         view.close()

@@ -47,6 +47,18 @@ class _EntryReader(FileReader):
         return data
 
 
+def _readable_names(folder: Any) -> Iterator[tuple[str, Any]]:
+    """(name, entry) of a folder's entries, without those whose name or record cannot be read."""
+    for i in range(int(folder.number_of_sub_file_entries)):
+        try:
+            entry = folder.get_sub_file_entry(i)
+            name = entry.name
+        except OSError:
+            continue
+        if name is not None:
+            yield name, entry
+
+
 class _LibyalFileSystem(FileSystem):
     module: Any
     sep: str
@@ -79,16 +91,19 @@ class _LibyalFileSystem(FileSystem):
                 return self.volume.get_root_directory()
             try:
                 node = self.volume.get_file_entry_by_path(self.sep + self.sep.join(parts))
+                engine_failed = False
             except OSError:
-                node = None
-            if node is not None or all(p.isascii() for p in parts):
+                node, engine_failed = None, True
+            if node is not None or (not engine_failed and all(p.isascii() for p in parts)):
                 return node
             # Slow path: walk, matching names by Unicode normalisation (NFC in the URL, NFD on disk).
+            # Also taken when the engine's own lookup failed: it stops at a sibling whose name it
+            # cannot decode (not UTF-8 on ext4), which must not hide the rest of the folder.
             node = self.volume.get_root_directory()
             for part in parts:
                 if not self._is_dir(node):
                     return None
-                node = match_name(((e.name, e) for e in node.sub_file_entries), part, self.case_sensitive)
+                node = match_name(_readable_names(node), part, self.case_sensitive)
                 if node is None:
                     return None
             return node
