@@ -19,14 +19,23 @@ find_python() {
   echo "openflr needs Python 3.11 or newer" >&2; return 1
 }
 
+# apt-get install PACKAGE...; fetches the package lists first when there are none (a fresh container has
+# none) or when the install fails (stale lists name versions the mirror no longer has).
+apt_install() {
+  if ! compgen -G "/var/lib/apt/lists/*_Packages*" >/dev/null; then as_root apt-get update -q; fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" && return 0
+  as_root apt-get update -q && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@"
+}
+
 make_venv() {
   local py
   py="$(find_python)"
   if [ ! -x "$VENV/bin/python" ]; then
-    if ! "$py" -m venv "$VENV" 2>/dev/null; then
-      # Debian/Ubuntu ship venv separately.
+    if ! "$py" -m venv "$VENV" >/dev/null 2>&1; then
+      # Debian/Ubuntu ship venv (ensurepip) separately.
       rm -rf "$VENV"
-      as_root apt-get install -y -q "python3-venv" || as_root apt-get install -y -q "python$("$py" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')-venv"
+      echo "$py cannot make a virtualenv (no ensurepip): installing Debian's venv package"
+      apt_install "python3-venv" || apt_install "python$("$py" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')-venv"
       "$py" -m venv "$VENV"
     fi
   fi
