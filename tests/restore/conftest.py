@@ -17,9 +17,7 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture(scope="session")
-def server_dir() -> Iterator[Path]:
-    """This session's folder for server state, share folders and tmpfs mounts (needs root)."""
+def _require_servers() -> None:
     missing = services.missing_tools()
     if missing:
         pytest.fail(
@@ -29,6 +27,20 @@ def server_dir() -> Iterator[Path]:
         pytest.fail(
             "the restore target tests run smbd, sshd and tmpfs mounts: run them as root", pytrace=False
         )
+
+
+@pytest.fixture(scope="session")
+def server_dir() -> Iterator[Path]:
+    """This session's folder for server state, share folders and tmpfs mounts (needs root)."""
+    _require_servers()
+    with services.run_dir() as folder:
+        yield folder
+
+
+@pytest.fixture
+def own_server_dir() -> Iterator[Path]:
+    """A run folder of the test's own, for servers it starts and stops itself."""
+    _require_servers()
     with services.run_dir() as folder:
         yield folder
 

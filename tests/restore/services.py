@@ -1,9 +1,12 @@
 """Real restore-target servers for the tests: Samba's smbd and OpenSSH's sshd on loopback.
 
-Each server runs in the foreground as a child of the test process, in its own session (so its workers die
-with it), with every file it touches under one run folder in ``/tmp/openflr-restore-servers``. A run folder
-whose owning pytest process is gone is a leftover of a crashed run: its servers are killed and its tmpfs
-mounts unmounted before a new run starts. Needs root (tmpfs mounts, a unix user, smbd and sshd).
+Each server runs in the foreground under a small reaper process (a child subreaper in its own session), with
+every file it touches under one run folder in ``/tmp/openflr-restore-servers``. Some of a server's processes
+leave its session: smbd starts ``samba-dcerpcd`` (and its ``rpcd_*`` workers) on demand as a daemon, and sshd
+puts each connection in a session of its own. Orphaned, they come back to the reaper, which stops every one
+of them when the server ends; the teardown then kills any process still referring to the server's folder.
+A run folder whose owning pytest process is gone is a leftover of a crashed run: its servers are killed and
+its tmpfs mounts unmounted before a new run starts. Needs root (tmpfs mounts, a unix user, smbd and sshd).
 """
 
 from __future__ import annotations
@@ -29,10 +32,12 @@ PASSWORD = "Rst-7pw!q9Zx-4e1b"
 ROOT = Path(tempfile.gettempdir()) / "openflr-restore-servers"
 SMBD = "/usr/sbin/smbd"
 SSHD = "/usr/sbin/sshd"
-TOOLS = (SMBD, "/usr/bin/smbpasswd", SSHD, "/usr/bin/ssh-keygen")
+TOOLS = (SMBD, "/usr/bin/smbpasswd", "/usr/bin/smbclient", SSHD, "/usr/bin/ssh-keygen")
 FULL_SIZE = "4m"
 """Size of the tmpfs behind the ``full`` targets: a few 1 MiB chunks fill it."""
 START_TIMEOUT = 20.0
+STOP_TIMEOUT = 15.0
+"""How long a stopping server and everything it started may take to end before they are killed."""
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,90 @@ def _mounts_under(folder: Path) -> list[str]:
     return sorted((p for p in points if p.startswith(prefix)), reverse=True)
 
 
+Proc = tuple[int, int]
+"""A process as (pid, start time in clock ticks since boot): a pid alone may be reused."""
+
+
+def _stat(pid: int) -> tuple[int, str, int] | None:
+    """(parent pid, state, start time) of a process, or None when it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2 :].split()  # after "pid (comm) "; comm may hold spaces and parens
+    return int(fields[1]), fields[0], int(fields[19])
+
+
+def _pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def process_tree(pid: int) -> set[Proc]:
+    """``pid`` and its living descendants."""
+    children: dict[int, list[int]] = {}
+    for child in _pids():
+        stat = _stat(child)
+        if stat is not None and stat[1] != "Z":
+            children.setdefault(stat[0], []).append(child)
+    found: set[Proc] = set()
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        stat = _stat(current)
+        if stat is not None and stat[1] != "Z":
+            found.add((current, stat[2]))
+            todo.extend(children.get(current, ()))
+    return found
+
+
+def processes_using(folder: Path) -> set[Proc]:
+    """Living processes (other than this one) whose command line names something in ``folder``, or whose
+    working directory or an open file is in it. Also finds a server's processes that left its session."""
+    inside = str(folder) + "/"
+
+    def within(link: str) -> bool:
+        return link == str(folder) or link.startswith(inside)
+
+    found: set[Proc] = set()
+    for pid in _pids():
+        if pid == os.getpid():
+            continue
+        stat = _stat(pid)
+        if stat is None or stat[1] == "Z":
+            continue
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            links = [os.readlink(f"/proc/{pid}/cwd")]
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with suppress(OSError):
+                    links.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:
+            continue
+        if inside in cmdline or any(within(link) for link in links):
+            found.add((pid, stat[2]))
+    return found
+
+
+def still_running(procs: set[Proc]) -> set[Proc]:
+    """Those of ``procs`` that are alive (neither gone, nor a zombie, nor a reused pid)."""
+    alive = set()
+    for pid, start in procs:
+        stat = _stat(pid)
+        if stat is not None and stat[1] != "Z" and stat[2] == start:
+            alive.add((pid, start))
+    return alive
+
+
+def _kill_all(procs: set[Proc]) -> None:
+    """SIGKILL each of ``procs`` that is still the process it was; wait a little until they are dead."""
+    for pid, _ in still_running(procs):
+        with suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while still_running(procs) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def _kill_group(pid: int, run_dir: Path) -> None:
     """Kill a server we started (a session leader) and its workers, if it is still ours."""
     try:
@@ -158,6 +247,7 @@ def clean_leftovers() -> None:
             pid = _read_pid(pid_file)
             if pid is not None:
                 _kill_group(pid, run_dir)
+        _kill_all(processes_using(run_dir))  # e.g. samba-dcerpcd, which runs in a session of its own
         for point in _mounts_under(run_dir):
             subprocess.run(["umount", "-l", point], capture_output=True)
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -199,30 +289,66 @@ def _tmpfs(path: Path, user: pwd.struct_passwd) -> Iterator[Path]:
 
 
 REAPER = """\
-import ctypes, os, signal, subprocess, sys
+import ctypes, os, signal, subprocess, sys, time
 libc = ctypes.CDLL(None)
-libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: orphaned workers come back to us
+libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: orphaned descendants, daemons too, come back to us
 libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG: SIGTERM when pytest dies
 server = None
 signal.signal(signal.SIGTERM, lambda *_: server.terminate() if server else sys.exit(1))
 server = subprocess.Popen(sys.argv[1:])
 code = 1
 while True:
-    try:
-        pid, status = os.wait()
-    except ChildProcessError:
-        break
+    pid, status = os.wait()
     if pid == server.pid:
         code = os.waitstatus_to_exitcode(status)
+        break
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def children():
+    found = []
+    for name in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except (OSError, ValueError):
+            continue
+        if int(fields[1]) == os.getpid() and fields[0] != "Z":
+            found.append(int(name))
+    return found
+
+
+# The server is gone: stop what it left (workers, on-demand daemons, their children once orphaned).
+signalled = set()
+deadline = time.monotonic() + 3
+while True:
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+    except ChildProcessError:
+        break
+    for pid in children():
+        if pid not in signalled or time.monotonic() > deadline:
+            try:
+                os.kill(pid, signal.SIGTERM if time.monotonic() < deadline else signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            signalled.add(pid)
+    time.sleep(0.02)
 sys.exit(code)
 """
-"""Runs a server, stops it when pytest dies, and reaps every process it leaves behind (the sandbox's pid 1
-may never reap them)."""
+"""Runs a server, stops it when pytest dies, and when the server ends stops and reaps every process it left
+behind (those that left its session too: as a child subreaper it inherits them; the sandbox's pid 1 may never
+reap them)."""
 
 
 @contextmanager
-def _server(name: str, args: list[str], folder: Path, port: int, log_path: Path) -> Iterator[None]:
-    """Run a server in its own session until the context ends; wait until it accepts connections."""
+def _server(
+    name: str, args: list[str], folder: Path, home: Path, port: int, log_path: Path
+) -> Iterator[None]:
+    """Run a server in its own session until the context ends; wait until it accepts connections.
+
+    ``home`` is the server's own folder: when the context ends, no process may still refer to it."""
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-c", REAPER, *args],
@@ -251,14 +377,16 @@ def _server(name: str, args: list[str], folder: Path, port: int, log_path: Path)
                 time.sleep(0.05)
         yield
     finally:
-        try:  # the reaper forwards this to the server and waits for all its processes
+        started = process_tree(proc.pid)
+        try:  # the reaper forwards this to the server, then stops and reaps all it left behind
             proc.terminate()
-            proc.wait(timeout=5)
+            proc.wait(timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=5)
         with suppress(ProcessLookupError):  # workers that outlived the main process
             os.killpg(proc.pid, signal.SIGKILL)
+        _kill_all(started | processes_using(home))  # anything that escaped the reaper
 
 
 SMB_CONF = """\
@@ -320,7 +448,7 @@ def run_samba(folder: Path) -> Iterator[SambaServer]:
     args = [SMBD, "--foreground", "--no-process-group", "--debug-stdout", "-s", str(conf)]
     with ExitStack() as stack:
         full = stack.enter_context(_tmpfs(d / "smb-full", user))
-        stack.enter_context(_server("smbd", args, folder, port, log_path))
+        stack.enter_context(_server("smbd", args, folder, d, port, log_path))
         yield SambaServer(
             host=HOST,
             port=port,
@@ -388,7 +516,7 @@ def run_sshd(folder: Path) -> Iterator[SshServer]:
     log_path = d / "sshd.log"
     with ExitStack() as stack:
         full = stack.enter_context(_tmpfs(d / "sftp-full", user))
-        stack.enter_context(_server("sshd", [SSHD, "-D", "-e", "-f", str(conf)], folder, port, log_path))
+        stack.enter_context(_server("sshd", [SSHD, "-D", "-e", "-f", str(conf)], folder, d, port, log_path))
         yield SshServer(
             host=HOST,
             port=port,
