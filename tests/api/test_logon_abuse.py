@@ -10,6 +10,7 @@ import base64
 import json
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx2 as httpx
 import pytest
@@ -35,7 +36,7 @@ CONFIG = (
     "[sessions]\n"
     "max_per_user = 3\n"
 )
-OWN_USERS = ("delay-user", "locked-user", "same-user", "capped", "tokens")
+OWN_USERS = ("delay-user", "locked-user", "same-user", "capped", "tokens", "burst-user")
 
 
 @pytest.fixture(scope="module")
@@ -142,6 +143,33 @@ def test_unknown_and_known_names_are_treated_alike(server: RunningServer) -> Non
     done = cli(server.data_dir, "users", "unlock", "ghost-user")
     assert "unlocked account 'ghost-user' from 127.0.0.15" in done.stdout
     assert "there is no user 'ghost-user'" in done.stderr
+
+
+@pytest.mark.parametrize(("address", "right_at"), [("127.0.0.31", 0), ("127.0.0.32", 6), ("127.0.0.33", 11)])
+def test_a_parallel_burst_checks_no_password_past_the_lock(
+    server: RunningServer, address: str, right_at: int
+) -> None:
+    """12 logons at once for one account from one address, 11 wrong and 1 right at ``right_at``:
+    no password is checked once the pair is locked, and the right one never lifts the lock."""
+    passwords = ["wrong"] * 12
+    passwords[right_at] = PASSWORD
+
+    def attempt(password: str) -> int:
+        with client_from(address) as c:
+            return timed_logon(c, server, "burst-user", password)[0].status_code
+
+    with ThreadPoolExecutor(len(passwords)) as pool:
+        statuses = list(pool.map(attempt, passwords))
+    right = statuses[right_at]
+    wrong = statuses[:right_at] + statuses[right_at + 1 :]
+    assert right in (201, 429) and set(wrong) <= {401, 429}, statuses
+    checked_wrong = wrong.count(401)
+    if right == 429:  # the lock came first: exactly lock_after (4) wrong passwords were checked
+        assert checked_wrong == 4, statuses
+    else:  # the right one reset the pair: at most 3 failures before it, then 4 more until the lock
+        assert 4 <= checked_wrong <= 7, statuses
+    locks = users_list(server)["burst-user"]["locks"]
+    assert isinstance(locks, list) and address in [lock["address"] for lock in locks], statuses
 
 
 def test_password_spraying_locks_the_address(server: RunningServer) -> None:

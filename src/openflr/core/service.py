@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio.to_thread
@@ -16,11 +17,12 @@ from openflr.core.audit import AuditLog
 from openflr.core.browse import ListingCache
 from openflr.core.budget import Budget
 from openflr.core.folderreaders import FolderReaders
+from openflr.core.gates import KeyedGates
 from openflr.core.mounts import Mount, MountManager
 from openflr.core.restores import Restores
 from openflr.core.sessions import LogonSession, SessionManager
 from openflr.core.tasks import MOUNT, Task, TaskManager
-from openflr.core.throttle import LogonLockedError, LogonThrottle
+from openflr.core.throttle import Attempt, LogonLockedError, LogonThrottle
 from openflr.core.users import UserStore
 from openflr.errors import NotFoundError, OpenflrError, UnauthorizedError
 from openflr.guestfs.errors import ImageError
@@ -43,6 +45,7 @@ class Service:
         self.sessions = SessionManager(settings.sessions.idle_timeout, settings.sessions.max_per_user)
         # argon2 verification costs ~64 MiB and tens of ms: bound how many run at once.
         self._password_checks = asyncio.Semaphore(2)
+        self._pair_gates = KeyedGates()
         self.catalog = Catalog(settings)
         self.tasks = TaskManager()
         self.mounts = MountManager(
@@ -81,25 +84,33 @@ class Service:
             log.info("locked logon refused for %r from %s", login_name[:64], client or "-")
             raise
         user = None
-        refused = False
+        # Until the password is checked and its outcome recorded, an attempt counts as failed (also
+        # when the client goes away mid-attempt); refused by a lock, it only stops counting.
+        outcome: Callable[[Attempt], None] | None = self.throttle.failed
         try:
             if attempt.delay > 0:
                 await asyncio.sleep(attempt.delay)
-            try:  # a lock may have come into force while this attempt waited
-                await anyio.to_thread.run_sync(self.throttle.check, attempt)
-            except LogonLockedError:
-                refused = True
-                raise
-            async with self._password_checks:
-                user = await anyio.to_thread.run_sync(self.users.authenticate, login_name, password)
-        finally:
-            # Also when the client goes away mid-attempt: an abandoned attempt counts as failed.
-            with anyio.CancelScope(shield=True):
-                if refused:
+            async with self._pair_gates.one_at_a_time((attempt.account, attempt.address)):
+                # Checks of one account from one address run one after the other, each after the
+                # outcome of the previous one is recorded: a lock that one of them sets stops all
+                # that wait behind it, however many arrive at once.
+                try:
+                    await anyio.to_thread.run_sync(self.throttle.check, attempt)
+                except LogonLockedError:
                     outcome = self.throttle.release
-                else:
+                    raise
+                try:
+                    async with self._password_checks:
+                        user = await anyio.to_thread.run_sync(self.users.authenticate, login_name, password)
+                finally:
                     outcome = self.throttle.failed if user is None else self.throttle.succeeded
-                await anyio.to_thread.run_sync(outcome, attempt)
+                    with anyio.CancelScope(shield=True):
+                        await anyio.to_thread.run_sync(outcome, attempt)
+                    outcome = None
+        finally:
+            if outcome is not None:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(outcome, attempt)
         if user is None:
             log.info("failed logon for %r from %s", login_name[:64], client or "-")
             raise UnauthorizedError("Logon failed: unknown user name or bad password.")

@@ -15,9 +15,11 @@ Each attempt is delayed, before its password is checked, by ``logon_base_delay``
 failure beyond ``logon_free_failures`` of its account or its address (whichever has more), capped at
 ``logon_max_delay``. Attempts still in flight (in this process) count towards that delay, so a
 parallel burst is slowed like a sequence, but only failed attempts count towards a lock: a burst of
-right passwords (a monitoring tool, a script with many workers) never locks its user. The lock is
-checked again right before each password check, so attempts queued behind a new lock are refused.
-A right password resets its pair.
+right passwords (a monitoring tool, a script with many workers) never locks its user. The password
+checks of one pair run one after the other (``Service.logon``), each checking the lock again and
+recording its outcome before the next: once a pair is locked, no attempt queued behind it has its
+password checked, so at most ``lock_after`` wrong passwords are ever tried, however many arrive at
+once. A right password resets its pair; the wrong ones queued beside it count afresh after it.
 Account names are counted whether or not the user exists: unknown names are throttled and locked
 exactly like known ones. Counters start afresh after ``failure_window`` seconds without a failure.
 """
