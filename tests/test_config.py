@@ -55,6 +55,51 @@ def test_errors(tmp_path: Path, text: str, env: dict[str, str], message: str) ->
         load_settings(cfg, env=env)
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        (
+            "OPENFLR_SERVER_PORT",
+            "abc",
+            "environment variable OPENFLR_SERVER_PORT: expected a number, got 'abc'",
+        ),
+        (
+            "OPENFLR_SERVER_HTTP",
+            "maybe",
+            "environment variable OPENFLR_SERVER_HTTP: expected true or false, got 'maybe'",
+        ),
+        (
+            "OPENFLR_SERVER_PORT",
+            "99999",
+            "environment variable OPENFLR_SERVER_PORT: expected a TCP port from 1 to 65535, got 99999",
+        ),
+        (
+            "OPENFLR_SERVER_NOPE",
+            "1",
+            "environment variable OPENFLR_SERVER_NOPE: unknown setting 'nope' of [server]",
+        ),
+    ],
+)
+def test_environment_errors_name_the_variable(
+    tmp_path: Path, variable: str, value: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env={"OPENFLR_DATA_DIR": str(tmp_path), variable: value})
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize("port", [0, -1, 65536, 99999])
+def test_ports_outside_1_to_65535_are_refused(tmp_path: Path, port: int) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"[server]\nport = {port}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(cfg, env={})
+    assert str(caught.value) == f"{cfg} [server].port: expected a TCP port from 1 to 65535, got {port}"
+    for edge in ("1", "65535"):
+        env = {"OPENFLR_DATA_DIR": str(tmp_path), "OPENFLR_SERVER_PORT": edge}
+        assert load_settings(env=env).server.port == int(edge)
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "none.toml", env={})

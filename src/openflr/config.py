@@ -244,13 +244,36 @@ def _coerce(value: Any, target: Any, where: str) -> Any:
     return value
 
 
+_BOUNDS: dict[tuple[type, str], tuple[int, int, str]] = {
+    (ServerSettings, "port"): (1, 65535, "a TCP port from 1 to 65535"),
+}
+"""Settings whose values must lie in a range: (lowest, highest, what the message asks for)."""
+
+
+def _set(obj: Any, key: str, value: Any, hint: Any, where: str) -> None:
+    value = _coerce(value, hint, where)
+    bounds = _BOUNDS.get((type(obj), key))
+    if bounds is not None and not bounds[0] <= value <= bounds[1]:
+        raise ConfigError(f"{where}: expected {bounds[2]}, got {value!r}")
+    setattr(obj, key, value)
+
+
 def _apply_section(obj: Any, values: dict[str, Any], where: str) -> None:
     hints = typing.get_type_hints(type(obj))
     names = {f.name for f in dataclasses.fields(obj)}
     for key, value in values.items():
         if key not in names:
             raise ConfigError(f"{where}: unknown setting {key!r}")
-        setattr(obj, key, _coerce(value, hints[key], f"{where}.{key}"))
+        _set(obj, key, value, hints[key], f"{where}.{key}")
+
+
+def _apply_environment(settings: Settings, section: str, name: str, value: str, variable: str) -> None:
+    """One ``OPENFLR_<SECTION>_<NAME>`` override; errors name the variable, not a file position."""
+    obj = getattr(settings, section)
+    where = f"environment variable {variable}"
+    if name not in {f.name for f in dataclasses.fields(obj)}:
+        raise ConfigError(f"{where}: unknown setting {name!r} of [{section}]")
+    _set(obj, name, value, typing.get_type_hints(type(obj))[name], where)
 
 
 def load_settings(config_file: str | Path | None = None, env: dict[str, str] | None = None) -> Settings:
@@ -276,7 +299,7 @@ def load_settings(config_file: str | Path | None = None, env: dict[str, str] | N
             continue
         section, _, name = rest.partition("_")
         if section in _SECTIONS and name:
-            _apply_section(getattr(settings, section), {name: value}, f"environment {key}")
+            _apply_environment(settings, section, name, value, key)
     settings.data_dir = settings.data_dir.expanduser().absolute()
     return settings
 
