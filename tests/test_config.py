@@ -100,6 +100,24 @@ def test_ports_outside_1_to_65535_are_refused(tmp_path: Path, port: int) -> None
         assert load_settings(env=env).server.port == int(edge)
 
 
+def test_data_directory_checks(tmp_path: Path) -> None:
+    from openflr.config import check_data_dir
+
+    check_data_dir(tmp_path / "new" / "data")
+    assert (tmp_path / "new" / "data").is_dir()
+    assert list((tmp_path / "new" / "data").iterdir()) == []  # the write check leaves nothing behind
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    for path, problem in [
+        (a_file, "it is a file, not a directory"),
+        (a_file / "data", "cannot create it: Not a directory"),
+        (Path("/proc/openflr"), "cannot create it: No such file or directory"),
+    ]:
+        with pytest.raises(ConfigError) as caught:
+            check_data_dir(path)
+        assert str(caught.value) == f"cannot use data directory {path}: {problem}"
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "none.toml", env={})

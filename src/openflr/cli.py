@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from openflr import __version__
-from openflr.config import ConfigError, Settings, load_settings
+from openflr.config import ConfigError, Settings, check_data_dir, load_settings
 from openflr.core.audit import RESULTS as AUDIT_RESULTS
 from openflr.core.roles import Role
 from openflr.errors import OpenflrError
@@ -49,28 +49,64 @@ def serving_options(fn: F) -> F:
     fn = click.option(
         "--http", "plain_http", is_flag=True, default=None, help="Serve plain HTTP, not HTTPS."
     )(fn)
-    fn = click.option("--port", type=int, default=None, help="TCP port (default 9398).")(fn)
+    fn = click.option(
+        "--port", type=click.IntRange(1, 65535), default=None, help="TCP port, 1-65535 (default 9398)."
+    )(fn)
     fn = click.option("--host", default=None, help="Address to listen on (default 0.0.0.0).")(fn)
     return config_option(fn)
 
 
-def settings_from(config_file: Path | None) -> Settings:
+def settings_from(config_file: Path | None, data_dir: bool = True) -> Settings:
+    """The settings; with ``data_dir`` the data directory is made and known to be writable."""
     try:
-        return load_settings(config_file)
+        settings = load_settings(config_file)
+        if data_dir:
+            check_data_dir(settings.data_dir)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.meta[_SETTINGS] = settings  # shared by every context of the command line
+    return settings
+
+
+_SETTINGS = "openflr.settings"
 
 
 def apply_serving(settings: Settings, host: str | None, port: int | None, plain_http: bool | None) -> None:
+    """Apply the serving options, then check that the address can be listened on (before any
+    start-up work: a port in use is one line, not a traceback after the start-up)."""
+    from openflr.server import ListenError, check_listen
+
     if host is not None:
         settings.server.host = host
     if port is not None:
         settings.server.port = port
     if plain_http:
         settings.server.http = True
+    try:
+        check_listen(settings.server.host, settings.server.port)
+    except ListenError as exc:
+        raise click.ClickException(exc.message) from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(click.Group):
+    """The command group; a database that cannot be opened is one line, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from sqlalchemy.exc import OperationalError
+
+        try:
+            return super().invoke(ctx)
+        except OperationalError as exc:
+            # The data directory was checked; the database file in it may still be unusable.
+            settings = ctx.meta.get(_SETTINGS)
+            where = f" {settings.data_dir / 'openflr.db'}" if isinstance(settings, Settings) else ""
+            reason = str(exc.orig) if exc.orig is not None else str(exc).splitlines()[0]
+            raise click.ClickException(f"cannot use the database{where}: {reason}") from None
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="openflr")
 def main() -> None:
     """openflr: file-level restore from VM replicas, through the Enterprise Manager REST API."""
@@ -137,7 +173,7 @@ def scan(config_file: Path | None, as_json: bool) -> None:
 
     from openflr.inventory.scanner import scan as run_scan
 
-    settings = settings_from(config_file)
+    settings = settings_from(config_file, data_dir=False)
     setup_logging("error")
     if not settings.datastores:
         raise click.ClickException("no datastores configured (add [[datastores]] to the configuration file)")
@@ -506,7 +542,6 @@ def audit(
     from openflr.store.db import Database
 
     settings = settings_from(config_file)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     log = AuditLog(Database(settings.database_url))
     records = log.query(
         user=user,

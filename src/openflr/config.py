@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import tempfile
 import tomllib
 import types
 import typing
@@ -302,6 +303,24 @@ def load_settings(config_file: str | Path | None = None, env: dict[str, str] | N
             _apply_environment(settings, section, name, value, key)
     settings.data_dir = settings.data_dir.expanduser().absolute()
     return settings
+
+
+def check_data_dir(path: Path) -> None:
+    """Make the data directory if it is missing and check that files can be created in it, so that
+    a bad one is a clear ConfigError before anything else runs (not a database error later)."""
+    where = f"cannot use data directory {path}"
+    try:
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"{where}: it is a file, not a directory")
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot create it: {exc.strerror or exc}") from None
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".openflr-write-check-", dir=path)
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot create files in it: {exc.strerror or exc}") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def apply_mapping(settings: Settings, raw: dict[str, Any], where: str) -> None:

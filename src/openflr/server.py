@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import gc
 import logging
+import socket
 from typing import Any
 
 import uvicorn
@@ -16,6 +18,7 @@ from openflr.api.emtypes import ERROR
 from openflr.api.render import xml_document
 from openflr.config import Settings
 from openflr.core.service import Service
+from openflr.errors import OpenflrError
 from openflr.tls import certificate_paths, harden
 
 log = logging.getLogger(__name__)
@@ -117,6 +120,31 @@ class CasePreservingHttpTools(HttpToolsProtocol):
         ]
         self.transport.write(canonical_header_block(b"".join(head)) + body)
         self.transport.close()
+
+
+class ListenError(OpenflrError):
+    """The server cannot listen on the configured address and port."""
+
+
+def check_listen(host: str, port: int) -> None:
+    """Bind every address ``host`` names at ``port`` the way the server will, and let go again: a
+    port in use is then reported before any start-up work rather than by uvicorn after all of it."""
+    shown = f"[{host}]" if ":" in host else host
+    try:
+        addresses = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ListenError(f"cannot listen on {shown}: {exc.strerror}") from None
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio's server does
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise ListenError(f"port {port} on {shown} is already in use") from None
+                raise ListenError(f"cannot listen on {shown} port {port}: {exc.strerror or exc}") from None
 
 
 def build_config(settings: Settings, app: Any) -> uvicorn.Config:
