@@ -181,11 +181,12 @@ def test_version() -> None:
 def test_scan_prints_vms_points_and_problems(tmp_path: Path, fixtures: Fixtures) -> None:
     cfg = tmp_path / "c.toml"
     cfg.write_text(datastore_config(fixtures, ("vmware", "broken")))
-    out = cli(tmp_path, "scan", "--config", str(cfg))
+    out = cli(tmp_path, "scan", "--config", str(cfg), check=False)
+    assert out.returncode == 1  # problems were found
     assert "lin-web01" in out.stdout and "Win File Server" in out.stdout
     assert "3 VMs, 7 points, 3 problems" in out.stdout
     assert "Corrupt VM.vmdk" in out.stderr and "parent dangling.vhdx not found" in out.stderr
-    doc = json.loads(cli(tmp_path, "scan", "--json", "--config", str(cfg)).stdout)
+    doc = json.loads(cli(tmp_path, "scan", "--json", "--config", str(cfg), check=False).stdout)
     assert sorted(r["display_name"] for r in doc["replicas"]) == ["Good VM", "Win File Server", "lin-web01"]
     assert len(doc["problems"]) == 3
     none = cli(tmp_path, "scan", check=False)

@@ -1,8 +1,9 @@
 """What a person sees when the command line is given something it cannot use: one clear line and a
-failing exit status, never a traceback."""
+failing exit status, never a traceback; and data printed as it is, never read as Rich markup."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from openflr.config import load_settings
+from tests.imagebuilder import Fixtures
 from tests.support import cli, free_port
 
 # The commands that keep their state in the data directory, with the arguments they need to get to it.
@@ -153,3 +156,79 @@ def test_an_unusable_database_file_is_one_line(tmp_path: Path) -> None:
     proc = cli(tmp_path, "users", "list", check=False)
     line = one_error_line(proc)
     assert line.startswith(f"Error: cannot use the database {tmp_path / 'openflr.db'}: "), line
+
+
+# --- Rich markup --------------------------------------------------------------------------------------
+
+MARKUP = "[[datastores.guests]] has no [restore] table; [bold]x[/bold]"
+
+
+def test_audit_prints_messages_and_paths_as_they_are(tmp_path: Path) -> None:
+    from openflr.core.audit import FAILED, AuditLog
+    from openflr.store.db import Database
+
+    settings = load_settings(env={"OPENFLR_DATA_DIR": str(tmp_path)})
+    log = AuditLog(Database(settings.database_url))
+    record = log.start(
+        user="[red]eve",
+        client="10.0.0.9",
+        action="restore",
+        vm="[b]web01",
+        path="/srv/[x]/a",
+        target="sftp://w/",
+    )
+    log.finish(record, FAILED, message=MARKUP)
+    table = cli(tmp_path, "audit").stdout
+    for text in (MARKUP, "[red]eve", "[b]web01", "/srv/[x]/a"):
+        assert text in table, table
+
+
+def test_users_and_locks_are_printed_as_they_are(tmp_path: Path) -> None:
+    from openflr.core.throttle import LogonThrottle
+    from openflr.store.db import Database
+
+    cli(tmp_path, "users", "add", "[bold]carol", "--role", "RestoreOperator", stdin="pw\n")
+    out = cli(
+        tmp_path, "users", "set", "[bold]carol", "--scope", "[ab]*,[restore]", "--extensions", "[x]"
+    ).stdout
+    assert out.strip() == "[bold]carol: RestoreOperator; extensions: [x]; scope: [ab]*, [restore]"
+    listing = cli(tmp_path, "users", "list").stdout
+    assert "[bold]carol" in listing and "[ab]*, [restore]" in listing, listing
+    settings = load_settings(env={"OPENFLR_DATA_DIR": str(tmp_path)})
+    db = Database(settings.database_url)
+    throttle = LogonThrottle(db, settings.security)
+    for _ in range(settings.security.lock_after):
+        throttle.failed(throttle.begin("[i]mallory", "192.0.2.7"))
+    db.close()
+    assert "account '[i]mallory' from 192.0.2.7: 10 failed logons" in cli(tmp_path, "users", "locks").stdout
+    lifted = cli(tmp_path, "users", "unlock", "[i]mallory").stdout
+    assert lifted.strip() == "unlocked account '[i]mallory' from 192.0.2.7"
+
+
+# --- scan -------------------------------------------------------------------------------------------
+
+
+def test_scan_prints_names_as_they_are_counts_in_words_and_fails_on_problems(
+    tmp_path: Path, fixtures: Fixtures
+) -> None:
+    store = tmp_path / "[restore] store"
+    store.mkdir()
+    broken = fixtures.datastore("broken")
+    shutil.copytree(broken / "Good VM", store / "[bold]Good[/bold] VM")
+    shutil.copytree(broken / "Corrupt VM", store / "[[datastores.guests]] Corrupt")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[[datastores]]\nname = "[b]ds"\npath = "{store}"\n')
+    out = cli(tmp_path, "scan", "--config", str(cfg), check=False)
+    assert out.returncode == 1, out.stderr
+    assert "[bold]Good[/bold] VM" in out.stdout, out.stdout
+    assert f"datastore [b]ds, {store / '[bold]Good[/bold] VM'})" in out.stdout, out.stdout
+    assert "1 VM, 1 point, 1 problem\n" in out.stdout, out.stdout
+    (problem,) = [line for line in out.stderr.splitlines() if line.startswith("problem")]
+    assert problem.startswith(f"problem [b]ds: {store / '[[datastores.guests]] Corrupt'}: "), problem
+    as_json = cli(tmp_path, "scan", "--json", "--config", str(cfg), check=False)
+    assert as_json.returncode == 1
+    assert len(json.loads(as_json.stdout)["problems"]) == 1
+    shutil.rmtree(store / "[[datastores.guests]] Corrupt")
+    clean = cli(tmp_path, "scan", "--config", str(cfg))
+    assert "1 VM, 1 point, 0 problems\n" in clean.stdout
+    assert clean.returncode == 0

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from openflr import __version__
 from openflr.config import ConfigError, Settings, check_data_dir, load_settings
@@ -166,7 +167,9 @@ def demo(config_file: Path | None, host: str | None, port: int | None, plain_htt
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def scan(config_file: Path | None, as_json: bool) -> None:
-    """Scan the configured datastores and print the VMs, points, disks and problems found."""
+    """Scan the configured datastores and print the VMs, points, disks and problems found.
+
+    Exits with status 1 when a problem was found (the report is printed in full either way)."""
     import json
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -181,7 +184,7 @@ def scan(config_file: Path | None, as_json: bool) -> None:
         TextColumn("scanning"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),  # a folder name
         console=err_console,
         transient=True,
         disable=as_json,
@@ -220,29 +223,46 @@ def scan(config_file: Path | None, as_json: bool) -> None:
             ],
         }
         click.echo(json.dumps(doc, indent=1, ensure_ascii=False))
+        if inv.problems:
+            sys.exit(1)
         return
+    # Names, folders and messages come from the datastores: printed as text, never as Rich markup.
     for r in sorted(inv.replicas.values(), key=lambda r: (r.datastore, r.display_name.casefold())):
         console.print(
-            f"[bold]{r.display_name}[/bold]  (replica VM {r.vm_name!r}, {r.platform}, "
-            f"datastore {r.datastore}, {r.folder})",
+            Text.assemble(
+                (r.display_name, "bold"),
+                f"  (replica VM {r.vm_name!r}, {r.platform}, datastore {r.datastore}, {r.folder})",
+            ),
             highlight=False,
         )
         for p in r.points:
-            disks = ", ".join(
-                f"{d.files[0].name} ({len(d.files)} layer{'s' if len(d.files) > 1 else ''})" for d in p.disks
-            )
+            disks = ", ".join(f"{d.files[0].name} ({plural(len(d.files), 'layer')})" for d in p.disks)
             label = f"  {p.label}" if p.label else ""
-            console.print(f"  {p.created:%Y-%m-%d %H:%M:%S} UTC{label}  disks: {disks}", highlight=False)
+            console.print(
+                f"  {p.created:%Y-%m-%d %H:%M:%S} UTC{label}  disks: {disks}", markup=False, highlight=False
+            )
         if not r.points:
-            console.print("  (no points)")
+            console.print("  (no points)", markup=False)
     console.print(
-        f"{len(inv.replicas)} VMs, {len(inv.points)} points, {len(inv.problems)} problems", highlight=False
+        f"{plural(len(inv.replicas), 'VM')}, {plural(len(inv.points), 'point')}, "
+        f"{plural(len(inv.problems), 'problem')}",
+        markup=False,
+        highlight=False,
     )
     for problem in inv.problems:
         err_console.print(
-            f"[yellow]problem[/yellow] {problem.datastore}: {problem.folder}: {problem.message}",
+            Text.assemble(
+                ("problem", "yellow"), f" {problem.datastore}: {problem.folder}: {problem.message}"
+            ),
             highlight=False,
         )
+    if inv.problems:
+        sys.exit(1)
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 VM``, ``2 VMs``, ``0 problems``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 @main.group()
@@ -319,7 +339,7 @@ def users_add(
         service.users.set_restrictions(name, inplace_only, _split_list(extensions), _split_list(scope))
     except OpenflrError as exc:
         raise click.ClickException(exc.message) from None
-    console.print(f"added user {name} ({parsed.value})", highlight=False)
+    console.print(f"added user {name} ({parsed.value})", markup=False, highlight=False)
 
 
 @users.command("set")
@@ -346,7 +366,7 @@ def users_set(
         user = service.users.set_restrictions(name, inplace_only, _split_list(extensions), _split_list(scope))
     except OpenflrError as exc:
         raise click.ClickException(exc.message) from None
-    console.print(f"{user.name}: {user.role.value}; {_restrictions(user)}", highlight=False)
+    console.print(f"{user.name}: {user.role.value}; {_restrictions(user)}", markup=False, highlight=False)
 
 
 def _restrictions(user: Any) -> str:
@@ -369,7 +389,7 @@ def users_passwd(name: str, config_file: Path | None) -> None:
         service.users.set_password(name, read_password())
     except OpenflrError as exc:
         raise click.ClickException(exc.message) from None
-    console.print(f"password of {name} changed", highlight=False)
+    console.print(f"password of {name} changed", markup=False, highlight=False)
 
 
 @users.command("remove")
@@ -382,7 +402,7 @@ def users_remove(name: str, config_file: Path | None) -> None:
         service.users.remove(name)
     except OpenflrError as exc:
         raise click.ClickException(exc.message) from None
-    console.print(f"removed user {name}", highlight=False)
+    console.print(f"removed user {name}", markup=False, highlight=False)
 
 
 @users.command("list")
@@ -425,21 +445,29 @@ def users_list(as_json: bool, config_file: Path | None) -> None:
     table = Table("name", "role", "in-place only", "extensions", "scope", "created (UTC)", "logon")
     for user in accounts:
         table.add_row(
-            user.name,
-            user.role.value,
-            "yes" if user.inplace_only else "no",
-            ",".join(user.allowed_extensions) or "any",
-            ", ".join(user.restore_scope) or "all VMs",
-            user.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-            _locked_text(locks.get(account_key(user.name), [])),
+            *_cells(
+                user.name,
+                user.role.value,
+                "yes" if user.inplace_only else "no",
+                ",".join(user.allowed_extensions) or "any",
+                ", ".join(user.restore_scope) or "all VMs",
+                user.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                _locked_text(locks.get(account_key(user.name), [])),
+            )
         )
     console.print(table)
     for lock in all_locks:
         if lock.kind != "pair":
             console.print(
                 f"address {lock.address} is locked for every account until {_epoch_time(lock.until)} UTC",
+                markup=False,
                 highlight=False,
             )
+
+
+def _cells(*values: str) -> list[Text]:
+    """Table cells shown as they are: user names, paths and messages are data, not Rich markup."""
+    return [Text(v) for v in values]
 
 
 def _epoch_iso(when: float) -> str:
@@ -474,12 +502,14 @@ def users_unlock(name: str | None, address: str | None, config_file: Path | None
     service = _service(config_file)
     lifted = service.throttle.unlock(name, address)
     for lock in lifted:
-        console.print(f"unlocked {describe(lock)}", highlight=False)
+        console.print(f"unlocked {describe(lock)}", markup=False, highlight=False)
     if not lifted:
         what = " from ".join(x for x in (f"account {name!r}" if name else "", address or "") if x)
-        console.print(f"no logon locks on {what}", highlight=False)
+        console.print(f"no logon locks on {what}", markup=False, highlight=False)
     if name is not None and service.users.get(name) is None:
-        err_console.print(f"note: there is no user {name!r} (locks apply to any name tried)", highlight=False)
+        err_console.print(
+            f"note: there is no user {name!r} (locks apply to any name tried)", markup=False, highlight=False
+        )
 
 
 @users.command("locks")
@@ -512,6 +542,7 @@ def users_locks(as_json: bool, config_file: Path | None) -> None:
     for lock in locks:
         console.print(
             f"{describe(lock)}: {lock.failures} failed logons, locked until {_epoch_time(lock.until)} UTC",
+            markup=False,
             highlight=False,
         )
 
@@ -574,19 +605,21 @@ def audit(
     for r in records:
         seconds = f"{(r.ended_at - r.started_at).total_seconds():.1f}" if r.ended_at else ""
         table.add_row(
-            r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
-            r.user,
-            r.client,
-            r.action,
-            r.vm,
-            r.point_time.strftime("%Y-%m-%d %H:%M:%S") if r.point_time else "",
-            r.path,
-            r.target,
-            str(r.bytes),
-            str(r.items),
-            str(r.failed_items),
-            r.result,
-            seconds,
-            r.message[:200],
+            *_cells(
+                r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+                r.user,
+                r.client,
+                r.action,
+                r.vm,
+                r.point_time.strftime("%Y-%m-%d %H:%M:%S") if r.point_time else "",
+                r.path,
+                r.target,
+                str(r.bytes),
+                str(r.items),
+                str(r.failed_items),
+                r.result,
+                seconds,
+                r.message[:200],
+            )
         )
     console.print(table)
