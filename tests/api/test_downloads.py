@@ -647,3 +647,70 @@ def test_a_folder_zip_with_a_2_gib_file_uses_zip64_and_flat_memory(
         extra = extra[4 + length :]
     assert 0x0001 in kinds  # the ZIP64 extra field (sizes past 2 GiB), beside the Unix time (0x5455)
     assert 0x5455 in kinds
+
+
+def test_complete_curl_downloads_are_audited_complete(
+    dl_server: RunningServer, dl_api: Api, fixtures: Fixtures, tmp_path: Path
+) -> None:
+    """curl closes the connection as soon as it holds the last byte: the server may see that close
+    before its own end of the response. A download whose every byte was sent is still complete."""
+    from tests.support import cli
+
+    cli(dl_server.data_dir, "users", "add", "curler", "--role", "RestoreOperator", stdin="Curl!pass1\n")
+    token = dl_api.logon("curler", "Curl!pass1")
+    m = mount(dl_api, token, points_of(dl_api, token, "VMWARE Replication", "Win File Server_replica")[-1])
+    spec = truth_of(fixtures, "Win File Server")["c"]["files"][REPORT]
+    url = dl_api.url(file_url(m, f"C:/{REPORT}"))
+
+    def curl(n: int) -> subprocess.Popen[str]:
+        out = tmp_path / f"report-{n}.txt"
+        args = ["curl", "-sS", "-f", "-o", str(out), "-H", f"{TOKEN}: {token}", url]
+        return subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
+
+    for n in range(30):  # one after the other
+        proc = curl(n)
+        assert proc.wait(timeout=60) == 0, proc.stderr.read() if proc.stderr else ""
+    for wave in range(3):  # and ten at a time
+        procs = [curl(100 + 10 * wave + i) for i in range(10)]
+        for proc in procs:
+            assert proc.wait(timeout=60) == 0, proc.stderr.read() if proc.stderr else ""
+    for out in tmp_path.glob("report-*.txt"):
+        assert sha(out.read_bytes()) == spec["sha256"], out
+    records = audit_records(dl_server, "--user", "curler")
+    assert len(records) == 60
+    assert {(r["result"], r["bytes"], r["message"]) for r in records} == {("success", spec["size"], "")}
+
+
+def test_a_curl_download_cut_short_is_audited_interrupted(
+    dl_server: RunningServer, dl_api: Api, fixtures: Fixtures, tmp_path: Path
+) -> None:
+    from tests.support import cli
+
+    cli(dl_server.data_dir, "users", "add", "quitter", "--role", "RestoreOperator", stdin="Quit!pass1\n")
+    token = dl_api.logon("quitter", "Quit!pass1")
+    m = mount(dl_api, token, points_of(dl_api, token, "LARGE Replication", LARGE_VM)[0])
+    url = dl_api.url(file_url(m, "big:/" + BIG_FILE))
+    # 2 GiB at 1 MB/s: curl gives up after a second, far from the end (no socket buffer holds it all).
+    run = subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "--limit-rate",
+            "1M",
+            "--max-time",
+            "1",
+            "-o",
+            str(tmp_path / "big"),
+            "-H",
+            f"{TOKEN}: {token}",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 28, run.stderr  # curl's "operation timed out"
+    (record,) = audit_records(dl_server, "--user", "quitter")
+    assert record["result"] == "interrupted", record
+    assert 0 < record["bytes"] < BIG_SIZE
+    assert record["message"] == "the client closed the connection before the end"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from contextlib import aclosing
 from dataclasses import dataclass
 from email.utils import formatdate
@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from openflr.api.auth import service_of
 from openflr.core import rules
@@ -145,12 +145,9 @@ async def download(request: Request, session: LogonSession, mount: Mount, where:
     item = item_of(view, where)
     target = f"HTTP bytes {start}-{end - 1}/{size}" if status == 206 else "HTTP"
     service.download_budget.acquire()
-    record = _audit_start(request, session, mount, path, target)
-
-    body = _audited(
-        service, session, mount, record, lambda: read_chunks(view, item, start, end), end - start, 1
-    )
-    return _BudgetedStream(service.download_budget, body, status, headers, media)
+    audit = _DownloadAudit(service, _audit_start(request, session, mount, path, target), end - start, 1)
+    body = _body(service, session, mount, audit, lambda: read_chunks(view, item, start, end))
+    return _AuditedStream(service.download_budget, audit, body, status, headers, media)
 
 
 def _zip(request: Request, session: LogonSession, mount: Mount, where: Located, path: str) -> Response:
@@ -169,27 +166,101 @@ def _zip(request: Request, session: LogonSession, mount: Mount, where: Located, 
 
     service.download_budget.acquire()
     record = _audit_start(request, session, mount, path, "HTTP (ZIP)")
-
-    body = _audited(
-        service, session, mount, record, lambda: zip_chunks(view, item, report, allowed), None, 0, report
-    )
-    return _BudgetedStream(service.download_budget, body, 200, headers, "application/zip")
+    audit = _DownloadAudit(service, record, None, 0, report)
+    body = _body(service, session, mount, audit, lambda: zip_chunks(view, item, report, allowed))
+    return _AuditedStream(service.download_budget, audit, body, 200, headers, "application/zip")
 
 
-class _BudgetedStream(StreamingResponse):
-    """A streaming body that holds one unit of the download budget until it is done or dropped."""
+@dataclass
+class _DownloadAudit:
+    """One download's audit record and what the server was handed of its body.
+
+    Complete is decided by what reached the server, never by who closed the connection first: curl
+    closes as soon as it holds the ``Content-Length``-th byte, and the server may learn of that close
+    (and cancel the stream) before the response's own end. A file whose every byte was handed over is
+    complete; a ZIP (its length unknown in advance) once its end was handed over."""
+
+    service: Service
+    record: int
+    expected: int | None
+    """Body bytes of a file; None for a ZIP."""
+    items: int
+    report: ZipReport | None = None
+    sent: int = 0
+    """Body bytes handed to the server."""
+    ended: bool = False
+    """The response's last message (``more_body`` false) was handed to the server."""
+    client_gone: bool = False
+    """The server told of the client's disconnect: what is sent after that goes nowhere."""
+    error: str = ""
+    """Why reading the body failed, if it did."""
+    finished: bool = False
+
+    def finish(self) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        if self.error:
+            result, message = FAILED, self.error
+        elif self.ended or (self.expected is not None and self.sent == self.expected):
+            result, message = SUCCESS, ""
+        else:
+            result, message = INTERRUPTED, "the client closed the connection before the end"
+        items, failed = self.items, 0
+        if self.report is not None:
+            items = self.report.files + self.report.folders
+            failed = len(self.report.skipped)
+            if failed and result == SUCCESS:
+                message = f"{failed} item(s) left out: " + "; ".join(
+                    f"{'/'.join(p.rel)}: {p.reason}" for p in self.report.skipped[:10]
+                )
+        self.service.audit.finish(
+            self.record, result, bytes_done=self.sent, items=items, failed_items=failed, message=message
+        )
+
+
+class _AuditedStream(StreamingResponse):
+    """A download's streaming response: holds one unit of the download budget until it is done or
+    dropped, counts the body bytes it hands to the server and then finishes the audit record."""
 
     def __init__(
-        self, budget: Budget, body: AsyncIterator[Chunk], status: int, headers: dict[str, str], media: str
+        self,
+        budget: Budget,
+        audit: _DownloadAudit,
+        body: AsyncGenerator[Chunk, None],
+        status: int,
+        headers: dict[str, str],
+        media: str,
     ) -> None:
         super().__init__(body, status_code=status, headers=headers, media_type=media)
         self._budget: Budget | None = budget
+        self._audit = audit
+        self._body = body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        audit = self._audit
+
+        async def counting_send(message: Message) -> None:
+            gone = audit.client_gone
+            await send(message)  # a send cancelled while it waits to write is not counted
+            if message["type"] == "http.response.body" and not gone:
+                audit.sent += len(message.get("body", b""))
+                audit.ended = not message.get("more_body", False)
+
         try:
-            await super().__call__(scope, receive, send)
+            await super().__call__(scope, receive, counting_send)
         finally:
-            self._release()
+            try:
+                # A client that leaves cancels the stream wherever it is, perhaps with the body paused
+                # at a chunk it yielded: close it now (ending its hold on the mount and the session).
+                await self._body.aclose()
+            finally:
+                self._release()
+                audit.finish()
+
+    async def listen_for_disconnect(self, receive: Receive) -> None:
+        await super().listen_for_disconnect(receive)
+        self._audit.client_gone = True
 
     def _release(self) -> None:
         budget, self._budget = self._budget, None
@@ -213,42 +284,23 @@ def _audit_start(request: Request, session: LogonSession, mount: Mount, path: st
     )
 
 
-async def _audited(
+async def _body(
     service: Service,
     session: LogonSession,
     mount: Mount,
-    record: int,
+    audit: _DownloadAudit,
     producer: Callable[[], Iterator[Chunk]],
-    expected: int | None,
-    items: int,
-    report: ZipReport | None = None,
-) -> AsyncIterator[Chunk]:
-    """The body: keeps the session alive and the mount's files open while it streams, and finishes
-    the audit record with what was sent."""
-    sent = 0
-    result, message = INTERRUPTED, "the client closed the connection before the end"
+) -> AsyncGenerator[Chunk, None]:
+    """The body: keeps the session alive and the mount's files open while it streams; a failure to
+    read it is noted for the audit record."""
     session.active_streams += 1
     try:
         with service.mounts.hold(mount) as _view:
             async with aclosing(pump(producer())) as chunks:
                 async for data in chunks:
                     yield data
-                    sent += len(data)
-        if expected is None or sent == expected:
-            result, message = SUCCESS, ""
     except Exception as exc:
-        result, message = FAILED, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        audit.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         raise
     finally:
         session.active_streams -= 1
-        failed = 0
-        if report is not None:
-            items = report.files + report.folders
-            failed = len(report.skipped)
-            if failed and result == SUCCESS:
-                message = f"{failed} item(s) left out: " + "; ".join(
-                    f"{'/'.join(p.rel)}: {p.reason}" for p in report.skipped[:10]
-                )
-        service.audit.finish(
-            record, result, bytes_done=sent, items=items, failed_items=failed, message=message
-        )
