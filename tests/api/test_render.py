@@ -128,3 +128,19 @@ def test_error_type() -> None:
     )
     assert doc.attrib == {"Message": "m", "StatusCode": "403", "Status": "Forbidden"}
     assert len(doc) == 0
+
+
+@pytest.mark.parametrize("count", [0, 300])
+def test_documents_end_with_one_newline(count: int) -> None:
+    items = [entry(i) for i in range(count)]
+    whole = {"Files": items, "Href": "h"}
+    for xml_doc in (
+        xml_document(emtypes.FILE_SYSTEM_ENTRIES, whole),
+        "".join(render_xml(emtypes.FILE_SYSTEM_ENTRIES, {"Files": iter(items), "Href": "h"})).encode(),
+    ):
+        assert xml_doc.endswith(b"</FileSystemEntries>\n") or xml_doc.endswith(b"/>\n"), xml_doc[-60:]
+    for json_doc in (
+        json_document(emtypes.FILE_SYSTEM_ENTRIES, whole),
+        b"".join(render_json(emtypes.FILE_SYSTEM_ENTRIES, {"Files": iter(items), "Href": "h"})),
+    ):
+        assert json_doc.endswith(b"}\n") and not json_doc.endswith(b"\n\n"), json_doc[-60:]

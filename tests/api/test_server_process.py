@@ -13,7 +13,8 @@ import httpx2 as httpx
 import pytest
 
 from openflr.tls import make_self_signed
-from tests.support import RunningServer, add_users, plain_client, run_server
+from tests.api.flr import mount, point_href
+from tests.support import Api, RunningServer, add_users, plain_client, run_server
 
 TOKEN = "X-RestSvcSessionId"
 
@@ -220,3 +221,44 @@ def _running(pid: int) -> bool:
     except OSError:
         return False
     return "State:\tZ" not in status  # a zombie has ended; only its exit status is left
+
+
+def _body_of(response: bytes) -> bytes:
+    """The body of a raw HTTP/1.1 response, de-chunked when it was sent in chunks."""
+    head, _, body = response.partition(b"\r\n\r\n")
+    fields = {
+        k.strip().lower(): v.strip() for k, _, v in (x.partition(b":") for x in head.split(b"\r\n")[1:])
+    }
+    if fields.get(b"transfer-encoding") == b"chunked":
+        whole = b""
+        while True:
+            size, _, body = body.partition(b"\r\n")
+            if int(size, 16) == 0:
+                return whole
+            whole, body = whole + body[: int(size, 16)], body[int(size, 16) + 2 :]
+    assert int(fields[b"content-length"]) == len(body), head
+    return body
+
+
+def test_every_body_ends_with_a_newline(server: RunningServer) -> None:
+    """A shell prompt after `curl` starts on its own line: XML and JSON bodies, whole or streamed, end
+    with a newline (counted in Content-Length)."""
+    with plain_client() as c:
+        api = Api(c, server.base, "real")
+        token = api.logon()
+        listing = mount(api, token, point_href(api, token, "KVM", "Win File Server")) + "/C:?action=listAll"
+    listing = listing.removeprefix(server.base)  # streamed: its entries are rendered as they are sent
+    seen = []
+    for accept in ("application/xml", "application/json"):
+        for path in ("/api/", "/api/no-such", "/api/logonSessions", listing, "/api/openapi.json"):
+            request = (
+                f"GET {path} HTTP/1.1\r\nHost: x\r\nAccept: {accept}\r\n{TOKEN}: {token}\r\n"
+                "Connection: close\r\n\r\n"
+            )
+            body = _body_of(raw_request(server, request.encode()))
+            assert body.endswith(b">\n") or body.endswith(b"}\n"), (path, accept, body[-80:])
+            assert not body.endswith(b"\n\n"), (path, accept)
+            seen.append(body[:1])
+    assert b"<" in seen and b"{" in seen
+    refused = raw_request(server, b"GET /api/ HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n")  # parser's 400
+    assert refused.startswith(b"HTTP/1.1 400") and _body_of(refused).endswith(b"/>\n"), refused

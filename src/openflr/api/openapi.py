@@ -466,7 +466,7 @@ async def get_openapi(request: Request) -> Response:
     camel = service is not None and service.settings.api.json_casing == "camel"
     server = api_base(request).removesuffix("/api")
     doc = openapi_document(request.app.routes, server, camel)
-    return Response(orjson.dumps(doc), media_type="application/json")
+    return Response(orjson.dumps(doc, option=orjson.OPT_APPEND_NEWLINE), media_type="application/json")
 
 
 routes = [Route("/api/openapi.json", get_openapi, ["GET"])]

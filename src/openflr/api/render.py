@@ -247,9 +247,11 @@ def camel_key(key: str, camel: bool) -> str:
 
 
 def render_xml(type_: EmType, value: Value, root: str | None = None) -> Iterator[str]:
-    """Yield a complete XML document for ``value`` of ``type_``; lazy lists are streamed."""
+    """Yield a complete XML document for ``value`` of ``type_``; lazy lists are streamed. Like every
+    document, it ends with a newline (a shell prompt after ``curl`` then starts on its own line)."""
     yield XML_PROLOG
     yield from _xml_stream(type_, value, root or type_.name, _ROOT_NS)
+    yield "\n"
 
 
 def xml_document(type_: EmType, value: Value, root: str | None = None) -> bytes:
@@ -302,9 +304,10 @@ def _xml_stream(type_: EmType, value: Value, tag: str, extra: str = "") -> Itera
 
 
 def render_json(type_: EmType, value: Value, camel: bool = False) -> Iterator[bytes]:
-    """Yield a JSON document for ``value``: every declared field present, ``null`` when absent."""
+    """Yield a JSON document for ``value``: every declared field present, ``null`` when absent; it
+    ends with a newline, as XML documents do."""
     if not any(_is_stream(value.get(f.name)) or callable(value.get(f.name)) for f in type_.fields):
-        yield _dumps(_json_fn(type_, camel)(value))
+        yield _dumps(_json_fn(type_, camel)(value)) + b"\n"
         return
     first = True
     for f in type_.fields:
@@ -331,7 +334,7 @@ def render_json(type_: EmType, value: Value, camel: bool = False) -> Iterator[by
             yield b"]}" if f.kind is Kind.LIST else b"]"
         else:
             yield _dumps(_json_fn(type_, camel)({f.name: v})[key])
-    yield b"}"
+    yield b"}\n"
 
 
 def json_document(type_: EmType, value: Value, camel: bool = False) -> bytes:
