@@ -116,7 +116,8 @@ def test_an_empty_volume_is_no_root_and_the_task_says_so(faulty: tuple[Api, Path
     assert task["Result"]["Success"] is True
     assert "volume 0 is not a root: empty" in task["Result"]["Message"]
     href = next(lk["Href"] for lk in task["Links"] if lk["Rel"] == "Related")
-    assert api.get(href, headers=headers(token)).json()["FSRoots"] is None  # no roots: an empty list renders as null
+    # no roots at all: the empty list renders as null
+    assert api.get(href, headers=headers(token)).json()["FSRoots"] is None
 
 
 def test_removed_point_fails_its_mounts_cleanly(faulty: tuple[Api, Path, object]) -> None:
