@@ -64,6 +64,12 @@ class PayloadTooLargeError(OpenflrError):
     status = 413
 
 
+class UnsupportedMediaTypeError(OpenflrError, ValueError):
+    """A request body of a type that is neither JSON nor XML (a form, plain text)."""
+
+    status = 415
+
+
 class RangeNotSatisfiableError(OpenflrError):
     """A ``Range`` header names no byte of the resource."""
 

@@ -11,8 +11,9 @@ import pytest
 from openflr.api import emtypes
 from openflr.api.bodies import parse_body
 from openflr.api.schema import EmType, text
-from openflr.errors import BadRequestError
-from tests.support import RunningServer, plain_client
+from openflr.errors import BadRequestError, UnsupportedMediaTypeError
+from tests.api.flr import headers, mount, point_href
+from tests.support import Api, RunningServer, plain_client
 
 SPEC = emtypes.FILE_RESTORE_SPEC
 
@@ -263,3 +264,72 @@ def test_bombs_are_400_without_memory_growth(http_server: RunningServer) -> None
                 assert message in r.json()["Message"]
         grown = _rss_kib(pid) - before
     assert grown < 20 * 1024, f"RSS grew by {grown} KiB"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "twice"),
+    [
+        (b'{"ToOriginalLocation": {"Overwrite": true, "Overwrite": false}}', "application/json", "Overwrite"),
+        (
+            b'{"ToOriginalLocation": {}, "toOriginalLocation": {"Overwrite": true}}',
+            None,
+            "ToOriginalLocation",
+        ),
+        (
+            b'<FileRestoreSpec><ToOriginalLocation Overwrite="true"><Overwrite>false</Overwrite>'
+            b"</ToOriginalLocation></FileRestoreSpec>",
+            "application/xml",
+            "Overwrite",
+        ),
+        (
+            b"<FileRestoreSpec><ForDirectDownload/><fordirectdownload/></FileRestoreSpec>",
+            "text/xml",
+            "fordirectdownload",
+        ),
+    ],
+)
+def test_a_member_given_twice_is_400(body: bytes, content_type: str | None, twice: str) -> None:
+    with pytest.raises(BadRequestError, match=f"'{twice}'.*twice"):
+        parse_body(SPEC, body, content_type)
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "image/png"],
+)
+def test_bodies_that_are_neither_json_nor_xml_are_415(content_type: str) -> None:
+    with pytest.raises(UnsupportedMediaTypeError, match=r"JSON .* or XML"):
+        parse_body(SPEC, b'{"ForDirectDownload": {}}', content_type)
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        None,
+        "application/json; charset=utf-8",
+        "application/xml; charset=utf-8",
+        "text/xml",
+        "Application/JSON",
+    ],
+)
+def test_what_real_clients_send_is_accepted(content_type: str | None) -> None:
+    body = b"<FileRestoreSpec><ForDirectDownload/></FileRestoreSpec>"
+    if content_type is None or "json" in content_type.lower():
+        body = b'{"ForDirectDownload": {}}'
+    assert parse_body(SPEC, body, content_type) == {"ForDirectDownload": {}}
+
+
+def test_a_form_post_gets_415_with_an_em_error(api: Api) -> None:
+    """What a cross-origin page can send without a preflight never reaches a restore."""
+    token = api.logon("flrop")
+    item = mount(api, token, point_href(api, token, "KVM", "lin-web01")) + "/etc/hostname?action=restore"
+    for content_type in ("text/plain", "application/x-www-form-urlencoded"):
+        r = api.post(
+            item,
+            content=b'{"ForDirectDownload": {}}',
+            headers={**headers(token), "Content-Type": content_type},
+        )
+        assert r.status_code == 415, r.text
+        assert r.json()["Status"] == "UnsupportedMediaType" and "application/json" in r.json()["Message"]
+    ok = api.post(item, content=b'{"ForDirectDownload": {}}', headers=headers(token))
+    assert ok.status_code == 202, ok.text

@@ -14,7 +14,7 @@ from lxml import etree
 from openflr.api import emtypes
 from openflr.api.bodies import parse_body, parse_json, parse_xml
 from openflr.api.schema import EmType, Kind, attr, obj, text
-from openflr.errors import BadRequestError
+from openflr.errors import BadRequestError, UnsupportedMediaTypeError
 
 PROPS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SPECS = st.sampled_from([emtypes.FILE_RESTORE_SPEC, emtypes.START_MOUNT_SPEC, emtypes.ERROR])
@@ -39,12 +39,13 @@ ALL_KINDS = EmType(
 def _parses_or_400(type_: EmType, body: bytes, content_type: str | None) -> dict[str, Any] | None:
     try:
         value = parse_body(type_, body, content_type)
-    except BadRequestError as exc:
+    except (BadRequestError, UnsupportedMediaTypeError) as exc:
         error = exc
     else:
+        assert content_type != "application/octet-stream"
         assert isinstance(value, dict)
         return value
-    assert error.status == 400 and error.message
+    assert error.status == (415 if content_type == "application/octet-stream" else 400) and error.message
     return None
 
 

@@ -2,12 +2,16 @@
 
 Tolerant in what it accepts, as real clients need: element and key names match case-insensitively
 (``UserName`` or ``Username``, PascalCase or camelCase), order does not matter, unknown members are
-ignored, and a scalar may come as an XML attribute or a child element. Strict about safety: no DTDs,
-no entities, no network, bounded depth, and a wrong JSON type is a 400 that names the member.
+ignored, a scalar may come as an XML attribute or a child element, and a body without a
+``Content-Type`` is judged by its first character. Strict about safety: no DTDs, no entities, no
+network, bounded depth, a wrong JSON type is a 400 that names the member, a member given twice (in
+two cases, or as an attribute and an element) is a 400 rather than a guess, and a body sent as a
+form or as plain text (what a cross-origin page may send without asking) is a 415.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, cast
 
@@ -15,7 +19,7 @@ import orjson
 from lxml import etree
 
 from openflr.api.schema import EmType, Field, Kind
-from openflr.errors import BadRequestError
+from openflr.errors import BadRequestError, UnsupportedMediaTypeError
 
 MAX_DEPTH = 32
 MAX_ELEMENTS = 1_000
@@ -32,8 +36,24 @@ def is_json(content_type: str | None, body: bytes) -> bool:
     return body.lstrip()[:1] in (b"{", b"[")
 
 
+_BODY_MEDIA_TYPES = frozenset({"application/json", "application/xml", "text/xml"})
+
+
+def check_content_type(content_type: str | None) -> None:
+    """415 unless the body is declared as JSON or XML (or not declared at all)."""
+    if not content_type:
+        return
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media in _BODY_MEDIA_TYPES or media.endswith(("+json", "+xml")):
+        return
+    raise UnsupportedMediaTypeError(
+        f"Request bodies are JSON (application/json) or XML (application/xml), not {media[:60]!r}."
+    )
+
+
 def parse_body(type_: EmType, body: bytes, content_type: str | None) -> dict[str, Any]:
     """Parse ``body`` as ``type_``; an empty body gives an empty dict."""
+    check_content_type(content_type)
     if not body.strip():
         return {}
     if is_json(content_type, body):
@@ -52,7 +72,21 @@ def parse_json(type_: EmType, body: bytes) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise BadRequestError(f"the request body must be a JSON object ({type_.name})")
     _check_depth(doc, 0)
+    # orjson validated the text strictly; the standard parser shows what orjson would merge.
+    json.loads(body, object_pairs_hook=_no_duplicate_members)
     return _from_json(type_, doc, type_.name)
+
+
+def _no_duplicate_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, str] = {}
+    for key, _value in pairs:
+        folded = key.lower()
+        if folded in seen:
+            raise BadRequestError(
+                f"the request body gives the member {seen[folded]!r} twice ({key!r}): which one is meant?"
+            )
+        seen[folded] = key
+    return dict(pairs)
 
 
 def _check_depth(value: Any, depth: int) -> None:
@@ -199,12 +233,20 @@ def _local(tag: object) -> str:
 def _from_xml(type_: EmType, elem: _Node, where: str, depth: int) -> dict[str, Any]:
     if depth > MAX_DEPTH:
         raise BadRequestError(f"the request body is nested deeper than {MAX_DEPTH} levels")
-    attrs = {_local(k).lower(): v for k, v in elem.attrib.items()}
+    attrs: dict[str, str] = {}
+    for k, v in elem.attrib.items():
+        name = _local(k).lower()
+        if name in attrs:
+            raise BadRequestError(f"{where}: the attribute {_local(k)!r} is given twice")
+        attrs[name] = v
     children: dict[str, _Node] = {}
     for child in elem.children:
         name = _local(child.tag).lower()
-        if name and name not in children:
-            children[name] = child
+        if not name:
+            continue
+        if name in children or name in attrs:
+            raise BadRequestError(f"{where}: {_local(child.tag)!r} is given twice: which one is meant?")
+        children[name] = child
     out: dict[str, Any] = {}
     for f in type_.fields:
         key = f.name.lower()
