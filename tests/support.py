@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -76,11 +77,12 @@ def run_server(
     config: str = "",
     env: Mapping[str, str] | None = None,
     extra_args: tuple[str, ...] = (),
+    command: str = "serve",
 ) -> Iterator[RunningServer]:
-    """Start `openflr serve` on a free port and wait until it answers."""
+    """Start `openflr serve` (or ``command``, e.g. ``demo``) on a free port and wait until it answers."""
     port = free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
-    args = [*OPENFLR, "serve", "--host", "127.0.0.1", "--port", str(port), *extra_args]
+    args = [*OPENFLR, command, "--host", "127.0.0.1", "--port", str(port), *extra_args]
     if config:
         cfg = data_dir / "openflr.toml"
         cfg.write_text(config)
@@ -98,13 +100,13 @@ def run_server(
         deadline = time.monotonic() + 60
         while True:
             if proc.poll() is not None:
-                raise AssertionError(f"openflr serve exited early:\n{server.log()}")
+                raise AssertionError(f"openflr {command} exited early:\n{server.log()}")
             try:
                 httpx.get(base + "/api/", verify=False, timeout=2)
                 break
             except httpx.TransportError:
                 if time.monotonic() > deadline:
-                    raise AssertionError(f"openflr serve did not start:\n{server.log()}") from None
+                    raise AssertionError(f"openflr {command} did not start:\n{server.log()}") from None
                 time.sleep(0.1)
         yield server
     finally:
@@ -114,6 +116,13 @@ def run_server(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def demo_password(server: RunningServer) -> str:
+    """The password `openflr demo` printed."""
+    found = re.search(r"password: (\S+)", server.log())
+    assert found, server.log()
+    return found.group(1)
 
 
 def plain_client(**kw: Any) -> httpx.Client:

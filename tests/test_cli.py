@@ -9,14 +9,13 @@ import subprocess
 import time
 from pathlib import Path
 
-import httpx2 as httpx
 from lxml import etree
 
 from openflr.config import load_settings
 from openflr.core.service import Service
 from tests.conftest import datastore_config
 from tests.imagebuilder import Fixtures
-from tests.support import OPENFLR, cli, free_port, plain_client
+from tests.support import OPENFLR, cli, demo_password, free_port, plain_client, run_server
 
 
 def test_users_lifecycle(tmp_path: Path) -> None:
@@ -119,10 +118,34 @@ def test_config_file_option_and_env(tmp_path: Path) -> None:
 
 
 def test_demo_prints_a_working_password(tmp_path: Path) -> None:
+    with run_server(tmp_path, https=False, command="demo") as server, plain_client() as c:
+        password = demo_password(server)
+        base = server.base
+        r = c.post(base + "/api/sessionMngr/?v=latest", auth=("demo", password))
+        assert r.status_code == 201
+        token = r.headers["X-RestSvcSessionId"]
+        assert c.post(base + "/api/sessionMngr/", auth=("demo", "wrong")).status_code == 401
+        query = (
+            "/api/query?type=VmReplicaPoint&format=Entities&filter=VmDisplayName==%22Win%20File%20Server%22"
+            "&sortDesc=CreationTime"
+        )
+        x = c.get(base + query, headers={"X-RestSvcSessionId": token})
+        root = etree.fromstring(x.content)
+        times = [e.text for e in root.iter("{http://www.veeam.com/ent/v1.0}CreationTimeUTC")]
+        assert times == ["2026-11-03T21:00:12.407Z", "2026-11-02T21:00:00Z", "2026-11-01T21:00:00Z"]
+        j = c.get(base + query, headers={"X-RestSvcSessionId": token, "Accept": "application/json"}).json()
+        points = j["Entities"]["VmReplicaPoints"]["VmReplicaPoints"]
+        assert [p["CreationTimeUTC"] for p in points] == times
+        assert {p["VmDisplayName"] for p in points} == {"Win File Server"}
+    assert (tmp_path / "openflr.db").exists()
+
+
+def test_demo_listens_on_loopback_unless_told(tmp_path: Path) -> None:
+    """The demo prints its password: it must not be reachable from the network by default."""
     port = free_port()
     env = dict(os.environ, OPENFLR_DATA_DIR=str(tmp_path))
     proc = subprocess.Popen(
-        [*OPENFLR, "demo", "--http", "--host", "127.0.0.1", "--port", str(port)],
+        [*OPENFLR, "demo", "--http", "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env=env,
@@ -130,47 +153,42 @@ def test_demo_prints_a_working_password(tmp_path: Path) -> None:
     )
     try:
         assert proc.stdout is not None
-        password = None
+        lines: list[str] = []
         deadline = time.monotonic() + 60
-        lines = []
-        while password is None and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            lines.append(line)
-            m = re.search(r"password: (\S+)", line)
-            if m:
-                password = m.group(1)
-        assert password, "".join(lines)
-        base = f"http://127.0.0.1:{port}"
-        while True:
-            try:
-                httpx.get(base + "/api/")
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
-        with plain_client() as c:
-            r = c.post(base + "/api/sessionMngr/?v=latest", auth=("demo", password))
-            assert r.status_code == 201
-            token = r.headers["X-RestSvcSessionId"]
-            assert c.post(base + "/api/sessionMngr/", auth=("demo", "wrong")).status_code == 401
-            query = (
-                "/api/query?type=VmReplicaPoint&format=Entities&filter=VmDisplayName==%22Win%20File%20Server%22"
-                "&sortDesc=CreationTime"
-            )
-            x = c.get(base + query, headers={"X-RestSvcSessionId": token})
-            root = etree.fromstring(x.content)
-            times = [e.text for e in root.iter("{http://www.veeam.com/ent/v1.0}CreationTimeUTC")]
-            assert times == ["2026-11-03T21:00:12.407Z", "2026-11-02T21:00:00Z", "2026-11-01T21:00:00Z"]
-            j = c.get(
-                base + query, headers={"X-RestSvcSessionId": token, "Accept": "application/json"}
-            ).json()
-            points = j["Entities"]["VmReplicaPoints"]["VmReplicaPoints"]
-            assert [p["CreationTimeUTC"] for p in points] == times
-            assert {p["VmDisplayName"] for p in points} == {"Win File Server"}
-        assert (tmp_path / "openflr.db").exists()
+        while not any("Uvicorn running" in line for line in lines) and time.monotonic() < deadline:
+            lines.append(proc.stdout.readline())
+        assert f"Uvicorn running on http://127.0.0.1:{port}" in "".join(lines), "".join(lines)
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_other_commands_see_the_demo_configuration(tmp_path: Path) -> None:
+    """After `openflr demo`, scan, users and audit work on the demo without being told where it is."""
+    with run_server(tmp_path, https=False, command="demo") as server:
+        printed = server.log()
+    config = tmp_path / "openflr.toml"
+    assert f"configuration: {config}" in printed
+    assert f"restores to the original location land in: {tmp_path / 'restored'}" in printed
+    scanned = cli(tmp_path, "scan", "--json")
+    names = sorted(r["display_name"] for r in json.loads(scanned.stdout)["replicas"])
+    assert names == ["Win File Server", "lin-web01"]
+    assert json.loads(cli(tmp_path, "users", "list", "--json").stdout)[0]["name"] == "demo"
+    assert cli(tmp_path, "audit", "--json").stdout.strip() == "[]"
+    settings = load_settings(env={"OPENFLR_DATA_DIR": str(tmp_path)})
+    (store,) = settings.datastores
+    assert {g.vm: sorted(g.targets) for g in store.guests} == {
+        "Win File Server": ["C:", "S:"],
+        "lin-web01": ["/"],
+    }
+
+
+def test_the_demo_keeps_a_configuration_of_the_users_own(tmp_path: Path) -> None:
+    own = "[server]\nport = 9555\n"
+    (tmp_path / "openflr.toml").write_text(own)
+    with run_server(tmp_path, https=False, command="demo") as server:
+        assert "is your own configuration" in server.log()
+    assert (tmp_path / "openflr.toml").read_text() == own
 
 
 def test_version() -> None:

@@ -10,7 +10,7 @@ from openflr.config import ConfigError, load_settings
 
 
 def test_defaults(tmp_path: Path) -> None:
-    s = load_settings(env={})
+    s = load_settings(env={"OPENFLR_DATA_DIR": str(tmp_path)})
     assert s.server.port == 9398 and not s.server.http
     assert s.sessions.idle_timeout == 900
     assert s.data_dir.is_absolute()
@@ -183,3 +183,15 @@ def test_bad_guest_access(tmp_path: Path, guest: str, message: str) -> None:
     cfg.write_text(f'[[datastores]]\nname = "d"\npath = "/x"\n[[datastores.guests]]\nvm = "a"\n{guest}\n')
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("*", r"\*")):
         load_settings(cfg, env={})
+
+
+def test_the_data_directory_holds_the_default_configuration(tmp_path: Path) -> None:
+    (tmp_path / "openflr.toml").write_text("[server]\nport = 1111\n")
+    s = load_settings(env={"OPENFLR_DATA_DIR": str(tmp_path)})
+    assert s.server.port == 1111 and s.config_file == tmp_path / "openflr.toml"
+    named = tmp_path / "other.toml"
+    named.write_text("[server]\nport = 2222\n")
+    assert load_settings(named, env={"OPENFLR_DATA_DIR": str(tmp_path)}).server.port == 2222
+    by_env = load_settings(env={"OPENFLR_DATA_DIR": str(tmp_path), "OPENFLR_CONFIG": str(named)})
+    assert by_env.server.port == 2222
+    assert load_settings(env={"OPENFLR_DATA_DIR": str(tmp_path / "none")}).config_file is None

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -131,16 +132,18 @@ DEMO_USER = "demo"
 @main.command()
 @serving_options
 def demo(config_file: Path | None, host: str | None, port: int | None, plain_http: bool | None) -> None:
-    """Set up a demo (data directory, user, datastore) and serve it."""
+    """Set up a demo (data directory, user, datastore, restore targets) and serve it on 127.0.0.1."""
     from openflr import demo as demo_data
     from openflr.core.service import Service
     from openflr.server import serve as run
 
     settings = settings_from(config_file)
-    apply_serving(settings, host, port, plain_http)
+    # A printed password must not be reachable from the network unless asked for.
+    apply_serving(settings, host or "127.0.0.1", port, plain_http)
     setup_logging(settings.server.log_level)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = demo_data.prepare(settings.data_dir)
+    setup = demo_data.set_up(settings.data_dir)
+    store = setup.datastore
     settings.datastores = [s for s in settings.datastores if s.name != store.name] + [store]
     service = Service(settings)
     password = secrets.token_urlsafe(12)
@@ -151,10 +154,21 @@ def demo(config_file: Path | None, host: str | None, port: int | None, plain_htt
     service.db.close()
     scheme = "http" if settings.server.http else "https"
     shown_host = "127.0.0.1" if settings.server.host in ("0.0.0.0", "::") else settings.server.host
+    if ":" in shown_host:
+        shown_host = f"[{shown_host}]"
     insecure = "" if settings.server.http else "-k "
+    if setup.config_file is not None:
+        config_line = f"  configuration: {setup.config_file} (openflr scan, users and audit use it too)\n"
+    else:
+        config_line = (
+            f"  note: {settings.data_dir / 'openflr.toml'} is your own configuration; the demo datastore "
+            "is served but not added to it\n"
+        )
     console.print(
-        f"[bold]openflr demo[/bold]  data directory: {settings.data_dir}\n"
-        f"  datastore: {store.path} (two VMs, three replica points each)\n"
+        f"[bold]openflr demo[/bold]  data directory: {escape(str(settings.data_dir))}\n"
+        f"  datastore: {escape(str(store.path))} (two VMs, three replica points each)\n"
+        f"  restores to the original location land in: {escape(str(setup.restored))}\n"
+        f"{escape(config_line)}"
         f"  user: [bold]{DEMO_USER}[/bold]  password: [bold]{password}[/bold]\n"
         f"  try:  curl {insecure}-i -u {DEMO_USER}:{password} -X POST "
         f"'{scheme}://{shown_host}:{settings.server.port}/api/sessionMngr/?v=latest'",

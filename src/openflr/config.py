@@ -1,5 +1,8 @@
 """Settings: defaults, a TOML file, then ``OPENFLR_*`` environment variables (highest precedence).
 
+The TOML file is ``--config``, else ``OPENFLR_CONFIG``, else ``openflr.toml`` in the data directory
+when it exists (``OPENFLR_DATA_DIR`` or the platform's default).
+
 Every setting lives in a section of the TOML file (``[server] port = 9398``) and can be overridden by
 ``OPENFLR_<SECTION>_<NAME>`` (``OPENFLR_SERVER_PORT=9443``). ``OPENFLR_DATA_DIR`` and
 ``OPENFLR_CONFIG`` are the two short forms every command honours.
@@ -281,7 +284,7 @@ def load_settings(config_file: str | Path | None = None, env: dict[str, str] | N
     """Build the settings from defaults, the TOML file (if any) and the environment."""
     env = dict(os.environ) if env is None else env
     settings = Settings()
-    path = config_file or env.get(ENV_PREFIX + "CONFIG")
+    path = config_file or env.get(ENV_PREFIX + "CONFIG") or _data_dir_config(env)
     if path:
         settings.config_file = Path(path).expanduser()
         try:
@@ -303,6 +306,19 @@ def load_settings(config_file: str | Path | None = None, env: dict[str, str] | N
             _apply_environment(settings, section, name, value, key)
     settings.data_dir = settings.data_dir.expanduser().absolute()
     return settings
+
+
+DATA_DIR_CONFIG = "openflr.toml"
+"""Read from the data directory when no configuration file is named (``openflr demo`` writes one)."""
+
+
+def _data_dir_config(env: dict[str, str]) -> Path | None:
+    data_dir = env.get(ENV_PREFIX + "DATA_DIR") or Settings().data_dir
+    candidate = Path(data_dir).expanduser() / DATA_DIR_CONFIG
+    try:
+        return candidate if candidate.is_file() else None
+    except OSError:
+        return None
 
 
 def check_data_dir(path: Path) -> None:
