@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import secrets
 import sys
 from collections.abc import Callable
@@ -22,19 +21,12 @@ from openflr.config import ConfigError, Settings, check_data_dir, load_settings
 from openflr.core.audit import RESULTS as AUDIT_RESULTS
 from openflr.core.roles import Role
 from openflr.errors import OpenflrError
+from openflr.logs import setup_logging
 
 F = TypeVar("F", bound=Callable[..., Any])
 # Piped output (scripts, logs) is not cut at 80 columns: tables stay one record per line.
 console = Console(stderr=False, soft_wrap=True, width=None if sys.stdout.isatty() else 240)
 err_console = Console(stderr=True, soft_wrap=True)
-
-
-def setup_logging(level: str = "info") -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
 
 
 def config_option(fn: F) -> F:
