@@ -252,3 +252,25 @@ def test_users_list_shows_locks_and_unlock_lifts_them(tmp_path: Path) -> None:
     assert json.loads(cli(tmp_path, "users", "list", "--json").stdout)[0]["locked"] is False
     bare = cli(tmp_path, "users", "unlock", check=False)
     assert bare.returncode == 2 and "name a user, an --address, or both" in bare.stderr
+
+
+def test_the_data_directory_is_private(tmp_path: Path) -> None:
+    """Password hashes and the audit log: no other account may read them."""
+    fresh = tmp_path / "fresh"
+    cli(fresh, "users", "add", "x", "--role", "PortalUser", stdin="pw\n")
+    assert fresh.stat().st_mode & 0o777 == 0o700
+    for name in ("openflr.db", "openflr.db-wal", "openflr.db-shm"):
+        if (fresh / name).exists():
+            assert (fresh / name).stat().st_mode & 0o777 == 0o600, name
+    assert (fresh / "openflr.db").exists()
+
+    loose = tmp_path / "loose"
+    cli(loose, "users", "add", "y", "--role", "PortalUser", stdin="pw\n")
+    loose.chmod(0o755)
+    (loose / "openflr.db").chmod(0o644)
+    with run_server(loose, https=False) as server:
+        log = server.log()
+    assert loose.stat().st_mode & 0o777 == 0o700
+    assert (loose / "openflr.db").stat().st_mode & 0o777 == 0o600
+    assert f"data directory {loose} was readable by other accounts (mode 755): now 700" in log
+    assert f"{loose / 'openflr.db'} was readable by other accounts (mode 644): now 600" in log

@@ -133,7 +133,6 @@ def demo(config_file: Path | None, host: str | None, port: int | None, plain_htt
     # A printed password must not be reachable from the network unless asked for.
     apply_serving(settings, host or "127.0.0.1", port, plain_http)
     setup_logging(settings.server.log_level)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     setup = demo_data.set_up(settings.data_dir)
     store = setup.datastore
     settings.datastores = [s for s in settings.datastores if s.name != store.name] + [store]

@@ -11,6 +11,7 @@ Every setting lives in a section of the TOML file (``[server] port = 9398``) and
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import tempfile
 import tomllib
@@ -321,6 +322,23 @@ def _data_dir_config(env: dict[str, str]) -> Path | None:
         return None
 
 
+def make_private_dir(path: Path) -> None:
+    """Make ``path`` (mode 0700) if it is missing, and take group and other access away if it has
+    them: it holds password hashes, the audit log and secrets (logged when tightened)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tighten_dir(path)
+
+
+def tighten_dir(path: Path) -> None:
+    """Take group and other access away from the data directory ``path``, saying so in the log."""
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        path.chmod(mode & 0o700)
+        logging.getLogger(__name__).warning(
+            "data directory %s was readable by other accounts (mode %o): now %o", path, mode, mode & 0o700
+        )
+
+
 def check_data_dir(path: Path) -> None:
     """Make the data directory if it is missing and check that files can be created in it, so that
     a bad one is a clear ConfigError before anything else runs (not a database error later)."""
@@ -328,7 +346,7 @@ def check_data_dir(path: Path) -> None:
     try:
         if path.exists() and not path.is_dir():
             raise ConfigError(f"{where}: it is a file, not a directory")
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"{where}: cannot create it: {exc.strerror or exc}") from None
     try:
@@ -337,6 +355,7 @@ def check_data_dir(path: Path) -> None:
         raise ConfigError(f"{where}: cannot create files in it: {exc.strerror or exc}") from None
     os.close(fd)
     os.unlink(probe)
+    tighten_dir(path)
 
 
 def apply_mapping(settings: Settings, raw: dict[str, Any], where: str) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import anyio.to_thread
 
-from openflr.config import Settings
+from openflr.config import Settings, make_private_dir
 from openflr.core import rules
 from openflr.core.audit import AuditLog
 from openflr.core.browse import ListingCache
@@ -38,7 +38,7 @@ class Service:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(settings.data_dir)
         self.db = Database(settings.database_url)
         self.users = UserStore(self.db)
         self.throttle = LogonThrottle(self.db, settings.security)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
@@ -11,6 +13,8 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from openflr.store.models import Base
 
+log = logging.getLogger(__name__)
+
 
 class Database:
     """One engine per process; ``session()`` hands out short-lived ORM sessions."""
@@ -18,7 +22,7 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            _private_sqlite_file(Path(url.removeprefix("sqlite:///")))
         self.engine: Engine = create_engine(url, future=True)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -47,6 +51,24 @@ class Database:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _private_sqlite_file(path: Path) -> None:
+    """Create the database file 0600 before SQLite does (its -wal and -shm files take the same
+    mode), and tighten an existing one and its companions that other accounts could read."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    except OSError:
+        return  # not a file that can be opened: SQLite says why, in its own words
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            mode = file.stat().st_mode & 0o777
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            file.chmod(mode & 0o600)
+            log.warning("%s was readable by other accounts (mode %o): now %o", file, mode, mode & 0o600)
 
 
 def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
