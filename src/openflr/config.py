@@ -17,6 +17,7 @@ import tempfile
 import tomllib
 import types
 import typing
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,9 @@ class ServerSettings:
     http_impl: str = "httptools"
     """uvicorn HTTP/1.1 implementation: ``httptools`` (fast) or ``h11``."""
     log_level: str = "info"
+    public_url: str = ""
+    """The address clients use (``https://flr.example.com``, with a path prefix if the proxy adds one):
+    every Href and Location is built on it. Empty: on the scheme and Host of each request."""
     trusted_proxies: str = ""
     """Comma-separated addresses of reverse proxies whose ``X-Forwarded-For`` names the client (for
     logs and logon throttling). Empty: the TCP peer is the client, whatever headers say."""
@@ -260,7 +264,15 @@ def _set(obj: Any, key: str, value: Any, hint: Any, where: str) -> None:
     bounds = _BOUNDS.get((type(obj), key))
     if bounds is not None and not bounds[0] <= value <= bounds[1]:
         raise ConfigError(f"{where}: expected {bounds[2]}, got {value!r}")
+    if (type(obj), key) == (ServerSettings, "public_url") and value:
+        _check_public_url(value, where)
     setattr(obj, key, value)
+
+
+def _check_public_url(url: str, where: str) -> None:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ConfigError(f"{where}: expected an http:// or https:// address without a query, got {url!r}")
 
 
 def _apply_section(obj: Any, values: dict[str, Any], where: str) -> None:

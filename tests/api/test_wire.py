@@ -135,6 +135,27 @@ def test_hrefs_follow_the_host_header(api: Api) -> None:
     assert create.get("Href") == f"{scheme}://em01.example.local:9398/api/sessionMngr/?v=latest"
 
 
+def test_public_url_wins_over_the_host_header(tmp_path: Path) -> None:
+    """Behind a reverse proxy: Hrefs and Location name the public address, whatever Host says."""
+    from tests.conftest import make_service
+
+    service = make_service(tmp_path, '[server]\npublic_url = "https://flr.example.com/openflr/"\n')
+    with TestClient(create_app(service), base_url="https://testserver") as client:
+        root = client.get("/api/", headers={"Host": "attacker.example:1"})
+        assert b"attacker" not in root.content
+        assert b'Href="https://flr.example.com/openflr/api/sessionMngr/?v=latest"' in root.content
+        logon = client.post("/api/sessionMngr/?v=latest", auth=("flrop", "Secret1"), headers={"Host": "x.y"})
+        assert logon.headers["Location"].startswith("https://flr.example.com/openflr/api/logonSessions/")
+
+
+@pytest.mark.parametrize("url", ["ftp://flr.example.com", "flr.example.com", "https://h/?a=1", "https://"])
+def test_public_url_must_be_an_http_address(tmp_path: Path, url: str) -> None:
+    from openflr.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match="OPENFLR_SERVER_PUBLIC_URL: expected an http"):
+        load_settings(env={"OPENFLR_DATA_DIR": str(tmp_path), "OPENFLR_SERVER_PUBLIC_URL": url})
+
+
 def test_garbled_host_header_does_not_leak_into_hrefs(api: Api) -> None:
     r = api.get("/api/", headers={"Host": 'evil"><x'})
     assert r.status_code in (200, 400)

@@ -1,4 +1,5 @@
-"""Absolute Hrefs built from the request's scheme and Host, and tolerant query-string access."""
+"""Absolute Hrefs built from ``[server] public_url`` or the request's scheme and Host, and tolerant
+query-string access."""
 
 from __future__ import annotations
 
@@ -10,7 +11,12 @@ _HOST_RE = re.compile(r"^[A-Za-z0-9.\-_]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,
 
 
 def api_base(request: Request) -> str:
-    """``https://host:9398/api`` as the client reached us (a garbled Host falls back to the socket)."""
+    """``https://host:9398/api`` as the client reached us (a garbled Host falls back to the socket),
+    or under ``[server] public_url`` when that is set (behind a reverse proxy): a client's Host
+    header then never reaches an Href."""
+    public: str = request.app.state.service.settings.server.public_url
+    if public:
+        return public.rstrip("/") + "/api"
     scheme = request.url.scheme
     host = request.headers.get("host", "")
     if not _HOST_RE.match(host):
