@@ -528,6 +528,33 @@ def test_grafted_root_goes_to_its_own_target(
     assert not (places.lin_sftp / "srv").exists()
 
 
+def test_a_link_on_the_target_is_not_followed(
+    rapi: Api,
+    token: str,
+    mounts: dict[str, str],
+    places: Places,
+    restore_server: RunningServer,
+    tmp_path: Path,
+) -> None:
+    """An earlier restore (of another point) left ``www`` as a link to a folder outside the target; restores
+    whose path goes through it fail, by name, and write nothing outside."""
+    base = empty(places.srv_local)
+    outside = owned_folder(tmp_path / "outside")
+    os.symlink(outside, base / "www")
+    for path in ("/srv/www/index.html", "/srv/www", "/srv"):
+        task = restore(rapi, token, mounts["qcow2/lin"], path, original(True))
+        assert task["Result"]["Success"] is False, task
+        assert "www is a symbolic link on the target: not followed" in task["Result"]["Message"], task
+        assert os.listdir(outside) == []
+    assert os.readlink(base / "www") == str(outside)
+    assert (base / "data" / "db.bin").is_file()  # the rest of /srv was restored
+    records = json.loads(cli(restore_server.data_dir, "audit", "--json", "--result", "failed").stdout)
+    refused = {r["path"]: r for r in records if "www is a symbolic link on the target" in r["message"]}
+    assert set(refused) == {"/srv/www/index.html", "/srv/www", "/srv"}, records
+    assert all(r["failed_items"] == 1 for r in refused.values()), refused
+    empty(base)
+
+
 def test_wrong_configured_password_fails_clearly(
     rapi: Api, token: str, mounts: dict[str, str], restore_server: RunningServer
 ) -> None:

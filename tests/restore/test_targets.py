@@ -12,13 +12,16 @@ import logging
 import os
 import pwd
 import socket
+import stat as stat_mode
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import smbclient  # type: ignore[import-untyped,unused-ignore]
 from smbprotocol.security_descriptor import (  # type: ignore[import-untyped,unused-ignore]
     AccessAllowedAce,
     AclPacket,
@@ -33,6 +36,7 @@ from openflr.restore.targets.base import (
     TargetAuthError,
     TargetError,
     TargetFullError,
+    TargetLinkError,
     TargetUnreachableError,
     TargetUnsupportedError,
 )
@@ -597,3 +601,135 @@ async def test_host_key_checking_off_warns_on_every_connection(
     ]
     assert len(warnings) == 2
     assert f"{ssh_server.host}:{ssh_server.port}" in warnings[0].getMessage()
+
+
+# --- links on the target are never followed --------------------------------------------------------------
+#
+# A link below the target folder (restored earlier from another point, or already on a mounted share) must
+# not lead a later write outside the folder: every target refuses it with TargetLinkError, for that item.
+
+LINK_TARGETS = ("absolute", "relative")
+
+
+def link_to(outside: Path, link: Path, how: str) -> None:
+    """``link`` -> ``outside``, as an absolute path or as ``../../..`` from the link's folder."""
+    text = str(outside) if how == "absolute" else os.path.relpath(outside, link.parent)
+    os.symlink(text, link)
+    assert link.resolve() == outside.resolve()
+
+
+async def assert_refused(attempt: Awaitable[object], link: str) -> None:
+    with pytest.raises(TargetLinkError) as info:
+        await attempt
+    assert f"{link} is a symbolic link on the target: not followed" in info.value.message
+
+
+async def refused_everywhere(target: Target, outside: Path, up: tuple[str, ...]) -> None:
+    """Every call whose path goes through the link ``up`` fails and leaves ``outside`` as it was."""
+    shown = "/".join(up)
+    put(outside / "a", b"outside")
+    os.utime(outside / "a", ns=(0, 0))
+    before = sorted(os.listdir(outside))
+    await assert_refused(target.makedirs((*up, "etc", "cron.d")), shown)
+    await assert_refused(target.create((*up, "evil")), shown)
+    await assert_refused(target.create((*up, "etc", "evil")), shown)
+    await assert_refused(target.rename((*up, "a"), (*up, "b"), replace=False), shown)
+    await assert_refused(target.rename((*up, "a"), (*up, "b"), replace=True), shown)
+    await assert_refused(target.set_mtime((*up, "a"), MTIME_NS), shown)
+    await assert_refused(target.remove((*up, "a")), shown)
+    await assert_refused(target.stat((*up, "a")), shown)
+    await assert_refused(target.symlink((*up, "l"), "/etc"), shown)
+    assert sorted(os.listdir(outside)) == before
+    assert (outside / "a").read_bytes() == b"outside"
+    assert (outside / "a").stat().st_mtime_ns == 0
+
+
+@pytest.mark.parametrize("how", LINK_TARGETS)
+async def test_a_link_on_the_way_is_not_followed(posix_case: Case, how: str) -> None:
+    case = posix_case
+    outside = fresh_folder(case.folder.parent)  # beside the target folder: outside it
+    link_to(outside, case.folder / "up", how)
+    await refused_everywhere(case.target, outside, ("up",))
+    put(case.folder / "home", None)  # deeper: the walk goes through a real folder first
+    link_to(outside, case.folder / "home" / "up", how)
+    await refused_everywhere(case.target, outside, ("home", "up"))
+    assert sorted(os.listdir(case.folder)) == ["home", "up"]  # the links themselves are still there
+    item = await case.target.stat(("up",))  # the link itself (a final name) is seen, not followed
+    assert item is not None and not item.is_dir
+
+
+@pytest.mark.parametrize("how", LINK_TARGETS)
+async def test_a_restored_link_may_point_anywhere_and_is_never_followed(posix_case: Case, how: str) -> None:
+    case = posix_case
+    outside = fresh_folder(case.folder.parent)
+    text = str(outside) if how == "absolute" else "../" * 8 + str(outside).lstrip("/")
+    await case.target.makedirs(("home",))
+    await case.target.symlink(("home", "up"), text)  # stored as the guest had it
+    assert os.readlink(case.folder / "home" / "up") == text
+    await refused_everywhere(case.target, outside, ("home", "up"))
+
+
+@pytest.mark.parametrize("how", LINK_TARGETS)
+async def test_smb_a_link_out_of_the_share_is_not_followed(request: pytest.FixtureRequest, how: str) -> None:
+    # Samba follows links itself and shows them as plain folders; out of the share (wide links = no) it
+    # refuses them (the client sees "access denied"). Nothing may be written outside either way.
+    where = place(request, "smb")
+    outside = fresh_folder(request.getfixturevalue("tmp_path"))
+    link_to(outside, where.folder / "up", how)
+    put(outside / "a", b"outside")
+    async with await where.connect() as target:
+        for attempt in (
+            lambda: target.makedirs(("up", "etc", "cron.d")),
+            lambda: target.create(("up", "evil")),
+            lambda: target.rename(("up", "a"), ("up", "b"), replace=True),
+            lambda: target.set_mtime(("up", "a"), MTIME_NS),
+        ):
+            with pytest.raises(TargetError):
+                await attempt()
+        with suppress(TargetError):  # Samba hides the link: "missing is fine" may answer too
+            await target.remove(("up", "a"))
+    assert os.listdir(outside) == ["a"] and (outside / "a").read_bytes() == b"outside"
+
+
+@pytest.mark.parametrize("kind", ["symlink", "junction"])
+async def test_smb_a_reparse_point_on_the_way_is_not_followed(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """A Windows server shows a symbolic link or junction as a reparse point: the target refuses it.
+
+    Samba 4.17 cannot show one (it follows its links itself), so its answer for ``up`` (a link inside the
+    share, which it follows) is made to carry the attributes a Windows server gives a folder link.
+    """
+    where = place(request, "smb")
+    outside = fresh_folder(where.folder.parent)  # inside the share, outside the target folder
+    link_to(outside, where.folder / "up", "absolute")
+    real_lstat = smbclient.lstat
+
+    def windows_lstat(path: str, **kwargs: object) -> object:
+        st = real_lstat(path, **kwargs)
+        if path.endswith("\\up"):
+            mode = (stat_mode.S_IFLNK | 0o777) if kind == "symlink" else st.st_mode
+            tag = 0xA000000C if kind == "symlink" else 0xA0000003  # IO_REPARSE_TAG_SYMLINK, _MOUNT_POINT
+            return st._replace(
+                st_mode=mode, st_file_attributes=st.st_file_attributes | 0x400, st_reparse_tag=tag
+            )
+        return st
+
+    monkeypatch.setattr(smbclient, "lstat", windows_lstat)
+    put(outside / "a", b"outside")
+    os.utime(outside / "a", ns=(0, 0))
+    async with await where.connect() as target:
+        for attempt in (
+            lambda: target.makedirs(("up", "etc", "cron.d")),
+            lambda: target.create(("up", "evil")),
+            lambda: target.rename(("up", "a"), ("up", "b"), replace=True),
+            lambda: target.rename(("up", "a"), ("up", "b"), replace=False),
+            lambda: target.set_mtime(("up", "a"), MTIME_NS),
+            lambda: target.remove(("up", "a")),
+            lambda: target.stat(("up", "a")),
+        ):
+            with pytest.raises(TargetLinkError) as info:
+                await attempt()
+            assert "up is a " in info.value.message and "not followed" in info.value.message
+    assert os.listdir(outside) == ["a"]
+    assert (outside / "a").read_bytes() == b"outside" and (outside / "a").stat().st_mtime_ns == 0

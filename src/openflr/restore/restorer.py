@@ -31,6 +31,7 @@ from openflr.restore.targets.base import (
     TargetAuthError,
     TargetError,
     TargetFullError,
+    TargetLinkError,
     TargetUnreachableError,
     TargetUnsupportedError,
     TargetWriter,
@@ -113,7 +114,13 @@ class Restorer:
         """Restore ``top`` (recursively for a folder)."""
         if not top.is_dir:
             if len(self.dest) > 1:  # the folders on the way may be gone from the guest: recreate them
-                await self.target.makedirs(self.dest[:-1])
+                try:
+                    await self.target.makedirs(self.dest[:-1])
+                except FATAL:
+                    raise
+                except TargetError as exc:  # e.g. a symbolic link on the way (TargetLinkError)
+                    self._fail(top, exc.message)
+                    return
             await self._one(top)
             return
         stack = [top]
@@ -149,20 +156,22 @@ class Restorer:
     async def _folder(self, item: Item) -> bool:
         parts = self._dest_of(item)
         if parts:
-            existing = await self.target.stat(parts)
-            if existing is not None and not existing.is_dir:
-                self._fail(
-                    item, "a file of that name exists where the folder goes; nothing inside was restored"
-                )
-                return False
-            if existing is None:
-                try:
-                    await self.target.makedirs(parts)
-                except FATAL:
-                    raise
-                except TargetError as exc:
-                    self._fail(item, exc.message)
+            try:
+                existing = await self.target.stat(parts)
+                if existing is not None and existing.is_link:  # never written through
+                    raise TargetLinkError.at("/".join(parts))
+                if existing is not None and not existing.is_dir:
+                    self._fail(
+                        item, "a file of that name exists where the folder goes; nothing inside was restored"
+                    )
                     return False
+                if existing is None:
+                    await self.target.makedirs(parts)
+            except FATAL:
+                raise
+            except TargetError as exc:  # e.g. a symbolic link on the way (TargetLinkError)
+                self._fail(item, exc.message)
+                return False
         if item.entry.mtime_ns is not None and parts:
             self._dir_times.append((parts, item.entry.mtime_ns))
         self.report.items += 1

@@ -2,8 +2,10 @@
 
 A target is one open connection to a folder on the guest (a share, an SFTP path, a local folder). Paths
 are lists of names below that folder; the restorer never passes ``..`` or separators inside a name
-(``check_name``), so nothing can escape the folder. Every call is a coroutine: SFTP is asynchronous by
-nature, blocking libraries (smbprotocol, the local file system) run in worker threads.
+(``check_name``), and no target follows a symbolic link below its folder (``TargetLinkError``), so nothing
+can escape the folder. The folder itself, as configured, may be reached through links. Every call is a
+coroutine: SFTP is asynchronous by nature, blocking libraries (smbprotocol, the local file system) run in
+worker threads.
 """
 
 from __future__ import annotations
@@ -41,12 +43,25 @@ class TargetUnsupportedError(TargetError, NotImplementedError):
     """The target cannot do what was asked (e.g. write NTFS permissions over SFTP)."""
 
 
+class TargetLinkError(TargetError):
+    """A folder on the way to an item is a symbolic link (or another reparse point) on the target.
+
+    Links below the target folder are never followed: one could lead outside it. Fails that item only.
+    """
+
+    @classmethod
+    def at(cls, shown: str, kind: str = "a symbolic link") -> TargetLinkError:
+        return cls(f"{shown} is {kind} on the target: not followed")
+
+
 @dataclass(frozen=True)
 class TargetItem:
     name: str
     is_dir: bool
     size: int
     mtime_ns: int | None
+    is_link: bool = False
+    """A symbolic link (or another reparse point) itself: never followed."""
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from openflr.restore.targets.base import (
     TargetError,
     TargetFullError,
     TargetItem,
+    TargetLinkError,
     TargetUnreachableError,
     TargetUnsupportedError,
     TargetWriter,
@@ -171,8 +172,47 @@ class SftpTarget(Target):
                     return TargetFullError(f"{what}: the target is full ({free} bytes free)")
         return _error(exc, what)
 
+    async def _lstat(self, parts: Parts, what: str) -> asyncssh.SFTPAttrs | None:
+        try:
+            with anyio.fail_after(self.timeout):
+                return await self.sftp.lstat(self.path(parts))
+        except (asyncssh.SFTPNoSuchFile, asyncssh.SFTPNoSuchPath):
+            return None
+        except _FAILURES as exc:
+            raise _error(exc, what) from None
+
+    async def _walk(self, folders: Parts, what: str, create: bool = False) -> bool:
+        """Check (with ``lstat``, one name at a time) that every folder of ``folders`` is a real folder.
+
+        A symbolic link on the way raises ``TargetLinkError``: SFTP servers resolve paths themselves, so a
+        link below the target folder would be followed. Missing folders are made with ``create``; without
+        it the answer is False when one is missing.
+        """
+        for depth in range(1, len(folders) + 1):
+            parts = folders[:depth]
+            attrs = await self._lstat(parts, what)
+            if attrs is None:
+                if not create:
+                    return False
+                try:
+                    with anyio.fail_after(self.timeout):
+                        await self.sftp.mkdir(self.path(parts))
+                    continue
+                except _FAILURES as exc:
+                    attrs = await self._lstat(parts, what)  # made meanwhile?
+                    if attrs is None:
+                        raise _error(exc, what) from None
+            mode = attrs.permissions
+            if mode is not None and stat_mode.S_ISLNK(mode):
+                raise TargetLinkError.at(self.shown(parts))
+            if mode is None or not stat_mode.S_ISDIR(mode):
+                raise TargetError(f"{what}: a file is in the way")
+        return True
+
     async def stat(self, parts: Parts) -> TargetItem | None:
         path = self.path(parts)
+        if not await self._walk(parts[:-1], f"checking {self.shown(parts)}"):
+            return None
         try:
             with anyio.fail_after(self.timeout):
                 attrs = await self.sftp.lstat(path)
@@ -185,30 +225,16 @@ class SftpTarget(Target):
         if attrs.mtime is not None:  # SFTP 3 has whole seconds; 4+ adds nanoseconds
             mtime_ns = attrs.mtime * 1_000_000_000 + (attrs.mtime_ns or 0)
         size = 0 if is_dir else attrs.size or 0
-        return TargetItem(parts[-1] if parts else "", is_dir, size, mtime_ns)
+        is_link = attrs.permissions is not None and stat_mode.S_ISLNK(attrs.permissions)
+        return TargetItem(parts[-1] if parts else "", is_dir, size, mtime_ns, is_link)
 
     async def makedirs(self, parts: Parts) -> None:
-        # Only below the target folder (which exists): asyncssh's makedirs walks from "/".
-        what = f"creating folder {self.shown(parts)}"
-        item = await self.stat(parts)
-        if item is not None:
-            if item.is_dir:
-                return
-            raise TargetError(f"{what}: a file is in the way")
-        for depth in range(1, len(parts) + 1):
-            path = self.path(parts[:depth])
-            try:
-                with anyio.fail_after(self.timeout):
-                    await self.sftp.mkdir(path)
-            except _FAILURES as exc:
-                there = await self.stat(parts[:depth])
-                if there is None:
-                    raise _error(exc, what) from None
-                if not there.is_dir:
-                    raise TargetError(f"{what}: a file is in the way") from None
+        # Only below the target folder (which exists): asyncssh's makedirs walks from "/" and follows links.
+        await self._walk(parts, f"creating folder {self.shown(parts)}", create=True)
 
     async def create(self, parts: Parts) -> TargetWriter:
         path, what = self.path(parts), f"creating {self.shown(parts)}"
+        await self._walk(parts[:-1], what)
         try:
             with anyio.fail_after(self.timeout):
                 file = await self.sftp.open(path, "xb")  # CREAT|EXCL: fails if anything is there
@@ -219,6 +245,9 @@ class SftpTarget(Target):
     async def rename(self, src: Parts, dst: Parts, replace: bool) -> None:
         src_path, dst_path = self.path(src), self.path(dst)
         what = f"renaming {self.shown(src)} to {dst[-1]}"
+        await self._walk(src[:-1], what)
+        if dst[:-1] != src[:-1]:
+            await self._walk(dst[:-1], what)
         if replace:
             try:  # posix-rename@openssh.com: rename(2), atomic
                 with anyio.fail_after(self.timeout):
@@ -241,6 +270,8 @@ class SftpTarget(Target):
 
     async def remove(self, parts: Parts) -> None:
         path = self.path(parts)
+        if not await self._walk(parts[:-1], f"removing {self.shown(parts)}"):
+            return
         try:
             with anyio.fail_after(self.timeout):
                 await self.sftp.remove(path)
@@ -253,6 +284,7 @@ class SftpTarget(Target):
         # SFTP 3 carries whole seconds: the sub-second part is dropped (rounded down).
         path, what = self.path(parts), f"setting the time of {self.shown(parts)}"
         times = (mtime_ns, mtime_ns)
+        await self._walk(parts[:-1], what)
         try:  # lsetstat@openssh.com: never follows a final symlink
             with anyio.fail_after(self.timeout):
                 await self.sftp.utime(path, ns=times, follow_symlinks=False)
@@ -268,8 +300,10 @@ class SftpTarget(Target):
         await self.call(what, lambda: self.sftp.utime(path, ns=times))
 
     async def symlink(self, parts: Parts, target: str) -> None:
-        path = self.path(parts)
-        await self.call(f"creating link {self.shown(parts)}", lambda: self.sftp.symlink(target, path))
+        # Stored as the guest had it, wherever it points: no later call goes through it (``_walk``).
+        path, what = self.path(parts), f"creating link {self.shown(parts)}"
+        await self._walk(parts[:-1], what)
+        await self.call(what, lambda: self.sftp.symlink(target, path))
 
     async def aclose(self) -> None:
         with anyio.move_on_after(self.timeout, shield=True):

@@ -53,6 +53,7 @@ from openflr.restore.targets.base import (
     TargetError,
     TargetFullError,
     TargetItem,
+    TargetLinkError,
     TargetUnreachableError,
     TargetWriter,
     check_name,
@@ -71,6 +72,8 @@ SECURITY_PARTS = (
 )
 """What ``set_security`` writes and ``get_security`` reads: owner, group and DACL (no SACL)."""
 MAX_SECURITY_DESCRIPTOR = 65536
+FILE_ATTRIBUTE_REPARSE_POINT = 0x400
+"""Symbolic links, junctions, mount points and other reparse points: never followed below the target."""
 
 _FULL = {NtStatus.STATUS_DISK_FULL, 0xC0000044}  # STATUS_QUOTA_EXCEEDED
 _AUTH = {
@@ -256,10 +259,46 @@ class SmbTarget(Target):
         if problem:
             raise TargetUnreachableError(f"{self.address.url}: {problem}")
 
+    def _walk(self, folders: Parts, what: str, create: bool = False) -> bool:
+        """Check (blocking; one name at a time, opened with FILE_OPEN_REPARSE_POINT) that every folder of
+        ``folders`` is a real folder and no reparse point (symbolic link, junction, mount point).
+
+        A reparse point on the way raises ``TargetLinkError``. Missing folders are made with ``create``;
+        without it the answer is False when one is missing. Samba shows its own symbolic links as plain
+        folders when it follows them itself (``follow symlinks``); ``wide links = no`` (the default) keeps
+        those inside the share.
+        """
+        for depth in range(1, len(folders) + 1):
+            parts = folders[:depth]
+            path = self.unc(parts)
+            try:
+                st = smbclient.lstat(path, **self._session)
+            except SMBOSError as exc:
+                if exc.errno != errno.ENOENT:
+                    raise
+                if not create:
+                    return False
+                try:
+                    smbclient.mkdir(path, **self._session)
+                    continue
+                except SMBOSError as again:
+                    if again.errno != errno.EEXIST:
+                        raise
+                st = smbclient.lstat(path, **self._session)  # made meanwhile: check it
+            if int(getattr(st, "st_file_attributes", 0)) & FILE_ATTRIBUTE_REPARSE_POINT:
+                link = stat_mode.S_ISLNK(st.st_mode)
+                kind = "a symbolic link" if link else "a reparse point (junction or mount point)"
+                raise TargetLinkError.at(self.shown(parts), kind)
+            if not stat_mode.S_ISDIR(st.st_mode):
+                raise TargetError(f"{what}: a file is in the way")
+        return True
+
     async def stat(self, parts: Parts) -> TargetItem | None:
         path = self.unc(parts)
 
         def run() -> TargetItem | None:
+            if not self._walk(parts[:-1], f"checking {self.shown(parts)}"):
+                return None
             try:
                 st = smbclient.lstat(path, **self._session)
             except SMBOSError as exc:
@@ -267,71 +306,72 @@ class SmbTarget(Target):
                     return None
                 raise
             is_dir = stat_mode.S_ISDIR(st.st_mode)
-            return TargetItem(
-                parts[-1] if parts else "", is_dir, 0 if is_dir else int(st.st_size), int(st.st_mtime_ns)
-            )
+            is_link = bool(int(getattr(st, "st_file_attributes", 0)) & FILE_ATTRIBUTE_REPARSE_POINT)
+            size = 0 if is_dir else int(st.st_size)
+            return TargetItem(parts[-1] if parts else "", is_dir, size, int(st.st_mtime_ns), is_link)
 
         return await self.call(f"checking {self.shown(parts)}", run)
 
     async def makedirs(self, parts: Parts) -> None:
-        path, what = self.unc(parts), f"creating folder {self.shown(parts)}"
-
-        def run() -> None:
-            try:  # one round trip in the usual case: the parent exists
-                smbclient.mkdir(path, **self._session)
-                return
-            except SMBOSError as exc:
-                if exc.errno == errno.ENOENT:
-                    smbclient.makedirs(path, exist_ok=True, **self._session)
-                    return
-                if exc.errno != errno.EEXIST:
-                    raise
-            if not stat_mode.S_ISDIR(smbclient.lstat(path, **self._session).st_mode):
-                raise TargetError(f"{what}: a file is in the way")
-
-        await self.call(what, run)
+        what = f"creating folder {self.shown(parts)}"
+        await self.call(what, lambda: self._walk(parts, what, create=True))
 
     async def create(self, parts: Parts) -> TargetWriter:
-        path = self.unc(parts)
-        raw = await self.call(
-            f"creating {self.shown(parts)}",
-            lambda: smbclient.open_file(path, mode="xb", buffering=0, **self._session),
-        )
-        return _Writer(self, parts, raw)
+        path, what = self.unc(parts), f"creating {self.shown(parts)}"
+
+        def run() -> Any:
+            self._walk(parts[:-1], what)
+            return smbclient.open_file(path, mode="xb", buffering=0, **self._session)
+
+        return _Writer(self, parts, await self.call(what, run))
 
     async def rename(self, src: Parts, dst: Parts, replace: bool) -> None:
         # SMB2 SET_INFO FileRenameInformation with ReplaceIfExists: atomic on the server either way.
         move = smbclient.replace if replace else smbclient.rename
         src_path, dst_path = self.unc(src), self.unc(dst)
-        await self.call(
-            f"renaming {self.shown(src)} to {dst[-1]}", lambda: move(src_path, dst_path, **self._session)
-        )
+        what = f"renaming {self.shown(src)} to {dst[-1]}"
+
+        def run() -> None:
+            self._walk(src[:-1], what)
+            if dst[:-1] != src[:-1]:
+                self._walk(dst[:-1], what)
+            move(src_path, dst_path, **self._session)
+
+        await self.call(what, run)
 
     async def remove(self, parts: Parts) -> None:
         path = self.unc(parts)
+        what = f"removing {self.shown(parts)}"
 
         def run() -> None:
+            if not self._walk(parts[:-1], what):
+                return
             try:
                 smbclient.remove(path, **self._session)
             except SMBOSError as exc:
                 if exc.errno != errno.ENOENT:
                     raise
 
-        await self.call(f"removing {self.shown(parts)}", run)
+        await self.call(what, run)
 
     async def set_mtime(self, parts: Parts, mtime_ns: int) -> None:
         # FileBasicInformation in FILETIME (100 ns units since 1601): the last 2 digits of mtime_ns are lost.
         path = self.unc(parts)
-        await self.call(
-            f"setting the time of {self.shown(parts)}",
-            lambda: smbclient.utime(path, ns=(mtime_ns, mtime_ns), follow_symlinks=False, **self._session),
-        )
+        what = f"setting the time of {self.shown(parts)}"
+
+        def run() -> None:
+            self._walk(parts[:-1], what)
+            smbclient.utime(path, ns=(mtime_ns, mtime_ns), follow_symlinks=False, **self._session)
+
+        await self.call(what, run)
 
     async def set_security(self, parts: Parts, descriptor: bytes) -> None:
         """Write a self-relative security descriptor's owner, group and DACL onto an existing item."""
         path = self.unc(parts)
+        what = f"setting the permissions of {self.shown(parts)}"
 
         def run() -> None:
+            self._walk(parts[:-1], what)
             raw = SMBRawIO(
                 path,
                 mode="r",
@@ -353,7 +393,7 @@ class SmbTarget(Target):
             with SMBFileTransaction(raw) as transaction:
                 transaction += (request, receive)
 
-        await self.call(f"setting the permissions of {self.shown(parts)}", run)
+        await self.call(what, run)
 
     async def get_security(self, parts: Parts) -> bytes:
         """The item's self-relative security descriptor (owner, group, DACL), read with SMB2 QUERY_INFO."""
