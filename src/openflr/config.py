@@ -155,6 +155,11 @@ class LimitSettings:
     """Mounts being opened at once, server-wide; more get 503 with Retry-After."""
     max_concurrent_downloads: int = 64
     """Downloads streaming at once, server-wide; more get 503 with Retry-After."""
+    header_timeout: float = 10.0
+    """Seconds a request's line and headers may take (from their first byte), and a new connection
+    may stay silent; then 408 and the connection is closed. Bodies and downloads are not limited."""
+    max_connections_per_address: int = 256
+    """Connections one client address may hold at once; more are answered 503 and closed."""
     mount_timeout: float = 120.0
     """A mount that takes longer fails its task (hostile or broken images)."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import gc
 import logging
@@ -69,6 +70,10 @@ class _CaseCycle(HttpToolsCycle):
             await super().send(message)
 
 
+_CONNECTIONS: dict[str, int] = {}
+"""Open connections per client address, in this server process."""
+
+
 class CasePreservingHttpTools(HttpToolsProtocol):
     """uvicorn's httptools protocol lower-cases every response header name on the wire; EM clients
     such as the Zabbix PHP script compare ``X-RestSvcSessionId`` case-sensitively. Only the header
@@ -77,13 +82,69 @@ class CasePreservingHttpTools(HttpToolsProtocol):
     max_head_bytes = 256 * 1024
     """Bytes a request line and header block may take before the parser is fed no more (httptools
     itself buffers any amount; the app's own limits answer 414/431 far below this)."""
+    head_timeout = 10.0
+    """Seconds a request's line and headers may take from their first byte, and a new connection
+    may stay silent ([limits] header_timeout): a client that sends one byte a second is cut off. A
+    request's body and a response (a slow download) have no such limit."""
+    max_per_address = 256
+    """Connections one client address may hold at once ([limits] max_connections_per_address)."""
     _head_bytes = 0
     _in_head = True
+    _head_timer: asyncio.TimerHandle | None = None
+    _head_started = False
+    """A request's first byte arrived and its headers have not all arrived yet."""
+    _counted: str | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        address = self.client[0] if self.client else None
+        if address is not None:
+            held = _CONNECTIONS.get(address, 0) + 1
+            _CONNECTIONS[address] = held
+            self._counted = address
+            if held > self.max_per_address:
+                message = f"Too many connections from your address ({self.max_per_address} at most)."
+                self._refuse(503, "Service Unavailable", "ServiceUnavailable", message)
+                return
+        self._start_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_timer()
+        address, self._counted = self._counted, None
+        if address is not None:
+            left = _CONNECTIONS.get(address, 1) - 1
+            if left > 0:
+                _CONNECTIONS[address] = left
+            else:
+                _CONNECTIONS.pop(address, None)
+        super().connection_lost(exc)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._head_bytes = 0
         self._in_head = True
+        self._head_started = True
+        self._start_head_timer()
+
+    def _start_head_timer(self) -> None:
+        self._stop_head_timer()
+        self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if not self._in_head or self.transport.is_closing():
+            return
+        if not self._head_started:  # a connection that never said anything: hang up
+            self.transport.close()
+            return
+        self._in_head = False
+        message = f"The request line and headers did not arrive within {self.head_timeout:g} seconds."
+        self._refuse(408, "Request Timeout", "RequestTimeout", message)
 
     def data_received(self, data: bytes) -> None:
         if self._in_head:
@@ -95,6 +156,8 @@ class CasePreservingHttpTools(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        self._head_started = False
+        self._stop_head_timer()
         super().on_headers_complete()
         if type(self.cycle) is HttpToolsCycle:
             self.cycle.__class__ = _CaseCycle
@@ -152,7 +215,14 @@ def build_config(settings: Settings, app: Any) -> uvicorn.Config:
     if not settings.server.http:
         cert, key = certificate_paths(settings)
         kwargs.update(ssl_certfile=str(cert), ssl_keyfile=str(key))
-    http: Any = CasePreservingHttpTools if settings.server.http_impl == "httptools" else "h11"
+    http: Any = "h11"
+    if settings.server.http_impl == "httptools":
+        limits = settings.limits
+        http = type(
+            "OpenflrHttpTools",
+            (CasePreservingHttpTools,),
+            {"head_timeout": limits.header_timeout, "max_per_address": limits.max_connections_per_address},
+        )
     config = uvicorn.Config(
         app,
         host=settings.server.host,
