@@ -670,9 +670,11 @@ def _kill_ssh_sessions(user: str) -> int:
             continue
         try:
             cmdline = (proc / "cmdline").read_bytes()
+            own_root = os.readlink(proc / "root") == os.readlink("/proc/self/root")
         except OSError:
             continue
-        if cmdline.startswith(f"sshd: {user}".encode()):
+        # not the sessions of another run in a chroot (scripts/fresh-machine-check shares /proc)
+        if own_root and cmdline.startswith(f"sshd: {user}".encode()):
             try:
                 os.kill(int(proc.name), signal.SIGKILL)
                 killed += 1
