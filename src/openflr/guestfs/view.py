@@ -593,17 +593,24 @@ def _linux_roots(
 ) -> tuple[list[Root], bool]:
     root_fs_volume = None
     fstab: list[tuple[str, str, str]] = []
+    damaged: Volume | None = None  # the first whose /etc/fstab cannot be used: the root if no other has one
     for v, fs, _ in opened:
         if fs is not None and fs.kind in ("ext", "xfs"):
-            try:
-                text = fs.read_text(["etc", "fstab"])
-            except VolumeError as exc:
-                notes.append(f"/etc/fstab could not be read: {exc}")
+            found, text, problem = _guest_text(fs, ["etc", "fstab"])
+            if problem is not None:
+                notes.append(
+                    f"{problem}: its mounts are not grafted, and volumes other than the root keep "
+                    "their labels or numbers"
+                )
+                damaged = damaged or v
                 continue
-            if text is not None:
-                fstab = _parse_fstab(text)
+            if found and text is not None:
+                fstab, skipped = _parse_fstab(text)
+                if skipped:
+                    notes.append(f"/etc/fstab: {skipped} line(s) could not be read and were skipped")
                 root_fs_volume = v
                 break
+    root_fs_volume = root_fs_volume or damaged
     mounts: dict[int, tuple[str, ...]] = {}
     if root_fs_volume is not None:
         for spec, mountpoint, fstype in fstab:
@@ -614,7 +621,7 @@ def _linux_roots(
                 mounts[target.index] = tuple(p for p in mountpoint.split("/") if p)
         if () not in mounts.values():
             mounts[root_fs_volume.index] = ()
-        _load_passwd(opened, root_fs_volume)
+        _load_passwd(opened, root_fs_volume, notes)
     roots: list[Root] = []
     used: set[str] = set()
     for v, fs, problem in opened:
@@ -632,14 +639,56 @@ def _linux_roots(
     return roots, bool(mounts)
 
 
-def _parse_fstab(text: str) -> list[tuple[str, str, str]]:
+GUEST_TEXT_LIMIT = 1024 * 1024
+"""The largest /etc/fstab or /etc/passwd read (a real one is a few KiB)."""
+_FSTAB_LINE_LIMIT = 4096
+
+
+def _guest_text(fs: FileSystem, parts: list[str]) -> tuple[bool, str | None, str | None]:
+    """(exists, text, problem) of a small guest text file such as /etc/fstab: ``problem`` is a
+    sentence when the file exists but cannot be used (a folder, a link, too large, not text,
+    unreadable). Never raises for damage."""
+    shown = "/" + "/".join(parts)
+    try:
+        with fs.lock:
+            node = fs.lookup(parts)
+            if node is None:
+                return False, None, None
+            entry = fs.stat(node)
+            if entry.is_dir:
+                return True, None, f"{shown} is a folder, not a file"
+            if entry.is_link:
+                return True, None, f"{shown} is a symbolic link, which is not followed"
+            if entry.size > GUEST_TEXT_LIMIT:
+                return True, None, f"{shown} is larger than {GUEST_TEXT_LIMIT // 1024} KiB"
+            data = fs.open(node).pread(entry.size, 0)
+    except VolumeError as exc:
+        return True, None, f"{shown} could not be read ({exc})"
+    if b"\0" in data:
+        return True, None, f"{shown} is not a text file"
+    try:
+        return True, data.decode("utf-8"), None
+    except UnicodeDecodeError:
+        return True, None, f"{shown} is not a text file (not UTF-8)"
+
+
+def _parse_fstab(text: str) -> tuple[list[tuple[str, str, str]], int]:
+    """The (spec, mount point, type) lines of an fstab, and how many lines were skipped as unreadable."""
     out = []
+    skipped = 0
     for line in text.splitlines():
+        if len(line) > _FSTAB_LINE_LIMIT:
+            skipped += 1
+            continue
         line = line.split("#", 1)[0].strip()
         fields = line.split()
-        if len(fields) >= 3:
-            out.append((fields[0], fields[1].replace("\\040", " "), fields[2].lower()))
-    return out
+        if not fields:
+            continue
+        if not 3 <= len(fields) <= 6 or not (fields[1].startswith("/") or fields[1] in ("none", "swap")):
+            skipped += 1
+            continue
+        out.append((fields[0], fields[1].replace("\\040", " "), fields[2].lower()))
+    return out, skipped
 
 
 def _match_spec(spec: str, opened: list[tuple[Volume, FileSystem | None, str | None]]) -> Volume | None:
@@ -676,20 +725,29 @@ def _match_spec(spec: str, opened: list[tuple[Volume, FileSystem | None, str | N
     return None
 
 
-def _load_passwd(opened: list[tuple[Volume, FileSystem | None, str | None]], root_volume: Volume) -> None:
+def _load_passwd(
+    opened: list[tuple[Volume, FileSystem | None, str | None]], root_volume: Volume, notes: list[str]
+) -> None:
+    """Account names of the root file system's /etc/passwd for every Linux file system; owners stay
+    numbers (with a note) when it cannot be read."""
     root_fs = next(fs for v, fs, _ in opened if v is root_volume)
     assert root_fs is not None
-    try:
-        text = root_fs.read_text(["etc", "passwd"])
-    except VolumeError:
+    _found, text, problem = _guest_text(root_fs, ["etc", "passwd"])
+    if problem is not None:
+        notes.append(f"{problem}: owners are shown as numbers")
         return
     if not text:
         return
     names: dict[int, str] = {}
     for line in text.splitlines():
         fields = line.split(":")
-        if len(fields) >= 3 and fields[2].isdigit():
-            names.setdefault(int(fields[2]), fields[0])
+        if len(fields) >= 3 and fields[2].isascii() and fields[2].isdigit() and len(fields[2]) <= 10:
+            name = fields[0]
+            if name and name.isprintable() and len(name) <= 256:
+                names.setdefault(int(fields[2]), name)
+    if not names:
+        notes.append("/etc/passwd holds no account lines: owners are shown as numbers")
+        return
     for _, fs, _ in opened:
         if fs is not None and fs.kind in ("ext", "xfs"):
             fs.owner_names.update(names)
