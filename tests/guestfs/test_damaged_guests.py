@@ -5,13 +5,17 @@ that the point still opens, that the rest is there, and that ``notes`` names wha
 from __future__ import annotations
 
 import os
+import shutil
+import struct
 import subprocess
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from openflr.guestfs.view import open_view
+from tests.imagebuilder import Fixtures
 
 MiB = 1024 * 1024
 
@@ -132,5 +136,132 @@ def test_a_good_passwd_names_owners(tmp_path: Path) -> None:
     try:
         assert view.notes == []
         assert {e.name: e.owner for e in view.scandir(view.locate("/etc"))}["hostname"] == "root"
+    finally:
+        view.close()
+
+
+# --- partition tables and LVM: copies of the fixture disks, damaged in one entry ------------------------
+
+SECTOR = 512
+
+
+def _copy(fixtures: Fixtures, tmp_path: Path, name: str) -> Path:
+    out = tmp_path / name
+    shutil.copyfile(fixtures.root / "raw" / name, out)
+    return out
+
+
+def _patch(path: Path, offset: int, data: bytes) -> None:
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        f.write(data)
+
+
+def _gpt_entries(path: Path, mutate: Callable[[bytearray], None]) -> None:
+    """Change the primary GPT's entries of a disk and make both of its checksums right again."""
+    with open(path, "r+b") as f:
+        f.seek(SECTOR)
+        header = bytearray(f.read(SECTOR))
+        f.seek(2 * SECTOR)
+        entries = bytearray(f.read(128 * 128))
+        mutate(entries)
+        struct.pack_into("<I", header, 88, zlib.crc32(bytes(entries)))
+        struct.pack_into("<I", header, 16, 0)
+        struct.pack_into("<I", header, 16, zlib.crc32(bytes(header[:92])))
+        f.seek(SECTOR)
+        f.write(header)
+        f.write(entries)
+
+
+def _beyond(entries: bytearray) -> None:
+    struct.pack_into("<Q", entries, 40, 1 << 40)  # the ESP's last LBA
+
+
+def _overlapping(entries: bytearray) -> None:
+    entries[256:384] = entries[0:128]  # a third partition inside the NTFS one
+    struct.pack_into("<QQ", entries, 256 + 32, 100000, 120000)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "note"),
+    [
+        (_beyond, "disk 0: GPT partition 1 lies beyond the end of the disk; it was skipped"),
+        (_overlapping, "disk 0: GPT partition 3 overlaps partition 2; it was skipped"),
+    ],
+)
+def test_a_damaged_gpt_entry_costs_only_itself(
+    fixtures: Fixtures, tmp_path: Path, mutate: Callable[[bytearray], None], note: str
+) -> None:
+    disk = _copy(fixtures, tmp_path, "win-disk0-p1.raw")
+    _gpt_entries(disk, mutate)
+    view = open_view([[disk]])
+    try:
+        names = [r.name for r in view.roots]
+        assert names == (["C:"] if mutate is _beyond else ["C:", "S:"])
+        assert view.notes == [note]
+        assert view.scandir(view.locate("C:/Windows/System32/config"))
+    finally:
+        view.close()
+
+
+def test_a_damaged_primary_gpt_header_is_read_from_the_backup(fixtures: Fixtures, tmp_path: Path) -> None:
+    disk = _copy(fixtures, tmp_path, "win-disk0-p1.raw")
+    _patch(disk, SECTOR + 16, b"\x01\x00\x00\x00")  # the primary header's checksum
+    view = open_view([[disk]])
+    try:
+        assert [r.name for r in view.roots] == ["C:", "S:"]
+        assert view.notes == [
+            "disk 0: the primary GPT is damaged (GPT header checksum mismatch); the backup GPT at the end "
+            "of the disk was used"
+        ]
+    finally:
+        view.close()
+
+
+MISC_ROOTS = ["boot:", "DATA16:", "EXFAT:", "lvroot:", "lvdata:"]
+
+
+def _misc(fixtures: Fixtures, tmp_path: Path, damage: Callable[[Path], None]) -> list[list[Path]]:
+    disk = _copy(fixtures, tmp_path, "misc-disk0-p1.raw")
+    damage(disk)
+    return [[disk], [fixtures.root / "raw" / "misc-disk1-p1.raw"]]
+
+
+@pytest.mark.parametrize(
+    ("damage", "gone", "note"),
+    [
+        (
+            # primary 1 (the ext "boot" volume) ends past the end of the disk
+            lambda d: _patch(d, 446 + 12, struct.pack("<I", 0xFFFFFF00)),
+            "boot:",
+            "disk 0: MBR partition 1 lies beyond the end of the disk; it was skipped",
+        ),
+        (
+            # the extended chain is cut: its first EBR loses its signature
+            lambda d: _patch(d, 34816 * SECTOR + 510, b"\0\0"),
+            "DATA16:",
+            "disk 0: the extended boot record of logical partition 5 is damaged; it and the rest of the "
+            "chain were skipped",
+        ),
+        (
+            # the LVM metadata area of the physical volume on partition 3 (header and text) is overwritten
+            lambda d: _patch(d, 104448 * SECTOR + 4096, b"\xa5" * 2048),
+            "lvroot:",
+            "disk 0: volume group cannot be read",
+        ),
+    ],
+)
+def test_a_damaged_mbr_entry_or_lvm_area_costs_only_its_volumes(
+    fixtures: Fixtures, tmp_path: Path, damage: Callable[[Path], None], gone: str, note: str
+) -> None:
+    view = open_view(_misc(fixtures, tmp_path, damage))
+    try:
+        lost = {gone} | ({"lvdata:"} if gone == "lvroot:" else set())
+        assert sorted(r.name for r in view.roots) == sorted(set(MISC_ROOTS) - lost)
+        (shown,) = view.notes
+        assert shown.startswith(note)
+        for root in view.roots:
+            assert root.fs is not None
+            list(view.scandir(view.locate(root.name)))
     finally:
         view.close()

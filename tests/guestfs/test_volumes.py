@@ -66,7 +66,7 @@ def test_damaged_gpt_is_refused(fixtures: Fixtures, tmp_path: Path) -> None:
         partitions(0, open_top(tmp_path / "d.raw"))
 
 
-def test_extended_partition_loop_is_refused(fixtures: Fixtures, tmp_path: Path) -> None:
+def test_extended_partition_loop_is_cut_with_a_note(fixtures: Fixtures, tmp_path: Path) -> None:
     data = bytearray(raw_disk(fixtures, "lvm-vm", 0).read_bytes())
     ext = 17 * MiB
     second = ext + MiB
@@ -76,5 +76,10 @@ def test_extended_partition_loop_is_refused(fixtures: Fixtures, tmp_path: Path) 
     struct.pack_into("<BBBBBBBBII", data, second + 462, 0, 0, 0, 0, 5, 0, 0, 0, 2048, 2048)
     data[second + 510 : second + 512] = b"\x55\xaa"
     (tmp_path / "loop.raw").write_bytes(bytes(data))
-    with pytest.raises(CorruptImageError, match="loops"):
-        partitions(0, open_top(tmp_path / "loop.raw"))
+    notes: list[str] = []
+    vols = partitions(0, open_top(tmp_path / "loop.raw"), notes)
+    assert [(v.number, v.type_id) for v in vols] == [(1, "83"), (5, "06"), (3, "8e")]
+    assert notes == [
+        "disk 0: the extended partition chain loops after logical partition 5; the rest of the chain "
+        "was skipped"
+    ]

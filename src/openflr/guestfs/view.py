@@ -421,13 +421,23 @@ def open_view(disks: Sequence[Sequence[Path]], os_hint: str = "") -> GuestView:
 def _build(chains: list[Chain], os_hint: str) -> GuestView:
     volumes: list[Volume] = []
     pvs: list[Volume] = []
+    notes: list[str] = []
+    unreadable: list[CorruptImageError] = []
     for i, chain in enumerate(chains):
         try:
-            found = partitions(i, chain)
+            found = partitions(i, chain, notes)
         except (struct.error, ValueError, IndexError, OverflowError) as exc:
-            if isinstance(exc, ImageError):
+            if isinstance(exc, ImageError) and exc.path != "partition table":
                 raise
-            raise CorruptImageError("partition table", f"disk {i}: damaged ({exc})") from None
+            damaged = (
+                exc
+                if isinstance(exc, CorruptImageError)
+                else CorruptImageError("partition table", f"disk {i}: damaged ({exc})")
+            )
+            # A disk whose table cannot be read costs only itself (the point fails if it was all).
+            unreadable.append(damaged)
+            notes.append(f"{damaged.problem}: the disk's volumes were skipped")
+            continue
         for v in found:
             (pvs if is_lvm(v) else volumes).append(v)
         if len(volumes) + len(pvs) > MAX_VOLUMES:
@@ -435,13 +445,17 @@ def _build(chains: list[Chain], os_hint: str) -> GuestView:
                 "partition table", f"disk {i}: more than {MAX_VOLUMES} volumes in the point; not opened"
             )
     if pvs:
-        volumes += logical_volumes(pvs)
+        lvm_notes: list[str] = []
+        volumes += logical_volumes(pvs, lvm_notes)
+        notes += lvm_notes
+        unreadable += [CorruptImageError("LVM", note) for note in lvm_notes]
         if len(volumes) > MAX_VOLUMES:
             raise CorruptImageError("LVM", f"more than {MAX_VOLUMES} volumes in the point; not opened")
+    if unreadable and not volumes:
+        raise unreadable[0]  # nothing left to offer: the point fails with the first reason
     for n, v in enumerate(volumes):
         v.index = n
     opened: list[tuple[Volume, FileSystem | None, str | None]] = []
-    notes: list[str] = []
     for v in volumes:
         check_cancelled()
         try:
