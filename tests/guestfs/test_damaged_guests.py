@@ -5,6 +5,7 @@ that the point still opens, that the rest is there, and that ``notes`` names wha
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from openflr.guestfs.errors import VolumeError
 from openflr.guestfs.view import open_view
 from tests.imagebuilder import Fixtures
 
@@ -263,5 +265,77 @@ def test_a_damaged_mbr_entry_or_lvm_area_costs_only_its_volumes(
         for root in view.roots:
             assert root.fs is not None
             list(view.scandir(view.locate(root.name)))
+    finally:
+        view.close()
+
+
+# --- one damaged inode, directory block or MFT record ----------------------------------------------------
+
+
+def _debugfs_location(disk: Path, path: str) -> int:
+    """The byte offset of the inode of ``path`` in an ext4 image (block size 1 KiB)."""
+    out = subprocess.run(["debugfs", "-R", f"imap {path}", str(disk)], capture_output=True, text=True).stdout
+    match = re.search(r"located at block (\d+), offset 0x([0-9a-f]+)", out)
+    assert match, out
+    return int(match[1]) * 1024 + int(match[2], 16)
+
+
+def test_a_damaged_inode_or_directory_block_costs_only_itself(tmp_path: Path) -> None:
+    tree = tmp_path / "tree" / "dir"
+    for sub in ("sub1", "sub2"):
+        (tree / sub).mkdir(parents=True)
+        (tree / sub / "inner.txt").write_text(f"in {sub}\n")
+    for name in "abcd":
+        (tree / f"{name}.txt").write_text(f"file {name}\n")
+    disk = tmp_path / "ext4.raw"
+    subprocess.run(
+        ["mke2fs", "-q", "-F", "-t", "ext4", "-b", "1024", "-d", str(tree.parent), str(disk), "8M"],
+        check=True,
+    )
+    stat = subprocess.run(["debugfs", "-R", "blocks dir/sub1", str(disk)], capture_output=True, text=True)
+    (sub1_block,) = stat.stdout.split()
+    _patch(disk, _debugfs_location(disk, "dir/b.txt"), b"\xa5" * 256)  # b.txt's inode
+    _patch(disk, int(sub1_block) * 1024, b"\xa5" * 1024)  # sub1's only directory block
+    view = open_view([[disk]], "Linux")
+    try:
+        (root,) = view.roots
+        names = {e.name for e in view.scandir(view.locate(f"{root.name}/dir"))}
+        assert {"a.txt", "c.txt", "d.txt", "sub1", "sub2"} <= names
+        assert view.open(view.locate(f"{root.name}/dir/c.txt")).pread(100, 0) == b"file c\n"
+        assert view.open(view.locate(f"{root.name}/dir/sub2/inner.txt")).pread(100, 0) == b"in sub2\n"
+        with pytest.raises(VolumeError):
+            view.locate(f"{root.name}/dir/sub1")  # the damaged folder says so, before a listing starts
+    finally:
+        view.close()
+
+
+def test_a_damaged_mft_record_costs_only_its_file(fixtures: Fixtures, tmp_path: Path) -> None:
+    """libfsntfs answers a folder entry whose MFT record is damaged with record 0: the file must not
+    serve $MFT (deleted data) under its name; its siblings list and read."""
+    disk = _copy(fixtures, tmp_path, "win-disk0-p1.raw")
+    part = 41 * MiB  # the NTFS partition
+    with open(disk, "rb") as f:
+        f.seek(part)
+        boot = f.read(SECTOR)
+    cluster = struct.unpack_from("<H", boot, 11)[0] * boot[13]
+    record = 2 ** -struct.unpack_from("<b", boot, 0x40)[0]
+    at = part + struct.unpack_from("<Q", boot, 0x30)[0] * cluster
+    view = open_view([[disk]])
+    try:
+        number = view.locate("C:/Documents/report.txt").entry.ident
+    finally:
+        view.close()
+    with open(disk, "rb") as f:
+        f.seek(at + number * record)
+        assert f.read(4) == b"FILE"
+    _patch(disk, at + number * record, b"\xa5" * record)
+    view = open_view([[disk]])
+    try:
+        assert view.notes == []
+        names = [e.name for e in view.scandir(view.locate("C:/Documents"))]
+        assert "report.txt" not in names and {"todelete.txt", "empty.txt", "Mixed Case"} <= set(names)
+        assert view.open(view.locate("C:/Documents/todelete.txt")).pread(10, 0) == b"deleted in"
+        with pytest.raises(VolumeError, match="MFT record"):
+            view.locate("C:/Documents/report.txt")
     finally:
         view.close()

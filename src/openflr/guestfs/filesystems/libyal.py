@@ -224,6 +224,13 @@ class NtfsFileSystem(_LibyalFileSystem):
             descriptor = e.security_descriptor_data
         except OSError:
             descriptor = None
+        ident = e.file_reference & 0xFFFFFFFFFFFF
+        if ident < _NTFS_METAFILES and ident != 5 and not str(e.name or "").startswith("$"):
+            # libfsntfs answers a folder entry whose MFT record is damaged with record 0: never serve
+            # $MFT (which holds deleted data) under the name of a user's file.
+            raise VolumeError(
+                f"The ntfs file system is damaged or cannot be read: the MFT record of {e.name!r} is damaged"
+            )
         return Entry(
             e.name,
             is_dir,
@@ -231,7 +238,7 @@ class NtfsFileSystem(_LibyalFileSystem):
             mtime,
             owner_name(descriptor, self._owners),
             e,
-            ident=e.file_reference & 0xFFFFFFFFFFFF,
+            ident=ident,
         )
 
     def stat(self, node: Node) -> Entry:
