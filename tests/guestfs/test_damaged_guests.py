@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from openflr.guestfs.errors import VolumeError
+from openflr.guestfs.errors import CorruptImageError, VolumeError
 from openflr.guestfs.view import open_view
 from tests.imagebuilder import Fixtures
 
@@ -339,3 +339,17 @@ def test_a_damaged_mft_record_costs_only_its_file(fixtures: Fixtures, tmp_path: 
             view.locate("C:/Documents/report.txt")
     finally:
         view.close()
+
+
+def test_a_disk_whose_table_cannot_be_read_costs_only_that_disk(fixtures: Fixtures, tmp_path: Path) -> None:
+    """A protective MBR entry without any GPT (neither header): disk 0 is skipped, disk 1 stays; a
+    point of that disk alone fails with the reason."""
+    disks = _misc(fixtures, tmp_path, lambda d: _patch(d, 446 + 16 * 3 + 4, b"\xee"))
+    view = open_view(disks)
+    try:
+        assert [r.name for r in view.roots] == ["EXFAT:"]
+        assert view.notes == ["disk 0: no GPT header at sector 1: the disk's volumes were skipped"]
+    finally:
+        view.close()
+    with pytest.raises(CorruptImageError, match="no GPT header"):
+        open_view(disks[:1])
