@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Message, Receive, Scope, Send
 
+from openflr import malloc
 from openflr.api.auth import service_of
 from openflr.core import rules
 from openflr.core.audit import FAILED, INTERRUPTED, SUCCESS
@@ -266,6 +267,8 @@ class _AuditedStream(StreamingResponse):
         budget, self._budget = self._budget, None
         if budget is not None:
             budget.release()
+            if budget.in_use == 0:  # the last download ended: give what the burst freed back
+                malloc.trim_soon()
 
     def __del__(self) -> None:  # never sent (the request failed before the response started)
         self._release()

@@ -1,7 +1,8 @@
 """Walking what a user restores: a file, or a folder and everything below it, in a guest view.
 
 The walk is depth-first and yields each folder before its contents, so a writer can create folders
-as it meets them. Engine calls are blocking: call ``walk`` from a worker thread (or one directory at a
+as it meets them; it reads folders one entry at a time, so its memory does not grow with a folder's
+size. Engine calls are blocking: call ``walk`` from a worker thread (or one directory at a
 time with ``children``).
 
 A guest file system is not trusted: a folder may contain itself or an ancestor, or be linked from many
@@ -79,10 +80,14 @@ def item_of(view: GuestView, where: Located) -> Item:
 
 def children(view: GuestView, item: Item) -> list[Item]:
     """The items directly inside a folder item (blocking); none inside a ``blocked`` one."""
+    return list(iter_children(view, item))
+
+
+def iter_children(view: GuestView, item: Item) -> Iterator[Item]:
+    """``children``, one item at a time: only the item in hand holds its engine handle."""
     if item.blocked is not None:
         log.warning("not walking %s: %s", "/".join(item.rel), item.blocked)
-        return []
-    out = []
+        return
     for entry in view.scandir(item.where):
         parts = [*item.where.parts, entry.name]
         if entry.node is None and entry.is_dir:  # a mount point grafted into the Linux tree
@@ -93,12 +98,16 @@ def children(view: GuestView, item: Item) -> list[Item]:
         blocked = None
         if entry.is_dir and item.guard is not None:
             blocked = item.guard.enter(where.root, entry, len(rel) - 1)
-        out.append(Item(rel, where, entry, item.guard, blocked))
-    return out
+        yield Item(rel, where, entry, item.guard, blocked)
 
 
 def walk(view: GuestView, top: Item, problems: list[Problem]) -> Iterator[Item]:
     """``top`` and, for a folder, everything below it; folders that cannot be read go to ``problems``.
+
+    Depth first, each folder yielded just before its contents. A folder is read one entry at a time
+    and only the folders on the way down to the current item stay open, so what a walk holds does
+    not grow with the size of a folder (an engine's handle of an entry costs several KiB: holding a
+    folder of 10,000 files at once cost about 60 MiB per walk).
 
     Each folder is entered once (see ``guestfs/loops.py``): a folder that contains itself, an
     ancestor or a folder met before is yielded but not walked again, and reported in ``problems``."""
@@ -109,26 +118,27 @@ def walk(view: GuestView, top: Item, problems: list[Problem]) -> Iterator[Item]:
         guard = FolderGuard()
         guard.enter(top.where.root, top.entry, 0)
         top = Item(top.rel, top.where, top.entry, guard)
-    stack = [top]
+    stack: list[tuple[Item, Iterator[Item]]] = [(top, iter_children(view, top))]
     while stack:
-        folder = stack.pop()
+        folder, inside = stack[-1]
         try:
-            inside = children(view, folder)
+            item = next(inside, None)
         except (OpenflrError, OSError) as exc:
+            stack.pop()
             reason = exc.message if isinstance(exc, OpenflrError) else str(exc).splitlines()[0]
             log.warning("cannot list %s: %s", "/".join(folder.rel), reason)
             problems.append(Problem(folder.rel, f"the folder cannot be read: {reason}"))
             continue
-        subfolders = []
-        for item in inside:
-            yield item
-            if item.is_dir:
-                if item.blocked is not None:
-                    log.warning("not walking %s: %s", "/".join(item.rel), item.blocked)
-                    problems.append(Problem(item.rel, item.blocked))
-                    continue
-                subfolders.append(item)
-        stack.extend(reversed(subfolders))
+        if item is None:
+            stack.pop()
+            continue
+        yield item
+        if item.is_dir:
+            if item.blocked is not None:
+                log.warning("not walking %s: %s", "/".join(item.rel), item.blocked)
+                problems.append(Problem(item.rel, item.blocked))
+                continue
+            stack.append((item, iter_children(view, item)))
 
 
 def read_chunks(view: GuestView, item: Item, start: int = 0, end: int | None = None) -> Iterator[Chunk]:
