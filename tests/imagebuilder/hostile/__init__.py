@@ -48,7 +48,8 @@ class Case:
     kind: str
     """What is hostile about it (rows of the table in docs/SECURITY.md)."""
     expect: str
-    """``fail``: must be refused with a clear message; ``any``: may open (possibly partly) or fail."""
+    """``fail``: must be refused with a clear message; ``degraded``: must open without the damaged part,
+    with a note naming it; ``any``: may open (possibly partly) or fail."""
     build: Callable[[Builder, Path], list[str]]
     """Writes the VM folder's images; returns each disk's top image, relative to the folder."""
     walk: str = ""
@@ -1658,34 +1659,46 @@ def _cases() -> list[Case]:
         Case(
             "gpt-entry-count-2^32-1",
             _PT,
-            "fail",
+            "degraded",
             _gpt(lambda h, e: struct.pack_into("<I", h, 80, 0xFFFFFFFF)),
         ),
-        Case("gpt-entry-size-2^28", _PT, "fail", _gpt(lambda h, e: struct.pack_into("<I", h, 84, 1 << 28))),
-        Case("gpt-entry-size-0", _PT, "fail", _gpt(lambda h, e: struct.pack_into("<I", h, 84, 0))),
+        Case(
+            "gpt-entry-size-2^28", _PT, "degraded", _gpt(lambda h, e: struct.pack_into("<I", h, 84, 1 << 28))
+        ),
+        Case("gpt-entry-size-0", _PT, "degraded", _gpt(lambda h, e: struct.pack_into("<I", h, 84, 0))),
         Case(
             "gpt-header-size-huge",
             _PT,
-            "fail",
+            "degraded",
             _gpt(lambda h, e: struct.pack_into("<I", h, 12, 0xFFFFFFFF), fix_crc="none"),
         ),
-        Case("gpt-entries-past-disk", _PT, "fail", _gpt(_gpt_entries_far, fix_crc="header")),
-        Case("gpt-partition-past-disk", _PT, "fail", _gpt(_gpt_beyond)),
+        Case("gpt-entries-past-disk", _PT, "degraded", _gpt(_gpt_entries_far, fix_crc="header")),
+        Case("gpt-partition-past-disk", _PT, "degraded", _gpt(_gpt_beyond)),
         Case(
             "gpt-partition-ends-before-start",
             _PT,
-            "fail",
+            "degraded",
             _gpt(lambda h, e: struct.pack_into("<QQ", e, 128 + 32, 1000, 10)),
         ),
         Case("gpt-128-copies-of-ntfs", _PT, "any", _gpt(_gpt_same_partition)),
-        Case("gpt-bad-crc", _PT, "fail", _gpt(lambda h, e: struct.pack_into("<I", h, 16, 1), fix_crc="none")),
-        Case("mbr-ebr-loop-self", _PT, "fail", _mbr(_mbr_ebr_loop)),
-        Case("mbr-ebr-loop-two", _PT, "fail", _mbr(_mbr_ebr_two_loop)),
+        Case(
+            "gpt-bad-crc",
+            _PT,
+            "degraded",
+            _gpt(lambda h, e: struct.pack_into("<I", h, 16, 1), fix_crc="none"),
+        ),
+        Case("mbr-ebr-loop-self", _PT, "degraded", _mbr(_mbr_ebr_loop)),
+        Case("mbr-ebr-loop-two", _PT, "degraded", _mbr(_mbr_ebr_two_loop)),
         Case("mbr-1000-logical", _PT, "any", _mbr(_mbr_ebr_long)),
         Case(
-            "mbr-partition-past-disk", _PT, "fail", _mbr(_mbr_primary(0, _ebr_entry(0x83, 2048, 0xFFFFFFFF)))
+            "mbr-partition-past-disk",
+            _PT,
+            "degraded",
+            _mbr(_mbr_primary(0, _ebr_entry(0x83, 2048, 0xFFFFFFFF))),
         ),
-        Case("mbr-extended-past-disk", _PT, "fail", _mbr(_mbr_primary(1, _ebr_entry(5, 0xFFFFFF00, 100)))),
+        Case(
+            "mbr-extended-past-disk", _PT, "degraded", _mbr(_mbr_primary(1, _ebr_entry(5, 0xFFFFFF00, 100)))
+        ),
         Case("mbr-protective-no-gpt", _PT, "fail", _mbr(_mbr_primary(3, _ebr_entry(0xEE, 1, 100)))),
         # LVM
         Case(
