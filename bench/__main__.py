@@ -24,7 +24,7 @@ GROUPS = {
     "list": mounting.listing_rates,
     "memory": mounting.listing_memory,
     "download": downloading.download_rates,
-    "concurrency": concurrency.concurrent_sessions,
+    "concurrency": concurrency.concurrency,
 }
 DOC = fixtures.REPO / "docs" / "BENCHMARKS.md"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"

@@ -1,16 +1,21 @@
 """Concurrent sessions: each logs on, mounts, lists 20 times, downloads 5 x 10 MiB, unmounts and logs
-out, all at once against one real server. Reports errors, listing latency and the server's memory."""
+out, all at once against one real server. Reports errors, listing latency and the server's memory.
+
+Then a burst of concurrent folder ZIPs (the demo Windows VM's ``C:``: 10,020 files, 10,000 of them in
+one folder): memory per stream (peak RSS growth over the streams), RSS a minute after the burst, and
+listing latency while it runs."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from pathlib import Path
 
 import httpx2 as httpx
 from tests.support import USERS
 
-from bench.common import JSON, TOKEN, Row, pct, reset_peak, rss_kib, server
+from bench.common import JSON, TOKEN, Client, Row, pct, reset_peak, rss_kib, server
 
 VM = "big-files"
 LISTINGS = (
@@ -120,3 +125,113 @@ def concurrent_sessions(datastore: Path, data: Path, sessions: int = 50) -> list
             met=growth <= 256,
         ),
     ]
+
+
+ZIP_VM = "small"
+ZIP_STREAMS = 64
+SETTLE_S = 60
+
+
+async def _zip_burst(base: str, headers: dict[str, str], mount: str, streams: int, tally: Tally) -> None:
+    url = f"{mount}/C:?action=download"
+    done = asyncio.Event()
+
+    async def one(http: httpx.AsyncClient) -> None:
+        async with http.stream("GET", url, headers=headers) as resp:
+            got = 0
+            async for chunk in resp.aiter_bytes():
+                got += len(chunk)
+            if resp.status_code != 200:
+                tally.errors.append(f"zip: {resp.status_code}")
+            tally.downloaded += got
+
+    async def lister(http: httpx.AsyncClient) -> None:
+        while not done.is_set():
+            start = time.perf_counter()
+            r = await http.get(f"{mount}/C:/Documents?action=listAll", headers=headers)
+            tally.listing_s.append(time.perf_counter() - start)
+            if r.status_code != 200:
+                tally.errors.append(f"listing: {r.status_code}")
+            await asyncio.sleep(0.05)
+
+    limits = httpx.Limits(max_connections=streams + 8)
+    async with httpx.AsyncClient(verify=False, timeout=600, limits=limits) as http:
+        listing = asyncio.create_task(lister(http))
+        await asyncio.gather(*(one(http) for _ in range(streams)))
+        done.set()
+        await listing
+
+
+def zip_burst(
+    datastore: Path, data: Path, vm: str = ZIP_VM, streams: int = ZIP_STREAMS, settle_s: float = SETTLE_S
+) -> list[Row]:
+    """``streams`` concurrent folder ZIPs of ``vm``'s ``C:`` against one server, after one alone."""
+    tally = Tally()
+    with server(data, datastore) as srv:
+        pid = srv.process.pid
+        client = Client(srv.base)
+        href, _ = client.mount(client.point(vm))
+        one = client.get(f"{href}/C:?action=download")  # the mount's own caches are not per stream
+        size = len(one.content)
+        del one
+        time.sleep(1)
+        before, _ = rss_kib(pid)
+        peak = before
+        sampling = True
+
+        def sample() -> None:
+            nonlocal peak
+            while sampling:
+                peak = max(peak, rss_kib(pid)[0])
+                time.sleep(0.02)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        start = time.perf_counter()
+        asyncio.run(_zip_burst(srv.base, client.headers, href, streams, tally))
+        elapsed = time.perf_counter() - start
+        sampling = False
+        sampler.join()
+        time.sleep(settle_s)
+        after, _ = rss_kib(pid)
+        client.unmount(href)
+        client.close()
+    per_stream = (peak - before) / 1024 / streams
+    kept = (after - before) / 1024
+    p50, p99 = pct(tally.listing_s, 50) * 1000, pct(tally.listing_s, 99) * 1000
+    return [
+        Row(
+            f"{streams} concurrent folder ZIPs of C: ({size / 1e6:.1f} MB, 10,020 files each)",
+            f"{len(tally.errors)} errors in {elapsed:.1f} s ({tally.downloaded / elapsed / 1e6:,.0f} MB/s)",
+            target="0 errors",
+            met=not tally.errors,
+            note="; ".join(tally.errors[:3]),
+        ),
+        Row(
+            "server memory per ZIP stream: peak RSS growth / streams",
+            f"{per_stream:.1f} MiB (peak {peak / 1024:.0f} MiB)",
+            f"RSS before {before / 1024:.0f} MiB",
+            target="<= 4 MiB per stream",
+            met=per_stream <= 4,
+        ),
+        Row(
+            f"server RSS {settle_s:.0f} s after that burst, above its start",
+            f"{kept:.0f} MiB (RSS {after / 1024:.0f} MiB)",
+            f"RSS before {before / 1024:.0f} MiB",
+            target="<= 64 MiB",
+            met=kept <= 64,
+        ),
+        Row(
+            "listing latency during that burst: p50 / p99",
+            f"{p50:.0f} / {p99:.0f} ms ({len(tally.listing_s)} listings)",
+            target="p99 <= 1 s",
+            met=p99 <= 1000,
+        ),
+    ]
+
+
+def concurrency(datastore: Path, data: Path) -> list[Row]:
+    """The sessions mix, then the ZIP burst (each on a server of its own)."""
+    (data / "sessions").mkdir()
+    (data / "zips").mkdir()
+    return concurrent_sessions(datastore, data / "sessions") + zip_burst(datastore, data / "zips")
