@@ -68,6 +68,95 @@ class _Sink(io.RawIOBase):
         return out
 
 
+class _Entries:
+    """What zipfile's end record needs of a central directory already written: its length."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[zipfile.ZipInfo]:
+        return iter(())
+
+
+class _CompactZip(zipfile.ZipFile):
+    """A ZipFile that keeps each written entry's central-directory record as bytes (about 80 per
+    entry) instead of its ``ZipInfo`` (about 500 with its name): for a folder of 10,000 files, 1 MiB
+    per stream instead of 5. Call ``compact`` after each entry. Duplicate names (a damaged folder)
+    are no longer warned about: a streamed archive cannot drop them anyway."""
+
+    def __init__(self, sink: _Sink) -> None:
+        super().__init__(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
+        self._records = bytearray()
+        self._count = 0
+
+    def compact(self) -> None:
+        for info in self.filelist:
+            self._records += _central_record(info)
+            self._count += 1
+        self.filelist.clear()
+        self.NameToInfo.clear()
+
+    def _write_end_record(self) -> None:
+        self.compact()
+        self.fp.write(bytes(self._records))  # type: ignore[union-attr]
+        self._records = bytearray()
+        self.filelist = _Entries(self._count)  # type: ignore[assignment]
+        super()._write_end_record()  # type: ignore[misc]
+
+
+def _central_record(info: zipfile.ZipInfo) -> bytes:
+    """The central-directory record of a written STORED entry, as zipfile's own end record writes it."""
+    dt = info.date_time
+    dosdate = (dt[0] - 1980) << 9 | dt[1] << 5 | dt[2]
+    dostime = dt[3] << 11 | dt[4] << 5 | (dt[5] // 2)
+    extra: list[int] = []
+    if info.file_size > zipfile.ZIP64_LIMIT or info.compress_size > zipfile.ZIP64_LIMIT:
+        extra += [info.file_size, info.compress_size]
+        file_size = compress_size = 0xFFFFFFFF
+    else:
+        file_size, compress_size = info.file_size, info.compress_size
+    if info.header_offset > zipfile.ZIP64_LIMIT:
+        extra.append(info.header_offset)
+        header_offset = 0xFFFFFFFF
+    else:
+        header_offset = info.header_offset
+    extra_data = info.extra
+    min_version = 0
+    if extra:
+        extra_data = zipfile._strip_extra(extra_data, (1,))  # type: ignore[attr-defined]
+        extra_data = struct.pack("<HH" + "Q" * len(extra), 1, 8 * len(extra), *extra) + extra_data
+        min_version = zipfile.ZIP64_VERSION
+    extract_version = max(min_version, info.extract_version)
+    create_version = max(min_version, info.create_version)
+    filename, flag_bits = info._encodeFilenameFlags()  # type: ignore[attr-defined]
+    head = struct.pack(
+        zipfile.structCentralDir,  # type: ignore[attr-defined]
+        zipfile.stringCentralDir,  # type: ignore[attr-defined]
+        create_version,
+        info.create_system,
+        extract_version,
+        info.reserved,
+        flag_bits,
+        info.compress_type,
+        dostime,
+        dosdate,
+        info.CRC,
+        compress_size,
+        file_size,
+        len(filename),
+        len(extra_data),
+        len(info.comment),
+        0,
+        info.internal_attr,
+        info.external_attr,
+        header_offset,
+    )
+    return bytes(head + filename + extra_data + info.comment)
+
+
 @dataclass
 class ZipReport:
     files: int = 0
@@ -115,7 +204,7 @@ def zip_chunks(
     archive would otherwise hold a wrong file)."""
     sink = _Sink()
     problems: list[Problem] = []
-    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+    with _CompactZip(sink) as archive:
         for item in walk(view, top, problems):
             name = "/".join(item.rel)
             entry = item.entry
@@ -145,6 +234,7 @@ def zip_chunks(
                         out.write(data)
                 report.files += 1
                 report.bytes += entry.size
+            archive.compact()
             if problems:
                 report.skipped.extend(problems)
                 problems.clear()
