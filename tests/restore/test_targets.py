@@ -733,3 +733,38 @@ async def test_smb_a_reparse_point_on_the_way_is_not_followed(
             assert "up is a " in info.value.message and "not followed" in info.value.message
     assert os.listdir(outside) == ["a"]
     assert (outside / "a").read_bytes() == b"outside" and (outside / "a").stat().st_mtime_ns == 0
+
+
+@pytest.mark.parametrize("scheme", ["smb", "sftp"])
+async def test_each_folder_on_the_way_is_checked_once_per_connection(
+    request: pytest.FixtureRequest, scheme: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Restoring many files into one deep folder costs one link check per folder, not three per file
+    (create, rename, set the time): each check is a round trip to the guest."""
+    looked_at: list[str] = []
+    if scheme == "smb":
+        real_lstat = smbclient.lstat
+
+        def counting_lstat(path: str, **kw: object) -> object:
+            looked_at.append(path)
+            return real_lstat(path, **kw)
+
+        monkeypatch.setattr(smbclient, "lstat", counting_lstat)
+    async with await place(request, scheme).connect() as target:
+        if scheme == "sftp":
+            sftp = target.sftp  # type: ignore[attr-defined]
+            real = sftp.lstat
+
+            async def counting(path: str, *args: object, **kw: object) -> object:
+                looked_at.append(path)
+                return await real(path, *args, **kw)
+
+            monkeypatch.setattr(sftp, "lstat", counting)
+        folder = ("a", "b", "c")
+        await target.makedirs(folder)
+        for n in range(20):
+            await write_file(target, (*folder, f".tmp{n}"), b"x")
+            await target.rename((*folder, f".tmp{n}"), (*folder, f"f{n}.txt"), replace=False)
+            await target.set_mtime((*folder, f"f{n}.txt"), 1_700_000_000 * 10**9)
+    on_the_way = [p for p in looked_at if not p.rstrip("/\\").endswith(".txt") and ".tmp" not in p]
+    assert len(on_the_way) <= len(folder), on_the_way

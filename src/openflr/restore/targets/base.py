@@ -54,6 +54,25 @@ class TargetLinkError(TargetError):
         return cls(f"{shown} is {kind} on the target: not followed")
 
 
+class CheckedFolders:
+    """Folders below a target's folder that this connection has found to be real folders (no link).
+
+    SMB and SFTP check each folder on the way to an item with a round trip of its own; kept here, each
+    folder is checked once per restore instead of three times per file written into it (create,
+    rename, set the time). A restore never removes, renames or links over a folder, so a folder once
+    found real stays so for the restore's own writes.
+    """
+
+    def __init__(self) -> None:
+        self._known: set[tuple[str, ...]] = set()
+
+    def __contains__(self, parts: Parts) -> bool:
+        return tuple(parts) in self._known
+
+    def add(self, parts: Parts) -> None:
+        self._known.add(tuple(parts))
+
+
 @dataclass(frozen=True)
 class TargetItem:
     name: str

@@ -27,6 +27,7 @@ import asyncssh
 
 from openflr.guestfs.filesystems.base import Chunk
 from openflr.restore.targets.base import (
+    CheckedFolders,
     Credentials,
     Parts,
     Target,
@@ -142,6 +143,7 @@ class SftpTarget(Target):
         self.conn, self.sftp = conn, sftp
         self.timeout = options.timeout
         self.base = "/" + "/".join(check_name(p) for p in address.path)
+        self._checked = CheckedFolders()
 
     def shown(self, parts: Parts) -> str:
         return "/".join(parts) or "the target folder"
@@ -190,6 +192,8 @@ class SftpTarget(Target):
         """
         for depth in range(1, len(folders) + 1):
             parts = folders[:depth]
+            if parts in self._checked:
+                continue
             attrs = await self._lstat(parts, what)
             if attrs is None:
                 if not create:
@@ -197,6 +201,7 @@ class SftpTarget(Target):
                 try:
                     with anyio.fail_after(self.timeout):
                         await self.sftp.mkdir(self.path(parts))
+                    self._checked.add(parts)
                     continue
                 except _FAILURES as exc:
                     attrs = await self._lstat(parts, what)  # made meanwhile?
@@ -207,6 +212,7 @@ class SftpTarget(Target):
                 raise TargetLinkError.at(self.shown(parts))
             if mode is None or not stat_mode.S_ISDIR(mode):
                 raise TargetError(f"{what}: a file is in the way")
+            self._checked.add(parts)
         return True
 
     async def stat(self, parts: Parts) -> TargetItem | None:

@@ -45,6 +45,7 @@ from smbprotocol.open import (  # type: ignore[import-untyped,unused-ignore]
 
 from openflr.guestfs.filesystems.base import Chunk
 from openflr.restore.targets.base import (
+    CheckedFolders,
     Credentials,
     Parts,
     Target,
@@ -201,6 +202,7 @@ class SmbTarget(Target):
         self.share = check_name(address.path[0])
         self.base = tuple(check_name(p) for p in address.path[1:])
         self._cache: dict[str, Any] = {}
+        self._checked = CheckedFolders()
         self._session = {
             "username": credentials.username,
             "password": credentials.password,
@@ -270,6 +272,8 @@ class SmbTarget(Target):
         """
         for depth in range(1, len(folders) + 1):
             parts = folders[:depth]
+            if parts in self._checked:
+                continue
             path = self.unc(parts)
             try:
                 st = smbclient.lstat(path, **self._session)
@@ -280,6 +284,7 @@ class SmbTarget(Target):
                     return False
                 try:
                     smbclient.mkdir(path, **self._session)
+                    self._checked.add(parts)
                     continue
                 except SMBOSError as again:
                     if again.errno != errno.EEXIST:
@@ -291,6 +296,7 @@ class SmbTarget(Target):
                 raise TargetLinkError.at(self.shown(parts), kind)
             if not stat_mode.S_ISDIR(st.st_mode):
                 raise TargetError(f"{what}: a file is in the way")
+            self._checked.add(parts)
         return True
 
     async def stat(self, parts: Parts) -> TargetItem | None:
