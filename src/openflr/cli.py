@@ -46,7 +46,9 @@ def serving_options(fn: F) -> F:
     fn = click.option(
         "--port", type=click.IntRange(1, 65535), default=None, help="TCP port, 1-65535 (default 9398)."
     )(fn)
-    fn = click.option("--host", default=None, help="Address to listen on (default 0.0.0.0).")(fn)
+    fn = click.option(
+        "--host", default=None, help="Address to listen on (default 0.0.0.0; 127.0.0.1 for the demo)."
+    )(fn)
     return config_option(fn)
 
 

@@ -18,6 +18,7 @@ import tomllib
 import types
 import typing
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -258,26 +259,30 @@ def _coerce(value: Any, target: Any, where: str) -> Any:
     return value
 
 
-_BOUNDS: dict[tuple[type, str], tuple[int, int, str]] = {
-    (ServerSettings, "port"): (1, 65535, "a TCP port from 1 to 65535"),
+def _port(value: Any, where: str) -> None:
+    if not 1 <= value <= 65535:
+        raise ConfigError(f"{where}: expected a TCP port from 1 to 65535, got {value!r}")
+
+
+def _public_url(url: Any, where: str) -> None:
+    parts = urllib.parse.urlsplit(url)
+    if url and (parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment):
+        raise ConfigError(f"{where}: expected an http:// or https:// address without a query, got {url!r}")
+
+
+_CHECKS: dict[tuple[type, str], Callable[[Any, str], None]] = {
+    (ServerSettings, "port"): _port,
+    (ServerSettings, "public_url"): _public_url,
 }
-"""Settings whose values must lie in a range: (lowest, highest, what the message asks for)."""
+"""Settings whose values must pass more than their type: each check raises a ConfigError."""
 
 
 def _set(obj: Any, key: str, value: Any, hint: Any, where: str) -> None:
     value = _coerce(value, hint, where)
-    bounds = _BOUNDS.get((type(obj), key))
-    if bounds is not None and not bounds[0] <= value <= bounds[1]:
-        raise ConfigError(f"{where}: expected {bounds[2]}, got {value!r}")
-    if (type(obj), key) == (ServerSettings, "public_url") and value:
-        _check_public_url(value, where)
+    check = _CHECKS.get((type(obj), key))
+    if check is not None:
+        check(value, where)
     setattr(obj, key, value)
-
-
-def _check_public_url(url: str, where: str) -> None:
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
-        raise ConfigError(f"{where}: expected an http:// or https:// address without a query, got {url!r}")
 
 
 def _apply_section(obj: Any, values: dict[str, Any], where: str) -> None:
