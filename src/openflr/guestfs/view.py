@@ -610,16 +610,16 @@ def _linux_roots(
     damaged: Volume | None = None  # the first whose /etc/fstab cannot be used: the root if no other has one
     for v, fs, _ in opened:
         if fs is not None and fs.kind in ("ext", "xfs"):
-            found, text, problem = _guest_text(fs, ["etc", "fstab"])
-            if problem is not None:
+            fstab_file = fs.read_text(["etc", "fstab"])
+            if fstab_file.problem is not None:
                 notes.append(
-                    f"{problem}: its mounts are not grafted, and volumes other than the root keep "
-                    "their labels or numbers"
+                    f"{fstab_file.problem}: its mounts are not grafted, and volumes other than the root "
+                    "keep their labels or numbers"
                 )
                 damaged = damaged or v
                 continue
-            if found and text is not None:
-                fstab, skipped = _parse_fstab(text)
+            if fstab_file.text is not None:
+                fstab, skipped = _parse_fstab(fstab_file.text)
                 if skipped:
                     notes.append(f"/etc/fstab: {skipped} line(s) could not be read and were skipped")
                 root_fs_volume = v
@@ -653,37 +653,7 @@ def _linux_roots(
     return roots, bool(mounts)
 
 
-GUEST_TEXT_LIMIT = 1024 * 1024
-"""The largest /etc/fstab or /etc/passwd read (a real one is a few KiB)."""
 _FSTAB_LINE_LIMIT = 4096
-
-
-def _guest_text(fs: FileSystem, parts: list[str]) -> tuple[bool, str | None, str | None]:
-    """(exists, text, problem) of a small guest text file such as /etc/fstab: ``problem`` is a
-    sentence when the file exists but cannot be used (a folder, a link, too large, not text,
-    unreadable). Never raises for damage."""
-    shown = "/" + "/".join(parts)
-    try:
-        with fs.lock:
-            node = fs.lookup(parts)
-            if node is None:
-                return False, None, None
-            entry = fs.stat(node)
-            if entry.is_dir:
-                return True, None, f"{shown} is a folder, not a file"
-            if entry.is_link:
-                return True, None, f"{shown} is a symbolic link, which is not followed"
-            if entry.size > GUEST_TEXT_LIMIT:
-                return True, None, f"{shown} is larger than {GUEST_TEXT_LIMIT // 1024} KiB"
-            data = fs.open(node).pread(entry.size, 0)
-    except VolumeError as exc:
-        return True, None, f"{shown} could not be read ({exc})"
-    if b"\0" in data:
-        return True, None, f"{shown} is not a text file"
-    try:
-        return True, data.decode("utf-8"), None
-    except UnicodeDecodeError:
-        return True, None, f"{shown} is not a text file (not UTF-8)"
 
 
 def _parse_fstab(text: str) -> tuple[list[tuple[str, str, str]], int]:
@@ -746,10 +716,11 @@ def _load_passwd(
     numbers (with a note) when it cannot be read."""
     root_fs = next(fs for v, fs, _ in opened if v is root_volume)
     assert root_fs is not None
-    _found, text, problem = _guest_text(root_fs, ["etc", "passwd"])
-    if problem is not None:
-        notes.append(f"{problem}: owners are shown as numbers")
+    passwd = root_fs.read_text(["etc", "passwd"])
+    if passwd.problem is not None:
+        notes.append(f"{passwd.problem}: owners are shown as numbers")
         return
+    text = passwd.text
     if not text:
         return
     names: dict[int, str] = {}

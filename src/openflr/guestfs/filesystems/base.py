@@ -105,20 +105,45 @@ class FileSystem(ABC):
         """A named data stream of a file (NTFS alternate data streams), or None."""
         return None
 
-    def read_text(self, parts: list[str], limit: int = 1024 * 1024) -> str | None:
-        """A small text file's content (for /etc/fstab, /etc/passwd), or None."""
-        with self.lock:
-            node = self.lookup(parts)
-            if node is None:
-                return None
-            entry = self.stat(node)
-            if entry.is_dir or entry.size > limit:
-                return None
-            data = self.open(node).pread(entry.size, 0)
-        return data.decode("utf-8", "replace")
+    def read_text(self, parts: list[str], limit: int = 1024 * 1024) -> GuestText:
+        """A small guest text file such as /etc/fstab or /etc/passwd; a file that exists but cannot
+        be used (a folder, a link, over ``limit``, not UTF-8 text, unreadable) is a ``problem``
+        sentence, never an exception."""
+        shown = "/" + "/".join(parts)
+        try:
+            with self.lock:
+                node = self.lookup(parts)
+                if node is None:
+                    return GuestText(False)
+                entry = self.stat(node)
+                if entry.is_dir:
+                    return GuestText(True, problem=f"{shown} is a folder, not a file")
+                if entry.is_link:
+                    return GuestText(True, problem=f"{shown} is a symbolic link, which is not followed")
+                if entry.size > limit:
+                    return GuestText(True, problem=f"{shown} is larger than {limit // 1024} KiB")
+                data = self.open(node).pread(entry.size, 0)
+        except VolumeError as exc:
+            return GuestText(True, problem=f"{shown} could not be read ({exc})")
+        if b"\0" in data:
+            return GuestText(True, problem=f"{shown} is not a text file")
+        try:
+            return GuestText(True, data.decode("utf-8"))
+        except UnicodeDecodeError:
+            return GuestText(True, problem=f"{shown} is not a text file (not UTF-8)")
 
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
+
+
+@dataclass(frozen=True)
+class GuestText:
+    """What ``FileSystem.read_text`` found."""
+
+    exists: bool
+    text: str | None = None
+    problem: str | None = None
+    """Why a file that exists cannot be used; None when ``text`` holds it (or it does not exist)."""
 
 
 def first_line(exc: BaseException) -> str:
