@@ -296,7 +296,7 @@ def read_password(confirm: bool = True) -> str:
 
 
 def restriction_options(fn: F) -> F:
-    """The per-user restore restrictions (SPEC §9.3), shared by ``users add`` and ``users set``."""
+    """The per-user restore restrictions (docs/RESTORE.md), shared by ``users add`` and ``users set``."""
     fn = click.option(
         "--scope",
         multiple=True,

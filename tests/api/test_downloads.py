@@ -1,4 +1,4 @@
-"""Direct downloads (SPEC §5): the ForDirectDownload task, files with ranges, folders as ZIP archives.
+"""Direct downloads (docs/RESTORE.md): the ForDirectDownload task, files with ranges, folders as ZIP archives.
 
 Header and range behaviour runs in-process, over HTTP and over HTTPS; the byte-for-byte checks of
 every fixture format and the streaming checks (cut connections, curl resuming, a 2 GiB file with flat

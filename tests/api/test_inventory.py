@@ -1,4 +1,4 @@
-"""Backup servers, replicas, replica points and the query service on the wire (SPEC §2)."""
+"""Backup servers, replicas, replica points and the query service on the wire (docs/COMPATIBILITY.md)."""
 
 from __future__ import annotations
 

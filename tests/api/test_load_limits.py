@@ -1,4 +1,4 @@
-"""Load (issue 8 §5): over the server-wide budget of mounts being opened or downloads streaming,
+"""Load (docs/SECURITY.md, "Load"): over the server-wide budget of mounts being opened or downloads streaming,
 requests get 503 with an ``Error`` and ``Retry-After`` at once, not a hang; browsing stays responsive
 while downloads saturate the server. Against a real `openflr serve` process."""
 

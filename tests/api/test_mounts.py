@@ -1,4 +1,4 @@
-"""Mounts, tasks and browsing on the wire (SPEC §3-§4): in-process, over HTTP and over HTTPS."""
+"""Mounts, tasks and browsing on the wire (docs/COMPATIBILITY.md): in-process, over HTTP and over HTTPS."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every replica point is also a VmRestorePoint (SPEC §3.1): listed, queried, mounted, browsed and
+"""Every replica point is also a VmRestorePoint (docs/COMPATIBILITY.md): listed, queried, mounted, browsed and
 downloaded through ``/api/vmRestorePoints`` exactly as through ``/api/vmReplicaPoints``.
 In-process, over HTTP and over HTTPS."""
 

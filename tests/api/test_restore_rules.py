@@ -1,5 +1,5 @@
-"""Restore rules on the wire (SPEC §9): users made with ``openflr users`` options, then held to them by a
-real server: in-place only, allowed extensions (also inside folder ZIPs), restore scope."""
+"""Restore rules on the wire (docs/RESTORE.md): users made with ``openflr users`` options, then held
+to them by a real server: in-place only, allowed extensions (also inside folder ZIPs), restore scope."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Logon sessions on the wire (SPEC §1; CLIENTS §4): in-process, over HTTP and over HTTPS."""
+"""Logon sessions on the wire (docs/COMPATIBILITY.md): in-process, over HTTP and over HTTPS."""
 
 from __future__ import annotations
 

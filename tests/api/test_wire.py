@@ -1,4 +1,4 @@
-"""Wire conventions shared by every resource: errors, negotiation, tolerance, Hrefs (SPEC §6-7)."""
+"""Wire conventions shared by every resource: errors, negotiation, tolerance, Hrefs (README)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""veeam-exporter 1.1.0 (PyPI; CLIENTS.md §3.4) runs its whole dry run against `openflr serve`.
+"""veeam-exporter 1.1.0 (PyPI; docs/COMPATIBILITY.md) runs its whole dry run against `openflr serve`.
 
 Its dry run logs on, reads every summary report, the backup sessions, repositories, backup servers
 and discovered agent computers, turns them into Prometheus metrics, then logs out through

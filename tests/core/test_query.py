@@ -1,4 +1,4 @@
-"""The query filter grammar, sorting and paging (SPEC §2.5)."""
+"""The query filter grammar, sorting and paging (docs/COMPATIBILITY.md)."""
 
 from __future__ import annotations
 

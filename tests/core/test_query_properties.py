@@ -1,4 +1,4 @@
-"""Property tests of the query filter grammar (SPEC §2.5): any text either parses or is a clean 400,
+"""Property tests of the query filter grammar (docs/COMPATIBILITY.md): any text parses or is a clean 400,
 and every filter the grammar can express survives a print-and-parse round trip."""
 
 from __future__ import annotations

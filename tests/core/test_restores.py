@@ -1,4 +1,4 @@
-"""Which restore target an item goes to, and under which name (SPEC §5.2, restore targets)."""
+"""Which restore target an item goes to, and under which name (docs/RESTORE.md, "Restore targets")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Per-user restore rules (SPEC §9.3) and how they are stored: scope, in-place only, extensions."""
+"""Per-user restore rules (docs/RESTORE.md) and how they are stored: scope, in-place only, extensions."""
 
 from __future__ import annotations
 

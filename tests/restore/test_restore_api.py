@@ -1,4 +1,4 @@
-"""Restores to the original location through the API (SPEC §5), into a real Samba server, a real
+"""Restores to the original location through the API (docs/RESTORE.md), into a real Samba server, a real
 OpenSSH server and a local folder, checked on the target's disk: bytes, times, kept and replaced
 items, permissions, and clear failures (credentials, unreachable, full, interrupted)."""
 

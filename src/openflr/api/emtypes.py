@@ -1,6 +1,6 @@
 """The Enterprise Manager types openflr speaks, each described once (see ``api/schema.py``).
 
-Field lists follow the vendor schema's declaration order as recorded in ``shared/em-api/types.json``
+Field lists follow the declaration order of the vendor's XSD for the EM REST API
 (own elements first, then inherited ``Links``/``Href``/``Type``), extended with the v1_5+ members the
 13.x documentation shows (``StartMountSpec``, ``ToOriginalLocation`` options, ``VmName``, ...).
 """

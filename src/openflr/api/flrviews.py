@@ -1,4 +1,4 @@
-"""Mounts, tasks and file-system entries -> EM values (SPEC §3-§4), with their Hrefs and links."""
+"""Mounts, tasks and file-system entries -> EM values (docs/COMPATIBILITY.md), with their Hrefs and links."""
 
 from __future__ import annotations
 

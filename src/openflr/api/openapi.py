@@ -6,7 +6,7 @@ schema from the ``EmType`` descriptions the JSON renderer works from (each decla
 tell (which type a route answers with, its query parameters and request body, who may call it) is
 the table ``_OPERATIONS`` below; a route missing from it is still listed, with a generic answer.
 XML is the default representation and is listed too, without a schema (its shape, attributes and
-element order, is the vendor's XSD, see SPEC §7.2); the JSON schemas describe the JSON form.
+element order, is the vendor's XSD, see docs/COMPATIBILITY.md); the JSON schemas describe the JSON form.
 
 The document needs no logon. Tools use it to generate clients and to fuzz the server
 (``tests/api/test_fuzz_http.py`` runs schemathesis against it).

@@ -1,7 +1,7 @@
 """The monitoring types of Enterprise Manager: summary reports, repositories, job and task sessions,
 discovered agent computers (served by ``api/routes/reports.py``).
 
-Field lists follow the order of real EM 12 JSON replies (``shared/em-api/httpapi-exporter-em-json-samples``)
+Field lists follow the order of real EM 12 JSON replies (docs/COMPATIBILITY.md)
 and of the documented XML representations (``VmsOverviewReportFrame``, ``JobStatisticsReportFrame``, ...):
 own members first, then the inherited ``Links``/``Href``/``Type``, which EM sends as ``null`` in the
 report frames.

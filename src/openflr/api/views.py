@@ -1,4 +1,4 @@
-"""Domain objects -> EM values (Ref and Entity representations with their links, SPEC §2.2-2.3)."""
+"""Domain objects -> EM values (Ref and Entity representations with their links, docs/COMPATIBILITY.md)."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ def replica_href(base: str, replica: Replica) -> str:
     return f"{base}/replicas/{replica.id}"
 
 
-# The two families of points (SPEC §3.1): every replica point is also served as a VmRestorePoint, so
-# scripts written for backups restore from replicas unchanged.
+# The two families of points (docs/COMPATIBILITY.md): every replica point is also served as a
+# VmRestorePoint, so scripts written for backups restore from replicas unchanged.
 POINT_KINDS = {
     "replica": ("vmReplicaPoints", "VmReplicaPoint"),
     "restore": ("vmRestorePoints", "VmRestorePoint"),

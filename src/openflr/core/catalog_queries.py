@@ -1,4 +1,4 @@
-"""Query types over the inventory (SPEC §2.5 field names) and the records they filter."""
+"""Query types over the inventory (EM field names; docs/COMPATIBILITY.md) and the records they filter."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The EM query service's filter grammar, sorting and paging (SPEC §2.5), over plain records.
+"""The EM query service's filter grammar, sorting and paging (docs/COMPATIBILITY.md), over plain records.
 
     filter := or ;  or := and ("," and)* ;  and := term (";" term)* ;  term := "(" or ")" | field op value
     op := "==" | "!=" | "<" | ">" | "<=" | ">="

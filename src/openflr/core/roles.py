@@ -1,4 +1,4 @@
-"""Enterprise Manager roles and what each may do (SPEC §9.2)."""
+"""Enterprise Manager roles and what each may do (docs/SECURITY.md, "Authorisation")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Per-user restore rules (SPEC §9.3): restore scope, in-place-only, allowed file extensions."""
+"""Per-user restore rules (docs/RESTORE.md): restore scope, in-place-only, allowed file extensions."""
 
 from __future__ import annotations
 

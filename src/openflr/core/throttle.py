@@ -1,4 +1,4 @@
-"""Logon throttling: growing delays after failed logons, then temporary locks (issue 8).
+"""Logon throttling: growing delays after failed logons, then temporary locks (docs/SECURITY.md).
 
 Three counters are kept for every failed logon, in the database so that ``openflr users unlock``
 (another process) sees and lifts the same state as the server:

@@ -25,7 +25,7 @@ from openflr.guestfs.view import GuestView, Located
 log = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
-"""Bytes read from the engine per thread hop (DESIGN.md §4: at least 1 MiB)."""
+"""Bytes read from the engine per thread hop (at least 1 MiB: fewer hops, see docs/BENCHMARKS.md)."""
 
 
 @dataclass(frozen=True)

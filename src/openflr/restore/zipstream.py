@@ -1,8 +1,9 @@
 """A folder as a ZIP archive, produced while it is read (never staged in memory or on disk).
 
-STORED (no compression: DESIGN.md §4), ZIP64 where sizes or counts need it, the UTF-8 name flag on
-every entry, modification times as DOS date-time (UTC; 2-second steps) plus the exact Unix time in an
-extended-timestamp field, empty folders as entries of their own, symbolic links as Unix links.
+STORED (no compression: bytes are served as fast as they are read; docs/BENCHMARKS.md), ZIP64
+where sizes or counts need it, the UTF-8 name flag on every entry, modification times as DOS
+date-time (UTC; 2-second steps) plus the exact Unix time in an extended-timestamp field, empty
+folders as entries of their own, symbolic links as Unix links.
 Files a rule excludes or that cannot be read are left out and listed in ``openflr-skipped.txt``.
 """
 

@@ -1,4 +1,4 @@
-"""Backup servers, replicas, replica points and the query service (SPEC §2)."""
+"""Backup servers, replicas, replica points and the query service (docs/COMPATIBILITY.md)."""
 
 from __future__ import annotations
 

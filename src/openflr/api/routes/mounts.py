@@ -1,4 +1,5 @@
-"""Mounts, tasks and browsing (SPEC §3-§4), for replica points (and, in the same shape, restore points)."""
+"""Mounts, tasks and browsing (docs/COMPATIBILITY.md), for replica points (and, in the same shape,
+restore points)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The monitoring resources EM clients poll: summary reports, repositories, sessions, agents.
 
-Monitoring clients (veeam-exporter, the Grafana/Zabbix collectors, CLIENTS.md §3.4-3.5) read these
+Monitoring clients (veeam-exporter, the Grafana/Zabbix collectors; docs/COMPATIBILITY.md) read these
 before anything else, so they must answer in EM shapes. Every number is derived from the inventory
 openflr really has; openflr runs no jobs itself, so whatever describes job *runs* is empty or zero:
 

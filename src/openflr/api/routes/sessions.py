@@ -1,4 +1,4 @@
-"""``GET /api/``, logon (``POST /api/sessionMngr``) and ``/api/logonSessions`` (SPEC §1)."""
+"""``GET /api/``, logon (``POST /api/sessionMngr``) and ``/api/logonSessions`` (docs/COMPATIBILITY.md)."""
 
 from __future__ import annotations
 
