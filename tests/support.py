@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.cookiejar import DefaultCookiePolicy
@@ -67,6 +67,14 @@ class RunningServer:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def log_when(self, ready: Callable[[str], bool], timeout: float = 10) -> str:
+        """The log once ``ready`` holds for it (or at ``timeout``): a request's access line is
+        written after its response has gone out, so a client may be done before it is there."""
+        deadline = time.monotonic() + timeout
+        while not ready(text := self.log()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return text
 
 
 @contextmanager
