@@ -1,0 +1,64 @@
+"""Lossless file names: the one reversible escape for name bytes a file system's encoding does not allow.
+
+A Linux file system stores a name as bytes (anything but ``/`` and NUL), and NTFS as UTF-16 units
+that need not pair up. openflr shows every name as Unicode text that JSON, XML, URLs, ZIP and SMB
+can carry, so a byte that is not part of valid UTF-8 is shown as the private-use character
+``U+EF00 + byte`` (``U+EF80``-``U+EFFF``, the range MirOS's OPTU-8 uses for the same purpose). A name
+that really holds one of those 128 characters has each of its UTF-8 bytes escaped the same way, so
+the escape is one-to-one and ``name_to_bytes(name_from_bytes(raw)) == raw`` for every ``raw``.
+NTFS names are read as WTF-8 first (an unpaired surrogate becomes the three bytes UTF-8 would give
+it, which are not valid UTF-8 and so are escaped). docs/STORAGE-NOTES.md ("Names") describes it for
+users.
+"""
+
+from __future__ import annotations
+
+import re
+
+ESCAPE_BASE = 0xEF00
+"""An escaped byte ``b`` (0x80-0xFF) is the character ``ESCAPE_BASE + b``."""
+_ESCAPES = re.compile("[\uef80-\uefff]")
+_FROM_SURROGATES = {0xDC00 + b: ESCAPE_BASE + b for b in range(0x80, 0x100)}
+_TO_SURROGATES = {ESCAPE_BASE + b: 0xDC00 + b for b in range(0x80, 0x100)}
+
+
+def _escape_each_byte(match: re.Match[str]) -> str:
+    return "".join(chr(ESCAPE_BASE + b) for b in match.group().encode("utf-8"))
+
+
+def name_from_bytes(raw: bytes) -> str:
+    """The shown name of the on-disk name ``raw``."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("utf-8", "surrogateescape")
+        if _ESCAPES.search(text):
+            text = _ESCAPES.sub(_escape_each_byte, text)
+        return text.translate(_FROM_SURROGATES)
+    if _ESCAPES.search(text):
+        return _ESCAPES.sub(_escape_each_byte, text)
+    return text
+
+
+def name_to_bytes(name: str) -> bytes:
+    """The on-disk bytes of the shown name ``name`` (the inverse of ``name_from_bytes``)."""
+    if not _ESCAPES.search(name):
+        return name.encode("utf-8", "surrogatepass")
+    return name.translate(_TO_SURROGATES).encode("utf-8", "surrogateescape")
+
+
+def name_from_utf16(units: bytes) -> str:
+    """The shown name of an NTFS name, ``units`` as UTF-16LE; unpaired surrogates survive."""
+    try:
+        text = units.decode("utf-16-le")
+    except UnicodeDecodeError:
+        # surrogatepass keeps each unpaired unit; its UTF-8 form (WTF-8) is then escaped bytewise.
+        return name_from_bytes(units.decode("utf-16-le", "surrogatepass").encode("utf-8", "surrogatepass"))
+    if _ESCAPES.search(text):
+        return _ESCAPES.sub(_escape_each_byte, text)
+    return text
+
+
+def is_escaped(name: str) -> bool:
+    """Whether ``name`` holds escaped bytes (its on-disk form is not the UTF-8 of its text)."""
+    return _ESCAPES.search(name) is not None
