@@ -1,11 +1,13 @@
 """Lossless file names: the one reversible escape for name bytes a file system's encoding does not allow.
 
 A Linux file system stores a name as bytes (anything but ``/`` and NUL), and NTFS as UTF-16 units
-that need not pair up. openflr shows every name as Unicode text that JSON, XML, URLs, ZIP and SMB
-can carry, so a byte that is not part of valid UTF-8 is shown as the private-use character
-``U+EF00 + byte`` (``U+EF80``-``U+EFFF``, the range MirOS's OPTU-8 uses for the same purpose). A name
-that really holds one of those 128 characters has each of its UTF-8 bytes escaped the same way, so
-the escape is one-to-one and ``name_to_bytes(name_from_bytes(raw)) == raw`` for every ``raw``.
+that need not pair up. openflr shows every name as Unicode text that JSON, XML 1.0, URLs, HTTP
+headers, ZIP and SMB can all carry, so a byte that is not part of valid UTF-8, and a control
+character (0x01-0x1F, 0x7F: XML 1.0 cannot hold most of them), is shown as the private-use character
+``U+EF00 + byte`` (invalid bytes land in ``U+EF80``-``U+EFFF``, the range MirOS's OPTU-8 uses for
+the same purpose). A name that really holds a character of ``U+EF00``-``U+EFFF`` has each of that
+character's UTF-8 bytes escaped the same way, so the escape is one-to-one and
+``name_to_bytes(name_from_bytes(raw)) == raw`` for every ``raw``.
 NTFS names are read as WTF-8 first (an unpaired surrogate becomes the three bytes UTF-8 would give
 it, which are not valid UTF-8 and so are escaped). docs/STORAGE-NOTES.md ("Names") describes it for
 users.
@@ -16,10 +18,13 @@ from __future__ import annotations
 import re
 
 ESCAPE_BASE = 0xEF00
-"""An escaped byte ``b`` (0x80-0xFF) is the character ``ESCAPE_BASE + b``."""
-_ESCAPES = re.compile("[\uef80-\uefff]")
+"""An escaped byte ``b`` is the character ``ESCAPE_BASE + b``."""
+_TO_ESCAPE = re.compile("[\x01-\x1f\x7f\uef00-\uefff]")
+"""Characters a shown name holds only in escaped form."""
+_ESCAPES = re.compile("[\uef00-\uefff]")
 _FROM_SURROGATES = {0xDC00 + b: ESCAPE_BASE + b for b in range(0x80, 0x100)}
-_TO_SURROGATES = {ESCAPE_BASE + b: 0xDC00 + b for b in range(0x80, 0x100)}
+_UNESCAPE = {ESCAPE_BASE + b: b if b < 0x80 else 0xDC00 + b for b in range(0x100)}
+"""Escaped bytes to themselves (ASCII) or to the surrogates ``surrogateescape`` turns into them."""
 
 
 def _escape_each_byte(match: re.Match[str]) -> str:
@@ -32,11 +37,11 @@ def name_from_bytes(raw: bytes) -> str:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         text = raw.decode("utf-8", "surrogateescape")
-        if _ESCAPES.search(text):
-            text = _ESCAPES.sub(_escape_each_byte, text)
+        if _TO_ESCAPE.search(text):
+            text = _TO_ESCAPE.sub(_escape_each_byte, text)
         return text.translate(_FROM_SURROGATES)
-    if _ESCAPES.search(text):
-        return _ESCAPES.sub(_escape_each_byte, text)
+    if _TO_ESCAPE.search(text):
+        return _TO_ESCAPE.sub(_escape_each_byte, text)
     return text
 
 
@@ -44,7 +49,12 @@ def name_to_bytes(name: str) -> bytes:
     """The on-disk bytes of the shown name ``name`` (the inverse of ``name_from_bytes``)."""
     if not _ESCAPES.search(name):
         return name.encode("utf-8", "surrogatepass")
-    return name.translate(_TO_SURROGATES).encode("utf-8", "surrogateescape")
+    return name.translate(_UNESCAPE).encode("utf-8", "surrogateescape")
+
+
+def name_to_utf16(name: str) -> bytes:
+    """The UTF-16LE units of a shown NTFS name (the inverse of ``name_from_utf16``)."""
+    return name_to_bytes(name).decode("utf-8", "surrogatepass").encode("utf-16-le", "surrogatepass")
 
 
 def name_from_utf16(units: bytes) -> str:
@@ -54,8 +64,8 @@ def name_from_utf16(units: bytes) -> str:
     except UnicodeDecodeError:
         # surrogatepass keeps each unpaired unit; its UTF-8 form (WTF-8) is then escaped bytewise.
         return name_from_bytes(units.decode("utf-16-le", "surrogatepass").encode("utf-8", "surrogatepass"))
-    if _ESCAPES.search(text):
-        return _ESCAPES.sub(_escape_each_byte, text)
+    if _TO_ESCAPE.search(text):
+        return _TO_ESCAPE.sub(_escape_each_byte, text)
     return text
 
 
