@@ -96,7 +96,11 @@ def open_filesystem(source: BlockSource) -> FileSystem:
         from openflr.guestfs.filesystems.libyal import NtfsFileSystem
 
         return NtfsFileSystem(source)
-    if kind in ("ext", "xfs"):
+    if kind == "ext":
+        from openflr.guestfs.filesystems.ext4 import Ext4FileSystem
+
+        return Ext4FileSystem(source)
+    if kind == "xfs":
         from openflr.guestfs.filesystems.libyal import ExtFileSystem
 
         return ExtFileSystem(source, kind)
