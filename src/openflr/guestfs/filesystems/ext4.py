@@ -54,17 +54,17 @@ class Ext4FileSystem(InodeFileSystem):
         if log_block > 6:
             raise VolumeError(f"ext volume cannot be opened: block size 1 KiB << {log_block}")
         self.block = 1024 << log_block
-        self.inodes_count = struct.unpack_from("<I", sb, 0x0)[0]
-        self.first_data_block = struct.unpack_from("<I", sb, 0x14)[0]
-        self.blocks_per_group = struct.unpack_from("<I", sb, 0x20)[0]
-        self.inodes_per_group = struct.unpack_from("<I", sb, 0x28)[0]
+        self.inodes_count: int = struct.unpack_from("<I", sb, 0x0)[0]
+        self.first_data_block: int = struct.unpack_from("<I", sb, 0x14)[0]
+        self.blocks_per_group: int = struct.unpack_from("<I", sb, 0x20)[0]
+        self.inodes_per_group: int = struct.unpack_from("<I", sb, 0x28)[0]
         rev = struct.unpack_from("<I", sb, 0x4C)[0]
-        self.inode_size = struct.unpack_from("<H", sb, 0x58)[0] if rev >= 1 else 128
-        self.incompat = struct.unpack_from("<I", sb, 0x60)[0]
-        self.ro_compat = struct.unpack_from("<I", sb, 0x64)[0]
+        self.inode_size: int = struct.unpack_from("<H", sb, 0x58)[0] if rev >= 1 else 128
+        self.incompat: int = struct.unpack_from("<I", sb, 0x60)[0]
+        self.ro_compat: int = struct.unpack_from("<I", sb, 0x64)[0]
         wide = bool(self.incompat & _INCOMPAT_64BIT)
         self.desc_size = max(32, struct.unpack_from("<H", sb, 0xFE)[0]) if wide else 32
-        self.first_meta_bg = struct.unpack_from("<I", sb, 0x104)[0]
+        self.first_meta_bg: int = struct.unpack_from("<I", sb, 0x104)[0]
         if (
             not 128 <= self.inode_size <= self.block
             or self.inode_size & (self.inode_size - 1)
@@ -96,7 +96,7 @@ class Ext4FileSystem(InodeFileSystem):
         desc = self.reader.read_at(at, self.desc_size)
         if len(desc) < 32:
             raise ValueError(f"group descriptor {group} lies past the end of the volume")
-        table = struct.unpack_from("<I", desc, 0x8)[0]
+        table: int = struct.unpack_from("<I", desc, 0x8)[0]
         if self.desc_size >= 64:
             table |= struct.unpack_from("<I", desc, 0x28)[0] << 32
         if table == 0 or table * self.block >= self.reader.size:
