@@ -9,29 +9,20 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from openflr.guestfs import images
-from openflr.guestfs.blocks import Chain, Layer, OpenFile, RawLayer
+from openflr.guestfs.blocks import Chain, Layer, OpenFile
 from openflr.guestfs.errors import CorruptImageError, ImageError
-from openflr.guestfs.formats.qcow2 import Qcow2Layer
-from openflr.guestfs.formats.vhd import VhdLayer
-from openflr.guestfs.formats.vhdx import VhdxLayer
-from openflr.guestfs.formats.vmdk import VmdkLayer
+from openflr.guestfs.formats import by_name
 
 
 def open_layer(info: images.ImageInfo, files: dict[Path, OpenFile], key: Path | None = None) -> Layer:
+    """The reader of one probed image file, by its format's plug-in (``files``: the chain's open files,
+    by real path; the image's own file is added)."""
     key = images.real(info.path) if key is None else key
     if key not in files:
         files[key] = OpenFile(info.path)
     file = files[key]
     try:
-        if info.format == "qcow2":
-            return Qcow2Layer(file)
-        if info.format == "vmdk":
-            return VmdkLayer(info, files)
-        if info.format == "vhdx":
-            return VhdxLayer(file)
-        if info.format == "vhd":
-            return VhdLayer(file)
-        return RawLayer(file)
+        return by_name(info.format).open_layer(info, file, files)
     except ImageError:
         raise
     except struct.error as exc:

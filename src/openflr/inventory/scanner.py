@@ -1,9 +1,10 @@
 """Walk the configured datastores, recognise VM folders by layout, and build an ``Inventory``.
 
 A folder is a VM folder when it holds (first match wins) an ``openflr-vm.toml`` manifest, a ``.vmx``
-(VMware), ``.vhdx``/``.avhdx`` disks directly or under ``Virtual Hard Disks`` (Hyper-V), or ``.qcow2``
-images (KVM). A VM folder that cannot be used is reported with the reason and skipped; the scan
-itself never aborts.
+(VMware), or the images of a format whose plug-in names a VM folder kind (``ImageFormat.folder``), in
+the plug-ins' order: ``.vhdx``/``.avhdx``/``.vhd``/``.avhd`` disks directly or under ``Virtual Hard
+Disks`` (Hyper-V), then ``.qcow2`` images (KVM). A VM folder that cannot be used is reported with the
+reason and skipped; the scan itself never aborts.
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ from pathlib import Path
 from openflr import __version__
 from openflr.config import DatastoreSettings, Settings
 from openflr.guestfs.errors import ImageError
+from openflr.guestfs.formats import FORMATS
+from openflr.guestfs.formats.base import Folder
 from openflr.inventory import manifest, vmware
 from openflr.inventory.model import BackupServer, Inventory, Problem, Replica, ReplicaPoint, stable_id
 from openflr.inventory.scanning import ScanContext, ScanError, layered_points
 
 log = logging.getLogger(__name__)
 
-HYPERV_EXTS = (".vhdx", ".avhdx", ".vhd", ".avhd")
-QCOW2_EXTS = (".qcow2",)
 Progress = Callable[[str, int, int], None]
 """``progress(folder, done, total)`` during a scan."""
 
@@ -39,6 +40,20 @@ def backup_server(settings: Settings) -> BackupServer:
         version=__version__,
         port=settings.server.port,
     )
+
+
+def _layered_kinds() -> dict[str, tuple[Folder, tuple[str, ...]]]:
+    """Folder kind -> (its layout, the file name endings of its images), in the format plug-ins' order."""
+    out: dict[str, tuple[Folder, tuple[str, ...]]] = {}
+    for fmt in FORMATS:
+        if fmt.folder is not None:
+            layout, exts = out.get(fmt.folder.kind, (fmt.folder, ()))
+            out[fmt.folder.kind] = (layout, exts + fmt.extensions)
+    return out
+
+
+LAYERED = _layered_kinds()
+"""VM folders whose snapshots are plain backing chains: ``hyperv`` and ``qcow2``."""
 
 
 def _files(folder: Path, exts: tuple[str, ...]) -> list[Path]:
@@ -56,13 +71,13 @@ def classify(folder: Path) -> tuple[str, Path | None] | None:
     vmx = sorted(p for n, p in names.items() if n.lower().endswith(".vmx") and p.is_file())
     if vmx:
         return "vmware", vmx[0]
-    vhd_dir = next((p for n, p in names.items() if n.lower() == "virtual hard disks" and p.is_dir()), None)
-    if vhd_dir is not None and _files(vhd_dir, HYPERV_EXTS):
-        return "hyperv", vhd_dir
-    if any(n.lower().endswith(HYPERV_EXTS) for n in names):
-        return "hyperv", folder
-    if any(n.lower().endswith(QCOW2_EXTS) for n in names):
-        return "qcow2", folder
+    for kind, (layout, exts) in LAYERED.items():
+        sub = layout.subfolder.lower()
+        disks = next((p for n, p in names.items() if sub and n.lower() == sub and p.is_dir()), None)
+        if disks is not None and _files(disks, exts):
+            return kind, disks
+        if any(n.lower().endswith(exts) for n in names):
+            return kind, folder
     return None
 
 
@@ -107,16 +122,12 @@ def scan_folder(ctx: ScanContext, folder: Path, kind: str, marker: Path | None) 
         vm_name, points = vmware.scan(ctx, folder, marker)
         display, platform = _source_name(vm_name, store), "VMware"
         replica_id = ctx.replica_id(folder, marker.name)
-    elif kind == "hyperv":
-        assert marker is not None
-        points = layered_points(ctx, folder, _files(marker, HYPERV_EXTS), "hyperv")
-        vm_name = folder.name
-        display, platform = _source_name(vm_name, store), "HyperV"
-        replica_id = ctx.replica_id(folder)
     else:
-        points = layered_points(ctx, folder, _files(folder, QCOW2_EXTS), "qcow2")
+        assert marker is not None
+        layout, exts = LAYERED[kind]
+        points = layered_points(ctx, folder, _files(marker, exts), kind)
         vm_name = folder.name
-        display, platform = _source_name(vm_name, store), "KVM"
+        display, platform = _source_name(vm_name, store), layout.platform
         replica_id = ctx.replica_id(folder)
     return Replica(
         id=replica_id,

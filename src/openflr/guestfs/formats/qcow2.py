@@ -1,4 +1,5 @@
-"""qcow2 (versions 2 and 3): L1/L2 cluster tables, zero clusters, zlib-compressed clusters.
+"""qcow2 (versions 2 and 3): header facts and backing file, L1/L2 cluster tables, zero clusters,
+zlib-compressed clusters.
 
 Written in-house because libqcow 20260703 returns zeros for some zlib-compressed clusters of
 images made by ``qemu-img convert -c`` (measured on the fixtures; docs/STORAGE-NOTES.md).
@@ -10,10 +11,18 @@ import struct
 import zlib
 from array import array
 from collections.abc import Iterator
+from pathlib import Path
 
 from openflr.guestfs.blocks import BYTES, DATA, PARENT, ZERO, Layer, OpenFile, Run, Table
 from openflr.guestfs.errors import CorruptImageError, UnsupportedImageError
-from openflr.guestfs.images import MAX_VIRTUAL_SIZE
+from openflr.guestfs.formats.base import (
+    MAX_VIRTUAL_SIZE,
+    Folder,
+    Head,
+    ImageFormat,
+    ImageInfo,
+    resolve_parent,
+)
 
 _OFFSET_MASK = 0x00FFFFFFFFFFFE00
 _COMPRESSED = 1 << 62
@@ -132,3 +141,47 @@ class Qcow2Layer(Layer):
         if len(data) != self.cluster:
             raise CorruptImageError(str(self.file.path), "qcow2 compressed cluster decompresses short")
         return data
+
+
+def read_info(h: Head) -> ImageInfo:
+    """Virtual size and backing file of a qcow2 image."""
+    path, fh, size = h.path, h.fh, h.size
+    fh.seek(0)
+    hdr = fh.read(104)
+    if len(hdr) < 72:
+        raise CorruptImageError(str(path), "truncated qcow2 header")
+    _magic, version, bf_off, bf_size, cluster_bits, vsize = struct.unpack_from(">4sIQIIQ", hdr)
+    if version not in (2, 3):
+        raise UnsupportedImageError(str(path), f"qcow2 version {version}")
+    if not 9 <= cluster_bits <= 21:
+        raise CorruptImageError(str(path), f"qcow2 cluster size 2^{cluster_bits} is impossible")
+    if vsize > MAX_VIRTUAL_SIZE:
+        raise CorruptImageError(str(path), f"qcow2 virtual size {vsize} is absurd")
+    crypt, l1_size, l1_offset, rc_offset = struct.unpack_from(">IIQQ", hdr, 32)
+    if crypt:
+        raise UnsupportedImageError(str(path), "encrypted qcow2 image")
+    if l1_offset + l1_size * 8 > size or rc_offset >= size:
+        raise CorruptImageError(str(path), "qcow2 tables lie beyond the end of the file (truncated?)")
+    parent = None
+    if bf_off:
+        if bf_size == 0 or bf_size > 1023 or bf_off + bf_size > size:
+            raise CorruptImageError(str(path), "qcow2 backing file name out of bounds")
+        fh.seek(bf_off)
+        name = fh.read(bf_size).decode("utf-8", "replace")
+        parent = resolve_parent(path, name)
+    return ImageInfo(path, "qcow2", vsize, parent)
+
+
+def open_layer(_info: ImageInfo, file: OpenFile, _files: dict[Path, OpenFile]) -> Layer:
+    """The reader of one qcow2 file."""
+    return Qcow2Layer(file)
+
+
+FORMAT = ImageFormat(
+    name="qcow2",
+    extensions=(".qcow2",),
+    magic=(b"QFI\xfb",),
+    read_info=read_info,
+    open_layer=open_layer,
+    folder=Folder("qcow2", "KVM"),
+)

@@ -1,12 +1,16 @@
-"""Legacy VHD (Virtual PC / Hyper-V gen 1): fixed, dynamic and differencing disks."""
+"""Legacy VHD (Virtual PC / Hyper-V gen 1): header facts and parent name; fixed, dynamic and
+differencing disks."""
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
+from pathlib import Path
 
 from openflr.guestfs.blocks import DATA, PARENT, ZERO, Layer, OpenFile, Run, Table
 from openflr.guestfs.errors import CorruptImageError, UnsupportedImageError
+from openflr.guestfs.formats.base import MAX_VIRTUAL_SIZE, Head, ImageFormat, ImageInfo, resolve_parent
+from openflr.guestfs.formats.vhdx import HYPERV
 
 SECTOR = 512
 _UNUSED = 0xFFFFFFFF
@@ -100,3 +104,51 @@ class VhdLayer(Layer):
                 else:
                     yield (pos, run_end - pos, PARENT, None)
                 pos = run_end
+
+
+def _has_footer(h: Head) -> bool:
+    """The ``conectix`` footer in the last 512 bytes (a fixed VHD has it there only)."""
+    return h.tail().startswith(b"conectix")
+
+
+def read_info(h: Head) -> ImageInfo:
+    """Virtual size and parent of a VHD image (the footer at the end, or its copy at the start)."""
+    path, fh, size = h.path, h.fh, h.size
+    footer = h.tail()
+    if not footer.startswith(b"conectix"):
+        fh.seek(0)
+        footer = fh.read(512)
+    data_offset = struct.unpack_from(">Q", footer, 16)[0]
+    current_size = struct.unpack_from(">Q", footer, 48)[0]
+    disk_type = struct.unpack_from(">I", footer, 60)[0]
+    if current_size > MAX_VIRTUAL_SIZE:
+        raise CorruptImageError(str(path), "VHD virtual size is absurd")
+    if disk_type not in (2, 3, 4):
+        raise UnsupportedImageError(str(path), f"VHD disk type {disk_type}")
+    parent = None
+    if disk_type == 4:
+        if data_offset + 1024 > size:
+            raise CorruptImageError(str(path), "VHD dynamic header out of bounds")
+        fh.seek(data_offset)
+        dyn = fh.read(1024)
+        if dyn[:8] != b"cxsparse":
+            raise CorruptImageError(str(path), "VHD dynamic header has a bad signature")
+        name = dyn[64:576].decode("utf-16-be", "replace").split("\0", 1)[0]
+        parent = resolve_parent(path, name)
+    return ImageInfo(path, "vhd", current_size, parent)
+
+
+def open_layer(_info: ImageInfo, file: OpenFile, _files: dict[Path, OpenFile]) -> Layer:
+    """The reader of one VHD file."""
+    return VhdLayer(file)
+
+
+FORMAT = ImageFormat(
+    name="vhd",
+    extensions=(".vhd", ".avhd"),
+    magic=(b"conectix",),
+    read_info=read_info,
+    open_layer=open_layer,
+    sniff=_has_footer,
+    folder=HYPERV,
+)

@@ -1,4 +1,5 @@
-"""VHDX ([MS-VHDX]): dynamic and differencing disks (Hyper-V ``.avhdx`` checkpoints).
+"""VHDX ([MS-VHDX]): header facts and parent locator, dynamic and differencing disks (Hyper-V
+``.avhdx`` checkpoints).
 
 Written in-house: libvhdi 20260901 returns zeros for a not-present block of a differencing disk
 when its chunk has no sector bitmap, instead of reading the parent (measured; a Hyper-V writer
@@ -10,9 +11,18 @@ from __future__ import annotations
 import struct
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 from openflr.guestfs.blocks import DATA, PARENT, ZERO, Layer, OpenFile, Run, Table
 from openflr.guestfs.errors import CorruptImageError, UnsupportedImageError
+from openflr.guestfs.formats.base import (
+    MAX_VIRTUAL_SIZE,
+    Folder,
+    Head,
+    ImageFormat,
+    ImageInfo,
+    resolve_parent,
+)
 
 KiB, MiB = 1024, 1024 * 1024
 _BAT = uuid.UUID("2DC27766-F623-4200-9D64-115E9BFD4A08")
@@ -20,6 +30,7 @@ _METADATA = uuid.UUID("8B7CA206-4790-4B9A-B8FE-575F050F886E")
 _FILE_PARAMETERS = uuid.UUID("CAA16737-FA36-4D43-B3B6-33F0AA44E76B")
 _VIRTUAL_DISK_SIZE = uuid.UUID("2FA54224-CD1B-4876-B211-5DBED83BF4B8")
 _LOGICAL_SECTOR = uuid.UUID("8141BF1D-A96F-4709-BA47-F233A8FAAB5F")
+_PARENT_LOCATOR = uuid.UUID("A8D35F2D-B30B-454D-ABF7-D3D84834AB0C")
 _NOT_PRESENT, _UNDEFINED, _ZERO, _UNMAPPED, _FULL, _PARTIAL = 0, 1, 2, 3, 6, 7
 _BITMAP_CACHE = 8
 """Sector bitmaps (1 MiB each) kept per layer."""
@@ -153,3 +164,102 @@ class VhdxLayer(Layer):
             else:
                 yield (pos, run_end - pos, PARENT, None)
             pos = run_end
+
+
+def read_info(image: Head) -> ImageInfo:
+    """Virtual size, DataWriteGuid and parent of a VHDX image."""
+    path, fh, size = image.path, image.fh, image.size
+    if size < 1024 * KiB:
+        raise CorruptImageError(str(path), "VHDX file shorter than its fixed 1 MiB header area")
+    best: tuple[int, uuid.UUID] | None = None
+    for off in (64 * KiB, 128 * KiB):
+        fh.seek(off)
+        h = fh.read(64)
+        if h[:4] == b"head":
+            seq = struct.unpack_from("<Q", h, 8)[0]
+            if best is None or seq > best[0]:
+                best = (seq, uuid.UUID(bytes_le=h[32:48]))
+    if best is None:
+        raise CorruptImageError(str(path), "VHDX has no valid header")
+    regions: dict[uuid.UUID, tuple[int, int]] = {}
+    for off in (192 * KiB, 256 * KiB):
+        fh.seek(off)
+        rt = fh.read(64 * KiB)
+        if rt[:4] != b"regi":
+            continue
+        count = struct.unpack_from("<I", rt, 8)[0]
+        if count > 2047:
+            raise CorruptImageError(str(path), "VHDX region table entry count is absurd")
+        for i in range(count):
+            g, r_off, r_len, _req = struct.unpack_from("<16sQII", rt, 16 + 32 * i)
+            regions[uuid.UUID(bytes_le=g)] = (r_off, r_len)
+        break
+    if _METADATA not in regions or _BAT not in regions:
+        raise CorruptImageError(str(path), "VHDX region table lacks the BAT or metadata region")
+    meta_off, meta_len = regions[_METADATA]
+    if meta_off + meta_len > size or meta_len > 64 * 1024 * KiB:
+        raise CorruptImageError(str(path), "VHDX metadata region out of bounds")
+    fh.seek(meta_off)
+    meta = fh.read(min(meta_len, 1024 * KiB))
+    if meta[:8] != b"metadata":
+        raise CorruptImageError(str(path), "VHDX metadata region has a bad signature")
+    count = struct.unpack_from("<H", meta, 10)[0]
+    items: dict[uuid.UUID, bytes] = {}
+    for i in range(min(count, 2047)):
+        g, i_off, i_len, _flags, _ = struct.unpack_from("<16sIIII", meta, 32 + 32 * i)
+        if i_off + i_len > len(meta):
+            raise CorruptImageError(str(path), "VHDX metadata item out of bounds")
+        items[uuid.UUID(bytes_le=g)] = meta[i_off : i_off + i_len]
+    if _FILE_PARAMETERS not in items or _VIRTUAL_DISK_SIZE not in items:
+        raise CorruptImageError(str(path), "VHDX metadata lacks file parameters or the virtual size")
+    _block_size, flags = struct.unpack_from("<II", items[_FILE_PARAMETERS])
+    vsize = struct.unpack_from("<Q", items[_VIRTUAL_DISK_SIZE])[0]
+    if vsize > MAX_VIRTUAL_SIZE:
+        raise CorruptImageError(str(path), f"VHDX virtual size {vsize} is absurd")
+    parent = None
+    if flags & 2:
+        locator = items.get(_PARENT_LOCATOR)
+        if locator is None:
+            raise CorruptImageError(str(path), "differencing VHDX without a parent locator")
+        entries = _locator(path, locator)
+        hint = (
+            entries.get("relative_path") or entries.get("absolute_win32_path") or entries.get("volume_path")
+        )
+        if not hint:
+            raise CorruptImageError(str(path), "VHDX parent locator names no parent path")
+        parent = resolve_parent(path, hint)
+    return ImageInfo(path, "vhdx", vsize, parent, identity=str(best[1]))
+
+
+def _locator(path: Path, data: bytes) -> dict[str, str]:
+    if len(data) < 20:
+        raise CorruptImageError(str(path), "VHDX parent locator is truncated")
+    count = struct.unpack_from("<H", data, 18)[0]
+    out: dict[str, str] = {}
+    for i in range(count):
+        if 20 + 12 * (i + 1) > len(data):
+            raise CorruptImageError(str(path), "VHDX parent locator is truncated")
+        k_off, v_off, k_len, v_len = struct.unpack_from("<IIHH", data, 20 + 12 * i)
+        if k_off + k_len > len(data) or v_off + v_len > len(data):
+            raise CorruptImageError(str(path), "VHDX parent locator entry out of bounds")
+        key = data[k_off : k_off + k_len].decode("utf-16-le", "replace")
+        out[key] = data[v_off : v_off + v_len].decode("utf-16-le", "replace")
+    return out
+
+
+def open_layer(_info: ImageInfo, file: OpenFile, _files: dict[Path, OpenFile]) -> Layer:
+    """The reader of one VHDX file."""
+    return VhdxLayer(file)
+
+
+HYPERV = Folder("hyperv", "HyperV", "Virtual Hard Disks")
+"""Hyper-V VM folders: the VM's name, its disks and checkpoints in ``Virtual Hard Disks`` or beside it."""
+
+FORMAT = ImageFormat(
+    name="vhdx",
+    extensions=(".vhdx", ".avhdx"),
+    magic=(b"vhdxfile",),
+    read_info=read_info,
+    open_layer=open_layer,
+    folder=HYPERV,
+)

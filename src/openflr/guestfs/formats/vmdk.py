@@ -3,20 +3,31 @@
 
 libvmdk reads the first three but rejects seSparse ("unsupported extent type"), and a chain on an
 ESXi datastore mixes them (a seSparse delta over a ``-flat.vmdk`` base), so all of them live here
-behind one ``Layer``. Structure facts from VMware's open-vmdk headers and qemu's reader.
+behind one ``Layer``; the descriptor (text, or embedded in a sparse extent) is parsed here too.
+Structure facts from VMware's open-vmdk headers and qemu's reader.
 """
 
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 from array import array
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from openflr.guestfs.blocks import BYTES, DATA, PARENT, ZERO, Layer, OpenFile, Run, Table
 from openflr.guestfs.errors import CorruptImageError, UnsupportedImageError
-from openflr.guestfs.images import MAX_VIRTUAL_SIZE, Extent, ImageInfo, real
+from openflr.guestfs.formats.base import (
+    MAX_VIRTUAL_SIZE,
+    Extent,
+    Head,
+    ImageFormat,
+    ImageInfo,
+    real,
+    resolve_parent,
+)
 
 SECTOR = 512
 _TABLE_CACHE = 256
@@ -26,6 +37,7 @@ _MAX_GRAIN_SECTORS = 0x1000
 _MAX_GTES = 4096
 """Entries of one grain table (VMware writes 512): a table is read whole."""
 _MAX_EXTENTS = 4096
+MAX_DESCRIPTOR = 64 * 1024
 
 
 class _Extent:
@@ -339,3 +351,104 @@ class VmdkLayer(Layer):
             lo, hi = max(offset, start), min(end, stop)
             for pos, count, kind, arg in extent.runs(lo - start, hi - lo):
                 yield (pos + start, count, kind, arg)
+
+
+# --- header facts -----------------------------------------------------------------------------------
+
+_EXTENT_RE = re.compile(r'^(RW|RDONLY|NOACCESS)\s+(\d+)\s+([A-Za-z]+)(?:\s+"([^"]*)"(?:\s+(\d+))?)?\s*$')
+_KV_RE = re.compile(r'^\s*([A-Za-z0-9_.]+)\s*=\s*"?([^"]*)"?\s*$')
+
+
+def _sparse(path: Path, fh: BinaryIO, head: bytes, size: int) -> ImageInfo:
+    version, _flags, capacity, grain, desc_off, desc_size = struct.unpack_from("<IIQQQQ", head, 4)
+    if version not in (1, 2, 3):
+        raise UnsupportedImageError(str(path), f"VMDK sparse version {version}")
+    if capacity * 512 > MAX_VIRTUAL_SIZE or grain == 0 or grain & (grain - 1):
+        raise CorruptImageError(str(path), "VMDK sparse header has an impossible capacity or grain size")
+    if desc_off == 0 or desc_size == 0:
+        raise UnsupportedImageError(str(path), "VMDK sparse extent without an embedded descriptor")
+    if desc_size * 512 > MAX_DESCRIPTOR or (desc_off + desc_size) * 512 > size:
+        raise CorruptImageError(str(path), "VMDK embedded descriptor out of bounds")
+    fh.seek(desc_off * 512)
+    text = fh.read(desc_size * 512).split(b"\0", 1)[0]
+    return _descriptor(path, text, capacity * 512)
+
+
+def _descriptor_file(path: Path, fh: BinaryIO, size: int) -> ImageInfo:
+    if size > MAX_DESCRIPTOR:
+        raise CorruptImageError(str(path), "not a VMDK descriptor (too large, and no sparse header)")
+    fh.seek(0)
+    text = fh.read(size)
+    if b"\0" in text.rstrip(b"\0"):
+        raise CorruptImageError(
+            str(path), "not a VMDK descriptor or sparse extent (binary data, bad signature)"
+        )
+    return _descriptor(path, text, None)
+
+
+def _descriptor(path: Path, raw: bytes, capacity: int | None) -> ImageInfo:
+    text = raw.decode("utf-8", "replace")
+    values: dict[str, str] = {}
+    extents: list[Extent] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        m = _EXTENT_RE.match(line)
+        if m:
+            access, sectors, kind, name, offset = m.groups()
+            ext_path = None if name is None else resolve_parent(path, name) if name else None
+            extents.append(Extent(access, int(sectors), kind.upper(), ext_path, int(offset or 0)))
+            continue
+        kv = _KV_RE.match(line)
+        if kv:
+            values[kv.group(1).lower()] = kv.group(2)
+    create_type = values.get("createtype", "")
+    if not create_type:
+        raise CorruptImageError(str(path), "VMDK descriptor without createType")
+    if not extents:
+        raise CorruptImageError(str(path), "VMDK descriptor lists no extents")
+    total = sum(e.sectors for e in extents) * 512
+    if total > MAX_VIRTUAL_SIZE:
+        raise CorruptImageError(str(path), "VMDK extents add up to an absurd size")
+    parent = None
+    parent_cid = values.get("parentcid", "ffffffff").lower()
+    if parent_cid != "ffffffff":
+        hint = values.get("parentfilenamehint", "")
+        if not hint:
+            raise CorruptImageError(str(path), "VMDK delta without parentFileNameHint")
+        parent = resolve_parent(path, hint)
+    return ImageInfo(
+        path, "vmdk", capacity or total, parent, create_type, tuple(extents), values.get("cid", "")
+    )
+
+
+def _looks_like_descriptor(h: Head) -> bool:
+    return h.path.suffix.lower() == ".vmdk" or b"createType" in h.head or b"Disk DescriptorFile" in h.head
+
+
+def read_info(h: Head) -> ImageInfo:
+    """Create type, extents, CID and parent of a VMDK: a text descriptor or a hosted sparse extent
+    with its embedded descriptor."""
+    if h.head.startswith(b"KDMV"):
+        return _sparse(h.path, h.fh, h.head, h.size)
+    if h.head.startswith(b"COWD"):
+        raise UnsupportedImageError(
+            str(h.path), "a vmfsSparse extent file; open its .vmdk descriptor instead"
+        )
+    return _descriptor_file(h.path, h.fh, h.size)
+
+
+def open_layer(info: ImageInfo, _file: OpenFile, files: dict[Path, OpenFile]) -> Layer:
+    """The reader of one VMDK: its descriptor's extents, each opened once per chain."""
+    return VmdkLayer(info, files)
+
+
+FORMAT = ImageFormat(
+    name="vmdk",
+    extensions=(".vmdk",),
+    magic=(b"KDMV", b"COWD"),
+    read_info=read_info,
+    open_layer=open_layer,
+    sniff=_looks_like_descriptor,
+)
