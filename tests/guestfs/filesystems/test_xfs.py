@@ -1,0 +1,336 @@
+"""Our XFS reader against the Linux kernel: images are made by mkfs.xfs, filled through a loop mount,
+and everything the reader shows (names as bytes, kinds, sizes, times, inode numbers, contents) must
+equal what a read-only mount shows."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import struct
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from openflr.guestfs.blocks import Chain, OpenFile, RawLayer
+from openflr.guestfs.errors import VolumeError
+from openflr.guestfs.filesystems.inodefs import Inode
+from openflr.guestfs.filesystems.names import name_to_bytes
+from openflr.guestfs.filesystems.xfs import XfsFileSystem
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("mkfs.xfs") is None, reason="needs root (loop mounts) and mkfs.xfs"
+)
+
+NS = 1_000_000_000
+ODD_NAMES = [
+    b"caf\xe9",
+    b"a" * 255,
+    "漢".encode() * 85,
+    b"back\\slash",
+    b"new\nline",
+    b"ctl\x01\x1f\x7f",
+    "\uef80 private use".encode(),
+    b"\xff\xfe",
+]
+Facts = tuple[str, int, int, int, str]
+"""(kind, size, mtime ns, inode number, sha256 of the content or link target)."""
+
+
+@contextlib.contextmanager
+def mounted(image: Path, where: Path, *options: str) -> Iterator[Path]:
+    where.mkdir(exist_ok=True)
+    subprocess.run(["mount", "-o", ",".join(("loop", *options)), str(image), str(where)], check=True)
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", str(where)], check=True)
+
+
+def make_image(path: Path, *mkfs: str) -> Path:
+    subprocess.run(["truncate", "-s", "320M", str(path)], check=True)
+    subprocess.run(["mkfs.xfs", "-q", *mkfs, str(path)], check=True)
+    return path
+
+
+def open_xfs(image: Path) -> XfsFileSystem:
+    file = OpenFile(image)
+    return XfsFileSystem(Chain([RawLayer(file)], [file]))
+
+
+def _files(folder: Path, count: int, content: bytes = b"") -> None:
+    folder.mkdir()
+    for i in range(count):
+        (folder / f"file-{i:05d}-with-a-longer-name").write_bytes(content)
+
+
+def populate(top: Path, node_entries: int, bigtime: bool) -> None:
+    """Every kind of folder, file and link the reader must get right."""
+    raw = os.fsencode(top)
+    _files(top / "short", 3, b"short")
+    _files(top / "block", 50, b"block")
+    _files(top / "leaf", 500, b"leaf")
+    _files(top / "node", node_entries)
+    odd = top / "odd"
+    odd.mkdir()
+    for i, name in enumerate(ODD_NAMES):
+        with open(os.path.join(os.fsencode(odd), name), "wb") as f:
+            f.write(b"odd %d" % i)
+    times = top / "times"
+    times.mkdir()
+    stamps = {b"1931": -1_234_567_890 * NS - 123_456_789, b"epoch": 0, b"2037": 2_100_000_000 * NS + 5}
+    if bigtime:
+        stamps[b"2400"] = 13_569_465_600 * NS + 987_654_321
+    for name, ns in stamps.items():
+        path = os.path.join(os.fsencode(times), name)
+        Path(os.fsdecode(path)).write_bytes(name)
+        os.utime(path, ns=(ns, ns))
+    (top / "hard-1").write_bytes(b"linked")
+    os.link(top / "hard-1", top / "hard-2")
+    os.symlink("hard-1", top / "fast-link")
+    os.symlink("t" * 999 + "!", top / "remote-link")
+    os.symlink(b"caf\xe9", os.path.join(raw, b"odd-link"))
+    with open(top / "sparse", "wb") as f:
+        f.truncate(10 << 20)
+        f.seek(5 << 20)
+        f.write(os.urandom(70_000))
+    with open(top / "unwritten", "wb") as f:
+        os.posix_fallocate(f.fileno(), 0, 1 << 20)
+        f.seek(300_000)
+        f.write(b"x" * 5000)
+    with open(top / "fragmented", "wb") as f:
+        for i in range(0, 4000, 2):
+            f.seek(i * 4096)
+            f.write(i.to_bytes(4, "big") * 1024)
+        f.flush()
+        os.fsync(f.fileno())
+    (top / "big").write_bytes(os.urandom(3 << 20) + b"tail")
+    _deep(top / "deep")
+
+
+def _deep(folder: Path) -> None:
+    """Folders of 255-byte names nested to a path of about 4000 bytes, a file in each."""
+    folder.mkdir()
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for level in range(15):
+            name = bytes([0x61 + level]) * 255
+            os.mkdir(name, dir_fd=fd)
+            inner = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+            made = os.open(b"file", os.O_WRONLY | os.O_CREAT, dir_fd=fd)
+            os.write(made, b"level %d" % level)
+            os.close(made)
+    finally:
+        os.close(fd)
+
+
+def kernel_tree(top: Path) -> dict[tuple[bytes, ...], Facts]:
+    """What a read-only mount shows below ``top`` (through folder descriptors: paths reach 4000 bytes)."""
+    found: dict[tuple[bytes, ...], Facts] = {}
+
+    def walk(fd: int, parts: tuple[bytes, ...]) -> None:
+        for entry in os.scandir(fd):
+            name = os.fsencode(entry.name)
+            facts = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            key = (*parts, name)
+            kind, size, digest = "file", facts.st_size, ""
+            if entry.is_symlink():
+                kind, digest = "link", hashlib.sha256(os.readlink(name, dir_fd=fd)).hexdigest()
+            elif entry.is_dir(follow_symlinks=False):
+                kind, size = "dir", 0
+                inner = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+                try:
+                    walk(inner, key)
+                finally:
+                    os.close(inner)
+            else:
+                opened = os.open(name, os.O_RDONLY, dir_fd=fd)
+                with os.fdopen(opened, "rb") as f:
+                    digest = hashlib.sha256(f.read()).hexdigest()
+            found[key] = (kind, size, facts.st_mtime_ns, facts.st_ino, digest)
+
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        walk(fd, ())
+    finally:
+        os.close(fd)
+    return found
+
+
+def reader_tree(fs: XfsFileSystem) -> dict[tuple[bytes, ...], Facts]:
+    found: dict[tuple[bytes, ...], Facts] = {}
+    stack: list[tuple[tuple[bytes, ...], Inode]] = [((), fs.root())]
+    while stack:
+        parts, folder = stack.pop()
+        for entry in fs.scandir(folder):
+            key = (*parts, name_to_bytes(entry.name))
+            assert entry.ident is not None and entry.mtime_ns is not None
+            kind, digest = "file", ""
+            if entry.is_dir:
+                kind = "dir"
+                stack.append((key, entry.node))
+            else:
+                kind = "link" if entry.is_link else "file"
+                digest = hashlib.sha256(fs.open(entry.node).pread(entry.size, 0)).hexdigest()
+            found[key] = (kind, entry.size, entry.mtime_ns, entry.ident, digest)
+    return found
+
+
+def build(tmp: Path, name: str, node_entries: int, *mkfs: str) -> tuple[Path, dict[tuple[bytes, ...], Facts]]:
+    image = make_image(tmp / f"{name}.img", *mkfs)
+    with mounted(image, tmp / "rw") as top:
+        populate(top, node_entries, bigtime="bigtime=1" in ",".join(mkfs))
+    with mounted(image, tmp / "ro", "ro") as top:
+        return image, kernel_tree(top)
+
+
+@pytest.fixture(scope="module")
+def v5(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[tuple[bytes, ...], Facts]]:
+    return build(tmp_path_factory.mktemp("xfs"), "v5", 20_000, "-m", "bigtime=1", "-L", "openflr-v5")
+
+
+def test_v5_bigtime_shows_what_the_kernel_shows(v5: tuple[Path, dict[tuple[bytes, ...], Facts]]) -> None:
+    image, want = v5
+    fs = open_xfs(image)
+    try:
+        assert fs.label == "openflr-v5" and fs.v5 and fs.ftype
+        got = reader_tree(fs)
+        assert sorted(set(want) ^ set(got))[:5] == []
+        for key, facts in want.items():
+            assert got[key] == facts, key
+        assert want[(b"times", b"2400")][2] == 13_569_465_600 * NS + 987_654_321
+        assert {b"caf\xe9", b"a" * 255, "漢".encode() * 85} <= {
+            k[1] for k in want if len(k) == 2 and k[0] == b"odd"
+        }
+        assert sum(1 for k in want if len(k) > 1 and k[0] == b"deep") == 30
+    finally:
+        fs.close()
+
+
+def test_the_uuid_and_label_are_the_superblock_s(v5: tuple[Path, dict[tuple[bytes, ...], Facts]]) -> None:
+    image, _ = v5
+    shown = subprocess.run(["blkid", "-o", "value", "-s", "UUID", str(image)], capture_output=True, text=True)
+    fs = open_xfs(image)
+    try:
+        assert fs.uuid == shown.stdout.strip()
+    finally:
+        fs.close()
+
+
+def test_folders_in_every_format_and_big_extent_maps(v5: tuple[Path, dict[tuple[bytes, ...], Facts]]) -> None:
+    image, _ = v5
+    fs = open_xfs(image)
+    try:
+        formats = {}
+        for name in ("short", "block", "leaf", "node", "fragmented"):
+            node = fs.lookup([name])
+            assert node is not None
+            formats[name] = node.raw[5]
+        # local, extents, B+tree; a node folder's map may need a tree of its own
+        assert formats.pop("node") in (2, 3)
+        assert formats == {"short": 1, "block": 2, "leaf": 2, "fragmented": 3}
+        node = fs.lookup(["node"])
+        started = time.perf_counter()
+        listed = list(fs.scandir(node))
+        took = time.perf_counter() - started
+        assert len(listed) == 20_000
+        assert took < 2.0, f"listing 20,000 entries took {took:.2f} s"
+        assert fs.counts(node) == (20_000, 0)
+        assert fs.lookup(["node", "file-19999-with-a-longer-name"]) is not None
+        assert len(fs.extent_list(fs.lookup(["fragmented"]))) >= 1000
+    finally:
+        fs.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "mkfs"),
+    [
+        ("small-blocks", ("-m", "bigtime=0", "-b", "size=1024")),
+        ("big-folder-blocks", ("-m", "bigtime=0", "-n", "size=16384", "-i", "size=1024")),
+    ],
+)
+def test_other_geometries_show_what_the_kernel_shows(
+    tmp_path: Path, name: str, mkfs: tuple[str, ...]
+) -> None:
+    image, want = build(tmp_path, name, 3000, *mkfs)
+    fs = open_xfs(image)
+    try:
+        got = reader_tree(fs)
+        assert sorted(set(want) ^ set(got))[:5] == []
+        for key, facts in want.items():
+            assert got[key] == facts, key
+    finally:
+        fs.close()
+
+
+def test_damage_costs_only_the_damaged_block_or_inode(tmp_path: Path) -> None:
+    image = make_image(tmp_path / "damaged.img")
+    with mounted(image, tmp_path / "rw") as top:
+        _files(top / "leaf", 500, b"leaf")
+        _files(top / "few", 10, b"few")
+        with open(top / "fragmented", "wb") as f:
+            for i in range(0, 4000, 2):
+                f.seek(i * 4096)
+                f.write(b"y" * 4096)
+    fs = open_xfs(image)
+    try:
+        leaf = fs.lookup(["leaf"])
+        blocks = list(fs._folder_blocks(leaf))
+        assert len(blocks) > 2
+        _logical, second_at, second = blocks[1]
+        lost = {name for name, _ in fs._data_block(leaf.number, second, second_at >> 9)}
+        victim = fs.lookup(["few", "file-00003-with-a-longer-name"])
+        victim_at = fs.inode_offset(victim.number)
+        pointer_at = _second_pointer(fs, fs.lookup(["fragmented"]))
+    finally:
+        fs.close()
+    with open(image, "r+b") as f:
+        f.seek(second_at)
+        f.write(b"\xde\xad\xbe\xef")
+        f.seek(victim_at)
+        f.write(b"XX")
+        f.seek(pointer_at - 8)
+        first_pointer = f.read(8)
+        f.write(first_pointer)  # the second leaf pointer now repeats the first: a loop
+    fs = open_xfs(image)
+    try:
+        names = {e.name.encode() for e in fs.scandir(fs.lookup(["leaf"]))}
+        assert len(names) == 500 - len(lost) and not names & lost
+        few = [e.name for e in fs.scandir(fs.lookup(["few"]))]
+        assert len(few) == 9 and "file-00003-with-a-longer-name" not in few
+        with pytest.raises(VolumeError, match="loop"):
+            fs.open(fs.lookup(["fragmented"]))
+        assert fs.lookup(["few", "file-00004-with-a-longer-name"]) is not None
+    finally:
+        fs.close()
+
+
+def _second_pointer(fs: XfsFileSystem, inode: Inode) -> int:
+    """Where the second child pointer of the first extent tree node with two children is."""
+    fork = fs._fork(inode)[1]
+    room = (len(fork) - 4) // 16
+    level, records = struct.unpack_from(">HH", fork)
+    pointers_at = fs.inode_offset(inode.number) + 176 + 4 + room * 8
+    room = (fs.block - 72) // 16
+    while records < 2:
+        assert level >= 2
+        with open(fs.reader.source.layers[0].file.path, "rb") as f:  # type: ignore[attr-defined]
+            f.seek(pointers_at)
+            block = fs.block_offset(int.from_bytes(f.read(8), "big"), 1)
+            f.seek(block + 4)
+            level, records = struct.unpack(">HH", f.read(4))
+        pointers_at = block + 72 + room * 8
+    return pointers_at + 8
+
+
+def test_not_xfs_is_refused(tmp_path: Path) -> None:
+    image = tmp_path / "zeros.img"
+    image.write_bytes(bytes(1 << 20))
+    with pytest.raises(VolumeError):
+        open_xfs(image)
