@@ -269,6 +269,56 @@ def test_other_geometries_show_what_the_kernel_shows(
         fs.close()
 
 
+@pytest.mark.parametrize(
+    "mkfs",
+    [("-m", "crc=0", "-n", "ftype=0", "-b", "size=1024"), ("-m", "crc=0", "-n", "ftype=1")],
+    ids=["v4-1k-blocks", "v4-ftype"],
+)
+def test_v4_made_by_mkfs_from_a_prototype(tmp_path: Path, mkfs: tuple[str, ...]) -> None:
+    """This kernel no longer mounts v4 (non-CRC) XFS, so mkfs.xfs fills it from a prototype file and
+    the prototype is the truth (times: when it was made)."""
+    content = tmp_path / "content"
+    content.write_bytes(os.urandom(3 << 20) + b"tail")
+    small = tmp_path / "small"
+    small.write_bytes(b"small")
+    want: dict[tuple[bytes, ...], tuple[str, int, str]] = {}
+    lines = [b"ignored", b"0 0", b"d--755 0 0"]
+
+    def add(parts: tuple[bytes, ...], kind: str, spec: bytes, data: bytes = b"") -> None:
+        lines.append(parts[-1] + b" " + spec)
+        want[parts] = (kind, len(data) if kind != "dir" else 0, "" if kind == "dir" else _sha(data))
+
+    for folder, count in ((b"short", 3), (b"block", 50), (b"leaf", 500), (b"node", 3000)):
+        add((folder,), "dir", b"d--755 0 0")
+        spec = b"---644 0 0 " + bytes(small)
+        for i in range(count):
+            add((folder, b"file-%05d-with-a-longer-name" % i), "file", spec, b"small")
+        lines.append(b"$")
+    for name in (b"caf\xe9", b"a" * 255, "漢".encode() * 85, b"back\\slash"):
+        add((name,), "file", b"---644 1000 1000 " + bytes(small), b"small")
+    add((b"big",), "file", b"---600 0 0 " + bytes(content), content.read_bytes())
+    add((b"fast-link",), "link", b"l--777 0 0 big", b"big")
+    add((b"remote-link",), "link", b"l--777 0 0 " + b"t" * 999 + b"!", b"t" * 999 + b"!")
+    lines += [b"fifo p--644 0 0", b"$", b"$"]
+    proto = tmp_path / "proto"
+    proto.write_bytes(b"\n".join(lines) + b"\n")
+    made = time.time_ns()
+    image = make_image(tmp_path / "v4.img", *mkfs, "-p", str(proto))
+    fs = open_xfs(image)
+    try:
+        assert not fs.v5 and fs.ftype == ("ftype=1" in mkfs)
+        got = reader_tree(fs)
+        assert {k: (kind, size, digest) for k, (kind, size, _t, _i, digest) in got.items()} == want
+        assert all(abs(mtime - made) < 120 * NS for _k, _s, mtime, _i, _d in got.values())
+        assert len({ident for *_, ident, _d in got.values()}) == len(got)
+    finally:
+        fs.close()
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def test_damage_costs_only_the_damaged_block_or_inode(tmp_path: Path) -> None:
     image = make_image(tmp_path / "damaged.img")
     with mounted(image, tmp_path / "rw") as top:
