@@ -25,6 +25,7 @@ from openflr.guestfs.filesystems.base import (
     first_line,
     match_name,
 )
+from openflr.guestfs.filesystems.names import name_from_bytes
 
 _VIRTUAL = {pytsk3.TSK_FS_META_TYPE_VIRT, pytsk3.TSK_FS_META_TYPE_VIRT_DIR}
 _LABEL_SUFFIX = b"(Volume Label Entry)"
@@ -108,7 +109,7 @@ class TskFileSystem(FileSystem):
                 continue
             if root and raw in _EXFAT_METAFILES:
                 continue
-            yield raw.decode("utf-8", "replace"), f
+            yield name_from_bytes(raw), f
 
     def lookup(self, parts: list[str]) -> Node | None:
         with self.lock, engine_errors(self.kind):
@@ -135,7 +136,7 @@ class TskFileSystem(FileSystem):
         with self.lock, engine_errors(self.kind):
             if isinstance(node, pytsk3.Directory):
                 return Entry("", True, 0, None, None, node)
-            return self._entry(node.info.name.name.decode("utf-8", "replace"), node)
+            return self._entry(name_from_bytes(node.info.name.name), node)
 
     def check_dir(self, node: Node) -> None:
         with self.lock, engine_errors(self.kind):
