@@ -38,7 +38,11 @@ _BIGTIME_EPOCH_NS = (1 << 31) * 1_000_000_000
 
 # magic, mode, version, format, onlink, uid, nlink, big nextents, mtime, size, nextents, forkoff, flags
 _CORE = struct.Struct(">HHBBHI4xI4xQ8xQ8xq12xI2xBx6xH")
-_V3_TAIL = struct.Struct(">Q24xQ")  # di_flags2 at 120, di_ino at 152
+_CORE3 = struct.Struct(_CORE.format + "28xQ24xQ")  # v3 adds di_flags2 at 120, di_ino at 152
+_V3_TAIL = struct.Struct(">Q24xQ")
+_CLUSTER_SHIFT = 14
+_CLUSTERS_KEPT = 128
+"""Inode clusters (16 KiB each) kept per file system."""
 _EXTENT = struct.Struct(">QQ")
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
@@ -58,6 +62,7 @@ class XfsFileSystem(InodeFileSystem):
 
     def __init__(self, source: BlockSource) -> None:
         super().__init__(source, "xfs")
+        self._clusters: dict[int, bytes] = {}
         try:
             self._superblock(self.reader.read_at(0, 512))
             self.read_inode(self.root_number)
@@ -98,36 +103,50 @@ class XfsFileSystem(InodeFileSystem):
         else:
             self.ftype = bool(version & 0x8000 and _U32.unpack_from(sb, 200)[0] & _FTYPE_V4)
         self.volume_blocks = self.reader.size >> block_log
+        self._ag_shift = self.ag_log + self.inopb_log
+        self._ag_mask = (1 << self._ag_shift) - 1
+        self._inopb_mask = (1 << self.inopb_log) - 1
 
     # --- inodes -------------------------------------------------------------------------------
 
     def inode_offset(self, number: int) -> int:
         """The volume byte offset of inode ``number``."""
-        ag_shift = self.ag_log + self.inopb_log
-        agno = number >> ag_shift
-        agbno = (number & ((1 << ag_shift) - 1)) >> self.inopb_log
+        agno = number >> self._ag_shift
+        agbno = (number & self._ag_mask) >> self.inopb_log
         if agno >= self.ag_count or agbno >= self.ag_blocks or number <= 0:
             raise ValueError(f"inode number {number} is out of range")
-        within = number & ((1 << self.inopb_log) - 1)
+        within = number & self._inopb_mask
         return (agno * self.ag_blocks + agbno) * self.block + within * self.inode_size
 
     def read_inode(self, number: int) -> Inode:
         at = self.inode_offset(number)
-        raw = self.reader.read_at(at, self.inode_size)
+        # Inodes are read in aligned clusters: a folder's entries mostly live in a few of them.
+        key = at >> _CLUSTER_SHIFT
+        cluster = self._clusters.get(key)
+        if cluster is None:
+            cluster = self.reader.read_at(key << _CLUSTER_SHIFT, 1 << _CLUSTER_SHIFT)
+            if len(self._clusters) >= _CLUSTERS_KEPT:
+                del self._clusters[next(iter(self._clusters))]
+            self._clusters[key] = cluster
+        within = at & ((1 << _CLUSTER_SHIFT) - 1)
+        raw = cluster[within : within + self.inode_size]
         if len(raw) != self.inode_size:
             raise ValueError(f"inode {number} lies past the end of the volume")
-        magic, mode, version, _fmt, onlink, uid, nlink, _big, mtime, size, _n, forkoff, _flags = (
-            _CORE.unpack_from(raw)
-        )
+        flags2 = 0
+        if self.v5:
+            magic, mode, version, _f, onlink, uid, nlink, _b, mtime, size, _n, forkoff, _fl, flags2, ino = (
+                _CORE3.unpack_from(raw)
+            )
+            if ino != number and magic == _INODE_MAGIC and version == 3:
+                raise ValueError(f"inode {number} is damaged (it says it is inode {ino})")
+        else:
+            magic, mode, version, _f, onlink, uid, nlink, _b, mtime, size, _n, forkoff, _fl = (
+                _CORE.unpack_from(raw)
+            )
         if magic != _INODE_MAGIC:
             raise ValueError(f"inode {number} is damaged (bad magic)")
         if version not in ((3,) if self.v5 else (1, 2)):
             raise ValueError(f"inode {number} is damaged (version {version})")
-        flags2 = 0
-        if version == 3:
-            flags2, ino = _V3_TAIL.unpack_from(raw, 120)
-            if ino != number:
-                raise ValueError(f"inode {number} is damaged (it says it is inode {ino})")
         core = 176 if version == 3 else 100
         if size < 0 or (forkoff and core + forkoff * 8 >= self.inode_size):
             raise ValueError(f"inode {number} is damaged (size or fork offset)")
