@@ -23,6 +23,7 @@ from openflr.guestfs.filesystems.base import (
     first_line,
     match_name,
 )
+from openflr.guestfs.filesystems.names import name_from_text
 from openflr.guestfs.filesystems.sids import owner_name
 
 _FILETIME_EPOCH = 116444736000000000  # 100 ns intervals from 1601 to 1970
@@ -56,7 +57,7 @@ def _readable_names(folder: Any) -> Iterator[tuple[str, Any]]:
         except OSError:
             continue
         if name is not None:
-            yield name, entry
+            yield name_from_text(name), entry
 
 
 class _LibyalFileSystem(FileSystem):
@@ -232,7 +233,7 @@ class NtfsFileSystem(_LibyalFileSystem):
                 f"The ntfs file system is damaged or cannot be read: the MFT record of {e.name!r} is damaged"
             )
         return Entry(
-            e.name,
+            name_from_text(e.name or ""),
             is_dir,
             0 if is_dir else int(e.size),
             mtime,
@@ -263,7 +264,8 @@ class NtfsFileSystem(_LibyalFileSystem):
                 return None
             base = self._entry(node)
             size = int(found.size)
-            entry = Entry(f"{base.name}:{found.name}", False, size, base.mtime_ns, base.owner, found)
+            name = f"{base.name}:{name_from_text(found.name or '')}"
+            entry = Entry(name, False, size, base.mtime_ns, base.owner, found)
             return entry, _EntryReader(self, found, size)
 
     def _child(self, node: Node, index: int) -> Entry | None:

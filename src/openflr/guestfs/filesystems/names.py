@@ -59,14 +59,19 @@ def name_to_utf16(name: str) -> bytes:
 
 def name_from_utf16(units: bytes) -> str:
     """The shown name of an NTFS name, ``units`` as UTF-16LE; unpaired surrogates survive."""
-    try:
-        text = units.decode("utf-16-le")
-    except UnicodeDecodeError:
-        # surrogatepass keeps each unpaired unit; its UTF-8 form (WTF-8) is then escaped bytewise.
-        return name_from_bytes(units.decode("utf-16-le", "surrogatepass").encode("utf-8", "surrogatepass"))
-    if _TO_ESCAPE.search(text):
-        return _TO_ESCAPE.sub(_escape_each_byte, text)
-    return text
+    # surrogatepass keeps each unpaired unit; its UTF-8 form (WTF-8) is then escaped bytewise.
+    return name_from_text(units.decode("utf-16-le", "surrogatepass"))
+
+
+_TEXT_TO_ESCAPE = re.compile("[\x01-\x1f\x7f\uef00-\uefff\ud800-\udfff]")
+
+
+def name_from_text(text: str) -> str:
+    """The shown name of a name an engine already decoded to text (NTFS through libfsntfs): control
+    characters and the escape's own range are escaped, and a lone surrogate as its WTF-8 bytes."""
+    if _TEXT_TO_ESCAPE.search(text) is None:
+        return text
+    return name_from_bytes(text.encode("utf-8", "surrogatepass"))
 
 
 def is_escaped(name: str) -> bool:
