@@ -768,3 +768,22 @@ async def test_each_folder_on_the_way_is_checked_once_per_connection(
             await target.set_mtime((*folder, f"f{n}.txt"), 1_700_000_000 * 10**9)
     on_the_way = [p for p in looked_at if not p.rstrip("/\\").endswith(".txt") and ".tmp" not in p]
     assert len(on_the_way) <= len(folder), on_the_way
+
+
+@pytest.mark.parametrize(
+    "when",
+    [-1_234_567_890 * 10**9 + 500, 13_569_465_600 * 10**9 + 123_456_789],
+    ids=["1930", "2400"],
+)
+async def test_set_mtime_over_the_whole_range(case: Case, when: int) -> None:
+    """Times file systems store beyond 1970-2106: exact where the protocol carries them (to its
+    precision); SFTP 3 (OpenSSH) cannot, which is a plain error the restore notes, never a crash."""
+    await write_file(case.target, ("f",), b"x")
+    if case.scheme == "sftp":
+        with pytest.raises(TargetError, match="1970 to 2106") as caught:
+            await case.target.set_mtime(("f",), when)
+        assert not isinstance(caught.value, TargetUnsupportedError)  # not fatal for the restore
+        return
+    await case.target.set_mtime(("f",), when)
+    precision = PRECISION_NS[case.scheme]
+    assert (case.folder / "f").stat().st_mtime_ns == when // precision * precision

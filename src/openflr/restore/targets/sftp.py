@@ -290,6 +290,8 @@ class SftpTarget(Target):
         # SFTP 3 carries whole seconds: the sub-second part is dropped (rounded down).
         path, what = self.path(parts), f"setting the time of {self.shown(parts)}"
         times = (mtime_ns, mtime_ns)
+        if self.sftp.version < 4 and not 0 <= mtime_ns // 1_000_000_000 < 2**32:
+            raise TargetError(f"{what}: SFTP version 3 carries times from 1970 to 2106 only")
         await self._walk(parts[:-1], what)
         try:  # lsetstat@openssh.com: never follows a final symlink
             with anyio.fail_after(self.timeout):
