@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -82,4 +83,37 @@ def test_extended_partition_loop_is_cut_with_a_note(fixtures: Fixtures, tmp_path
     assert notes == [
         "disk 0: the extended partition chain loops after logical partition 5; the rest of the chain "
         "was skipped"
+    ]
+
+
+def test_reserved_and_boot_partitions_are_named_not_offered(tmp_path: Path) -> None:
+    """An MSR and a BIOS boot partition hold no files: no volume, and the mount's notes say why."""
+    image = tmp_path / "gpt.raw"
+    image.write_bytes(bytes(8 * MiB))
+    subprocess.run(
+        [
+            "sgdisk",
+            "-n",
+            "1:2048:+1M",
+            "-t",
+            "1:EF02",
+            "-n",
+            "2:0:+1M",
+            "-t",
+            "2:0C01",
+            "-n",
+            "3:0:+2M",
+            "-t",
+            "3:8300",
+            str(image),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    notes: list[str] = []
+    vols = partitions(0, open_top(image), notes)
+    assert [v.number for v in vols] == [3]
+    assert notes == [
+        "disk 0: GPT partition 1 is not a root: BIOS boot partition",
+        "disk 0: GPT partition 2 is not a root: Microsoft reserved partition",
     ]

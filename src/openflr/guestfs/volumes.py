@@ -159,7 +159,10 @@ def _gpt(disk_index: int, disk: BlockSource, sector: int, notes: list[str]) -> l
     for i in range(count):
         raw = table[i * entry_size : (i + 1) * entry_size]
         type_guid = _guid(raw[:16])
-        if raw[:16] == b"\0" * 16 or type_guid in GPT_SKIP:
+        if raw[:16] == b"\0" * 16:
+            continue
+        if type_guid in GPT_SKIP:
+            notes.append(f"disk {disk_index}: GPT partition {i + 1} is not a root: {GPT_SKIP[type_guid]}")
             continue
         first, last = struct.unpack_from("<QQ", raw, 32)
         overlaps = next((n for f, e, n in taken if first <= e and f <= last), None)
