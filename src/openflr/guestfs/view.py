@@ -1,11 +1,9 @@
 """A guest view: one restore point's disks opened and its volumes named as a user expects them.
 
-Windows guests get drive-style roots: the letters the guest's own registry assigns
-(``SYSTEM\\MountedDevices``), ``C:`` for the system volume at least, ``Volume$N:`` for volumes without a
-letter. Linux guests get one tree from ``/``: the file systems of the guest's ``/etc/fstab`` (by UUID,
-LABEL, PARTUUID or LVM name) grafted at their mount points; file systems it does not mount, and
-guests without an fstab, get drive-style roots named by label (``data:``) or ``Volume$N:``.
-Volumes that cannot be read stay in the view with the reason.
+How the roots are named is the guest's business (``guestfs/guests/``): Windows guests get drive
+letters from their registry, Linux guests one tree from ``/`` built from their ``/etc/fstab``; file
+systems outside those get drive-style roots (``data:``, ``Volume$N:``). Volumes that cannot be read
+stay in the view with the reason.
 
 EM paths: ``C:/Users/x`` (drive style) or ``/etc/hostname`` (the Linux tree); ``\\`` and ``/`` both
 separate; ``..`` and NUL are refused.
@@ -14,9 +12,7 @@ separate; ``..`` and NUL are refused.
 from __future__ import annotations
 
 import itertools
-import logging
 import os
-import re
 import struct
 import threading
 from collections import OrderedDict
@@ -35,57 +31,23 @@ from openflr.guestfs.errors import (
     VolumeError,
 )
 from openflr.guestfs.filesystems.base import Entry, FileReader, FileSystem, Node
-from openflr.guestfs.filesystems.probe import identify, identity, open_filesystem
+from openflr.guestfs.filesystems.probe import open_volume
+from openflr.guestfs.guests import guest_roots
+from openflr.guestfs.guests.base import Root
 from openflr.guestfs.volumes import Volume, is_lvm, logical_volumes, partitions
 
-log = logging.getLogger(__name__)
+__all__ = ["MAX_DISKS", "MAX_VOLUMES", "GuestView", "Located", "Opening", "Root", "open_view", "require_fs"]
 
 MAX_DISKS = 256
 """Disks of one point (vSphere and Hyper-V allow about 256); more is a hostile or broken description."""
 MAX_VOLUMES = 256
 """Volumes of one point, all disks and volume groups together: each costs file handles and caches."""
 
-_DRIVE_RE = re.compile(r"^[A-Za-z]:$")
 _NTFS_METAFILES = frozenset(
     {"$mft", "$mftmirr", "$logfile", "$volume", "$attrdef", "$bitmap", "$boot", "$badclus", "$secure"}
     | {"$upcase", "$extend"}
 )
 """NTFS metadata files at a volume's root, lower case (``$Extend`` holds the rest)."""
-_FSTAB_SKIP_TYPES = {
-    "swap",
-    "proc",
-    "sysfs",
-    "tmpfs",
-    "devpts",
-    "devtmpfs",
-    "nfs",
-    "nfs4",
-    "cifs",
-    "none",
-    "cgroup",
-    "cgroup2",
-    "debugfs",
-    "securityfs",
-    "binfmt_misc",
-    "autofs",
-    "fuse",
-    "iso9660",
-}
-
-
-@dataclass
-class Root:
-    name: str
-    """``C:``, ``Volume$2:``, ``data:``, ``/`` or ``/srv``."""
-    volume: Volume
-    fs: FileSystem | None
-    problem: str | None = None
-    mount: tuple[str, ...] | None = None
-    """Mount point parts in the Linux tree (``()`` for ``/``), None for a drive-style root."""
-
-    @property
-    def drive_style(self) -> bool:
-        return self.mount is None
 
 
 @dataclass
@@ -459,280 +421,13 @@ def _build(chains: list[Chain], os_hint: str) -> GuestView:
     for v in volumes:
         check_cancelled()
         try:
-            fs = open_filesystem(v.source)
-            kind = identify(v.source)
-            fs.uuid, label = identity(v.source, kind)
-            fs.label = fs.label or label
-            opened.append((v, fs, None))
+            opened.append((v, open_volume(v.source), None))
         except HoldsNoFilesError as exc:
             notes.append(f"volume {v.index} is not a root: {exc.message}")
         except (VolumeError, ImageError) as exc:
             opened.append((v, None, exc.message if hasattr(exc, "message") else str(exc)))
-    windows = _system_volume(opened)
-    if windows is not None or os_hint.lower() == "windows":
-        roots = _windows_roots(opened, windows, notes)
-        linux_tree = False
-    else:
-        roots, linux_tree = _linux_roots(opened, notes)
+    roots, linux_tree = guest_roots(opened, os_hint, notes)
     for root in roots:
         if root.problem:
             notes.append(f"{root.name} cannot be read: {root.problem}")
     return GuestView(chains, volumes, roots, linux_tree, notes)
-
-
-def _system_volume(opened: list[tuple[Volume, FileSystem | None, str | None]]) -> Volume | None:
-    for v, fs, _ in opened:
-        if fs is not None and fs.kind == "ntfs":
-            try:
-                node = fs.lookup(["Windows", "System32"])
-                if node is not None and fs.stat(node).is_dir:
-                    return v
-            except VolumeError as exc:
-                log.warning("volume %d: %s", v.index, exc)
-    return None
-
-
-def _volume_label(index: int) -> str:
-    return f"Volume${index}:"
-
-
-def _windows_roots(
-    opened: list[tuple[Volume, FileSystem | None, str | None]], system: Volume | None, notes: list[str]
-) -> list[Root]:
-    letters: dict[int, str] = {}
-    if system is not None:
-        fs = next(f for v, f, _ in opened if v is system)
-        assert fs is not None
-        letters = _registry_letters(fs, [v for v, _, _ in opened], notes)
-        if system.index not in letters and "C:" not in letters.values():
-            letters[system.index] = "C:"
-    roots = []
-    for v, fs, problem in opened:
-        name = letters.get(v.index) or _volume_label(v.index)
-        roots.append(Root(name, v, fs, problem))
-    return sorted(
-        roots,
-        key=lambda r: (
-            not _DRIVE_RE.match(r.name),
-            r.name.upper() if _DRIVE_RE.match(r.name) else f"{r.volume.index:05d}",
-        ),
-    )
-
-
-def _registry_letters(fs: FileSystem, volumes: list[Volume], notes: list[str]) -> dict[int, str]:
-    """Volume index -> drive letter from ``SYSTEM\\MountedDevices`` of the system volume."""
-    try:
-        import pyregf
-    except ImportError:  # pragma: no cover - a declared dependency
-        return {}
-    try:
-        with fs.lock:
-            node = fs.lookup(["Windows", "System32", "config", "SYSTEM"])
-            if node is None:
-                return {}
-            reader = fs.open(node)
-    except VolumeError as exc:
-        notes.append(f"drive letters could not be read from the guest registry: {exc}")
-        return {}
-    hive = pyregf.file()
-    try:
-        hive.open_file_object(_ReaderFile(reader))
-    except OSError as exc:
-        # A damaged or encrypted hive costs the drive letters only, never the mount.
-        notes.append(f"drive letters could not be read from the guest registry: {str(exc).splitlines()[0]}")
-        return {}
-    try:
-        key = hive.get_key_by_path("MountedDevices")
-        if key is None:
-            return {}
-        out: dict[int, str] = {}
-        for i in range(key.number_of_values):
-            value = key.get_value(i)
-            name = value.name or ""
-            if not name.upper().startswith("\\DOSDEVICES\\") or not _DRIVE_RE.match(name[12:]):
-                continue
-            data = value.data or b""
-            match = _volume_for(data, volumes)
-            if match is not None:
-                out.setdefault(match.index, name[12:].upper())
-        return out
-    except OSError as exc:
-        notes.append(f"drive letters could not be read from the guest registry: {str(exc).splitlines()[0]}")
-        return {}
-    finally:
-        hive.close()
-
-
-def _volume_for(data: bytes, volumes: list[Volume]) -> Volume | None:
-    import struct
-    import uuid
-
-    if data.startswith(b"DMIO:ID:") and len(data) >= 24:
-        guid = str(uuid.UUID(bytes_le=data[8:24]))
-        return next((v for v in volumes if v.part_guid == guid), None)
-    if len(data) == 12:
-        signature, offset = struct.unpack("<IQ", data)
-        return next((v for v in volumes if v.disk_signature == signature and v.start == offset), None)
-    return None
-
-
-class _ReaderFile:
-    """File-object view of a guest file (for libregf)."""
-
-    def __init__(self, reader: FileReader) -> None:
-        self.reader = reader
-        self.pos = 0
-        self.size: int = reader.size
-
-    def read(self, size: int = -1) -> bytes:
-        if size is None or size < 0:
-            size = self.size - self.pos
-        data = self.reader.pread(size, self.pos)
-        self.pos += len(data)
-        return data
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        self.pos = offset if whence == 0 else self.pos + offset if whence == 1 else self.size + offset
-        return self.pos
-
-    def tell(self) -> int:
-        return self.pos
-
-    def get_size(self) -> int:
-        return self.size
-
-
-def _linux_roots(
-    opened: list[tuple[Volume, FileSystem | None, str | None]], notes: list[str]
-) -> tuple[list[Root], bool]:
-    root_fs_volume = None
-    fstab: list[tuple[str, str, str]] = []
-    damaged: Volume | None = None  # the first whose /etc/fstab cannot be used: the root if no other has one
-    for v, fs, _ in opened:
-        if fs is not None and fs.kind in ("ext", "xfs"):
-            fstab_file = fs.read_text(["etc", "fstab"])
-            if fstab_file.problem is not None:
-                notes.append(
-                    f"{fstab_file.problem}: its mounts are not grafted, and volumes other than the root "
-                    "keep their labels or numbers"
-                )
-                damaged = damaged or v
-                continue
-            if fstab_file.text is not None:
-                fstab, skipped = _parse_fstab(fstab_file.text)
-                if skipped:
-                    notes.append(f"/etc/fstab: {skipped} line(s) could not be read and were skipped")
-                root_fs_volume = v
-                break
-    root_fs_volume = root_fs_volume or damaged
-    mounts: dict[int, tuple[str, ...]] = {}
-    if root_fs_volume is not None:
-        for spec, mountpoint, fstype in fstab:
-            if fstype in _FSTAB_SKIP_TYPES or not mountpoint.startswith("/"):
-                continue
-            target = _match_spec(spec, opened)
-            if target is not None and target.index not in mounts:
-                mounts[target.index] = tuple(p for p in mountpoint.split("/") if p)
-        if () not in mounts.values():
-            mounts[root_fs_volume.index] = ()
-        _load_passwd(opened, root_fs_volume, notes)
-    roots: list[Root] = []
-    used: set[str] = set()
-    for v, fs, problem in opened:
-        if v.index in mounts and fs is not None:
-            mount = mounts[v.index]
-            roots.append(Root("/" + "/".join(mount), v, fs, None, mount))
-            continue
-        label = fs.label if fs is not None else ""
-        name = f"{label}:" if label and re.match(r"^[^/\\:\x00]+$", label) else _volume_label(v.index)
-        if name.lower() in used:
-            name = _volume_label(v.index)
-        used.add(name.lower())
-        roots.append(Root(name, v, fs, problem))
-    roots.sort(key=lambda r: (r.mount is None, r.mount or (), r.volume.index))
-    return roots, bool(mounts)
-
-
-_FSTAB_LINE_LIMIT = 4096
-
-
-def _parse_fstab(text: str) -> tuple[list[tuple[str, str, str]], int]:
-    """The (spec, mount point, type) lines of an fstab, and how many lines were skipped as unreadable."""
-    out = []
-    skipped = 0
-    for line in text.splitlines():
-        if len(line) > _FSTAB_LINE_LIMIT:
-            skipped += 1
-            continue
-        line = line.split("#", 1)[0].strip()
-        fields = line.split()
-        if not fields:
-            continue
-        if not 3 <= len(fields) <= 6 or not (fields[1].startswith("/") or fields[1] in ("none", "swap")):
-            skipped += 1
-            continue
-        out.append((fields[0], fields[1].replace("\\040", " "), fields[2].lower()))
-    return out, skipped
-
-
-def _match_spec(spec: str, opened: list[tuple[Volume, FileSystem | None, str | None]]) -> Volume | None:
-    key, _, value = spec.partition("=")
-    value = value.strip('"')
-    by = key.upper() if value else ""
-    if spec.startswith("/dev/disk/by-uuid/"):
-        by, value = "UUID", spec.rsplit("/", 1)[1]
-    elif spec.startswith("/dev/disk/by-label/"):
-        by, value = "LABEL", spec.rsplit("/", 1)[1].replace("\\x20", " ")
-    elif spec.startswith("/dev/disk/by-partuuid/"):
-        by, value = "PARTUUID", spec.rsplit("/", 1)[1]
-    elif spec.startswith(("/dev/mapper/", "/dev/")) and "=" not in spec:
-        by, value = "DEV", spec
-    for v, fs, _ in opened:
-        if by == "UUID" and fs is not None and fs.uuid and fs.uuid.lower() == value.lower():
-            return v
-        if by == "LABEL" and fs is not None and fs.label == value:
-            return v
-        if by == "PARTUUID" and (v.part_guid or "").lower() == value.lower():
-            return v
-        if (
-            by == "PARTUUID"
-            and v.disk_signature is not None
-            and v.number is not None
-            and value.lower() == f"{v.disk_signature:08x}-{v.number:02x}"
-        ):
-            return v
-        if by == "DEV" and v.scheme == "lvm" and v.name:
-            vg, lv = v.name.split("/", 1)
-            mapper = f"/dev/mapper/{vg.replace('-', '--')}-{lv.replace('-', '--')}"
-            if value in (mapper, f"/dev/{vg}/{lv}"):
-                return v
-    return None
-
-
-def _load_passwd(
-    opened: list[tuple[Volume, FileSystem | None, str | None]], root_volume: Volume, notes: list[str]
-) -> None:
-    """Account names of the root file system's /etc/passwd for every Linux file system; owners stay
-    numbers (with a note) when it cannot be read."""
-    root_fs = next(fs for v, fs, _ in opened if v is root_volume)
-    assert root_fs is not None
-    passwd = root_fs.read_text(["etc", "passwd"])
-    if passwd.problem is not None:
-        notes.append(f"{passwd.problem}: owners are shown as numbers")
-        return
-    text = passwd.text
-    if not text:
-        return
-    names: dict[int, str] = {}
-    for line in text.splitlines():
-        fields = line.split(":")
-        if len(fields) >= 3 and fields[2].isascii() and fields[2].isdigit() and len(fields[2]) <= 10:
-            name = fields[0]
-            if name and name.isprintable() and len(name) <= 256:
-                names.setdefault(int(fields[2]), name)
-    if not names:
-        notes.append("/etc/passwd holds no account lines: owners are shown as numbers")
-        return
-    for _, fs, _ in opened:
-        if fs is not None and fs.kind in ("ext", "xfs"):
-            fs.owner_names.update(names)

@@ -1,9 +1,13 @@
-"""Recognise a volume's file system by its signature and open it with the right engine."""
+"""Recognise a volume's file system by its signature (``identify``) and open it with the engine its kind
+maps to (``OPENERS``)."""
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+import uuid as uuidlib
+from collections.abc import Callable, Iterator
+from importlib import import_module
+from typing import cast
 
 from openflr.guestfs.blocks import BlockSource
 from openflr.guestfs.errors import HoldsNoFilesError, VolumeError
@@ -90,54 +94,88 @@ class LazyFileSystem(FileSystem):
             self._engine.close()
 
 
+Opener = Callable[[BlockSource], FileSystem]
+
+
+def _engine(module: str, name: str) -> Callable[..., FileSystem]:
+    """The engine class ``filesystems.<module>.<name>``, imported on first use (each engine loads
+    its own libraries, and a guest without that file system never pays for them)."""
+    return cast("Callable[..., FileSystem]", getattr(import_module(f"{__package__}.{module}"), name))
+
+
+OPENERS: dict[str, Opener] = {
+    "ntfs": lambda source: _engine("libyal", "NtfsFileSystem")(source),
+    "ext": lambda source: _engine("ext4", "Ext4FileSystem")(source),
+    "xfs": lambda source: _engine("libyal", "ExtFileSystem")(source, "xfs"),
+    "fat": lambda source: LazyFileSystem(source, "fat"),
+    "exfat": lambda source: LazyFileSystem(source, "exfat"),
+}
+"""Kind (from ``identify``) -> the engine that opens it. A new file system: its engine module, one
+line here, its signature in ``identify`` and (optionally) its ``IDENTITIES`` reader."""
+
+
 def open_filesystem(source: BlockSource) -> FileSystem:
+    """The file system on ``source``, opened by the engine of its kind."""
+    return OPENERS[identify(source)](source)
+
+
+def open_volume(source: BlockSource) -> FileSystem:
+    """``open_filesystem`` with the UUID and label read from the superblock (``identity``)."""
     kind = identify(source)
-    if kind == "ntfs":
-        from openflr.guestfs.filesystems.libyal import NtfsFileSystem
+    fs = OPENERS[kind](source)
+    fs.uuid, label = identity(source, kind)
+    fs.label = fs.label or label
+    return fs
 
-        return NtfsFileSystem(source)
-    if kind == "ext":
-        from openflr.guestfs.filesystems.ext4 import Ext4FileSystem
 
-        return Ext4FileSystem(source)
-    if kind == "xfs":
-        from openflr.guestfs.filesystems.libyal import ExtFileSystem
+def _ext_identity(source: BlockSource) -> tuple[str | None, str]:
+    sb = source.pread(1024, 1024)
+    return str(uuidlib.UUID(bytes=sb[0x68:0x78])), sb[0x78:0x88].split(b"\0", 1)[0].decode("utf-8", "replace")
 
-        return ExtFileSystem(source, kind)
-    return LazyFileSystem(source, kind)
+
+def _xfs_identity(source: BlockSource) -> tuple[str | None, str]:
+    sb = source.pread(512, 0)
+    return str(uuidlib.UUID(bytes=sb[32:48])), sb[108:120].split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+def _fat_identity(source: BlockSource) -> tuple[str | None, str]:
+    bs = source.pread(512, 0)
+    at, label_at = (0x43, 0x47) if bs[82:87] == b"FAT32" else (0x27, 0x2B)
+    serial = struct.unpack_from("<I", bs, at)[0]
+    label = bs[label_at : label_at + 11].decode("ascii", "replace").strip()
+    return f"{serial >> 16:04X}-{serial & 0xFFFF:04X}", "" if label == "NO NAME" else label
+
+
+def _exfat_identity(source: BlockSource) -> tuple[str | None, str]:
+    bs = source.pread(512, 0)
+    serial = struct.unpack_from("<I", bs, 100)[0]
+    return f"{serial >> 16:04X}-{serial & 0xFFFF:04X}", _exfat_label(source, bs)
+
+
+def _ntfs_identity(source: BlockSource) -> tuple[str | None, str]:
+    bs = source.pread(512, 0)
+    return f"{struct.unpack_from('<Q', bs, 0x48)[0]:016X}", ""
+
+
+IDENTITIES: dict[str, Callable[[BlockSource], tuple[str | None, str]]] = {
+    "ext": _ext_identity,
+    "xfs": _xfs_identity,
+    "fat": _fat_identity,
+    "exfat": _exfat_identity,
+    "ntfs": _ntfs_identity,
+}
+"""Kind -> (UUID or serial as /etc/fstab writes it, label), from the file system's own superblock."""
 
 
 def identity(source: BlockSource, kind: str) -> tuple[str | None, str]:
     """(UUID or serial as /etc/fstab writes it, label) read from the file system's own superblock."""
-    import uuid as uuidlib
-
+    reader = IDENTITIES.get(kind)
+    if reader is None:
+        return None, ""
     try:
-        if kind == "ext":
-            sb = source.pread(1024, 1024)
-            return str(uuidlib.UUID(bytes=sb[0x68:0x78])), sb[0x78:0x88].split(b"\0", 1)[0].decode(
-                "utf-8", "replace"
-            )
-        if kind == "xfs":
-            sb = source.pread(512, 0)
-            return str(uuidlib.UUID(bytes=sb[32:48])), sb[108:120].split(b"\0", 1)[0].decode(
-                "utf-8", "replace"
-            )
-        if kind == "fat":
-            bs = source.pread(512, 0)
-            at, label_at = (0x43, 0x47) if bs[82:87] == b"FAT32" else (0x27, 0x2B)
-            serial = struct.unpack_from("<I", bs, at)[0]
-            label = bs[label_at : label_at + 11].decode("ascii", "replace").strip()
-            return f"{serial >> 16:04X}-{serial & 0xFFFF:04X}", "" if label == "NO NAME" else label
-        if kind == "exfat":
-            bs = source.pread(512, 0)
-            serial = struct.unpack_from("<I", bs, 100)[0]
-            return f"{serial >> 16:04X}-{serial & 0xFFFF:04X}", _exfat_label(source, bs)
-        if kind == "ntfs":
-            bs = source.pread(512, 0)
-            return f"{struct.unpack_from('<Q', bs, 0x48)[0]:016X}", ""
+        return reader(source)
     except (struct.error, ValueError):
-        pass
-    return None, ""
+        return None, ""
 
 
 def _exfat_label(source: BlockSource, boot: bytes) -> str:
