@@ -141,25 +141,29 @@ class GuestView:
 
     # --- resolution -------------------------------------------------------------------------------
 
-    def split(self, path: str) -> list[str]:
+    def split(self, path: str | Sequence[str]) -> list[str]:
         """The components of an EM path below the mount (already percent-decoded), or 400.
 
-        ``/`` and ``\\`` both separate; empty and ``.`` components are dropped; ``..``, NUL and the
-        Win32 device and UNC prefixes (``\\\\?\\``, ``\\\\.\\``, ``\\\\server\\share``) are refused. The
-        result never climbs: every component names something below a root of this guest."""
-        if "\0" in path:
+        In a text path ``/`` and ``\\`` both separate. A sequence is the path's components already
+        split (from a URL, where an encoded ``%5C`` is a character of a name): only ``/`` separates
+        inside them. Empty and ``.`` components are dropped; ``..``, NUL and the Win32 device and UNC
+        prefixes (``\\\\?\\``, ``\\\\.\\``, ``\\\\server\\share``) are refused. The result never
+        climbs: every component names something below a root of this guest."""
+        shown = path if isinstance(path, str) else "/".join(path)
+        if "\0" in shown:
             raise BadRequestError("The path contains a NUL character.")
-        slashed = path.replace("\\", "/")
+        slashed = path.replace("\\", "/") if isinstance(path, str) else shown
         if slashed.startswith("//"):
             raise BadRequestError(
-                f"The path {path!r} is a Win32 device or UNC path; give a path from the volume root (C:/...)."
+                f"The path {shown!r} is a Win32 device or UNC path; give a path from the volume root "
+                "(C:/...)."
             )
         parts = [p for p in slashed.split("/") if p not in ("", ".")]
         if any(p == ".." for p in parts):
-            raise BadRequestError(f"The path {path!r} contains '..'; give a path from the volume root.")
+            raise BadRequestError(f"The path {shown!r} contains '..'; give a path from the volume root.")
         return parts
 
-    def locate(self, path: str) -> Located:
+    def locate(self, path: str | Sequence[str]) -> Located:
         """Resolve an EM path to a root and the item in it; 404 when it does not exist.
 
         Resolved items are kept in a small LRU: libfsntfs reads a folder's whole index when it
@@ -179,7 +183,7 @@ class GuestView:
                 self._located.popitem(last=False)
         return found
 
-    def located(self, path: str) -> Located | None:
+    def located(self, path: str | Sequence[str]) -> Located | None:
         """A path resolved before (from the cache), or None; never touches the engine."""
         try:
             key = "/".join(self.split(path))
@@ -188,8 +192,9 @@ class GuestView:
         with self._located_lock:
             return self._located.get(key)
 
-    def _locate(self, path: str) -> Located:
+    def _locate(self, path: str | Sequence[str]) -> Located:
         parts = self.split(path)
+        path = path if isinstance(path, str) else "/".join(path)
         if not parts:
             if self.linux_tree:
                 root = self._root_for_mount(())

@@ -90,16 +90,19 @@ class _LibyalFileSystem(FileSystem):
         with self.lock, engine_errors(self.kind):
             if not parts:
                 return self.volume.get_root_directory()
-            try:
-                node = self.volume.get_file_entry_by_path(self.sep + self.sep.join(parts))
-                engine_failed = False
-            except OSError:
-                node, engine_failed = None, True
+            node, engine_failed = None, True
+            if not any(self.sep in p for p in parts):  # the engine would split a name holding it
+                try:
+                    node = self.volume.get_file_entry_by_path(self.sep + self.sep.join(parts))
+                    engine_failed = False
+                except OSError:
+                    pass
             if node is not None or (not engine_failed and all(p.isascii() for p in parts)):
                 return node
             # Slow path: walk, matching names by Unicode normalisation (NFC in the URL, NFD on disk).
             # Also taken when the engine's own lookup failed: it stops at a sibling whose name it
-            # cannot decode (not UTF-8 on ext4), which must not hide the rest of the folder.
+            # cannot decode (not UTF-8 on ext4), which must not hide the rest of the folder; and for
+            # a name that holds the engine's separator (``\`` is a character of an NTFS name here).
             node = self.volume.get_root_directory()
             for part in parts:
                 if not self._is_dir(node):
