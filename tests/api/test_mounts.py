@@ -221,7 +221,6 @@ def test_directories_come_first_when_paging(api: Api, op: str, win: str) -> None
         "C:/Documents/report.txt",
         "C:\\Documents\\report.txt",
         "c:/DOCUMENTS/REPORT.TXT",
-        quote("C:\\Documents\\report.txt", safe=":"),
         "C:/Documents//report.txt",
         "C:/./Documents/report.txt",
     ],
@@ -230,6 +229,14 @@ def test_windows_path_forms(api: Api, op: str, win: str, path: str) -> None:
     r = api.get(f"{win}/{path}", headers=headers(op))
     assert r.status_code == 200, r.text
     assert r.json()["FileEntry"]["Path"] == "C:/Documents/report.txt"  # the listed case is kept
+
+
+def test_an_encoded_backslash_is_part_of_a_name(api: Api, op: str, win: str) -> None:
+    """A raw ``\\`` separates; ``%5C`` is a character of a name (docs/COMPATIBILITY.md, "Paths")."""
+    encoded = quote("C:\\Documents\\report.txt", safe=":")
+    r = api.get(f"{win}/{encoded}", headers=headers(op))
+    assert r.status_code == 404, r.text
+    assert "there is no volume 'C:\\\\Documents\\\\report.txt'" in r.json()["Message"]
 
 
 @pytest.mark.parametrize("path", ["C:", "C:/", "c:", "S:/EFI/BOOT"])
@@ -280,7 +287,8 @@ def test_long_paths(api: Api, op: str, win: str) -> None:
     [
         ("C:/Documents/nope.txt", 404, "C:/Documents/nope.txt"),
         ("Z:/x", 404, "no volume"),
-        ("C:%5C..%5CS:%5Cx", 400, ".."),
+        ("C:%5C..%5CS:%5Cx", 404, "no volume"),  # %5C: a character of one name, not a separator
+        ("C:\\..\\S:\\x", 400, ".."),
         ("C:/Documents/%2e%2e/%2e%2e/etc", 400, ".."),
         ("C:/Documents/a%00b", 400, "NUL"),
         ("C:/Documents/report.txt?action=listAll", 400, "not a folder"),
@@ -386,9 +394,9 @@ HOSTILE_WIN_PATHS: dict[str, list[tuple[str, int, str]]] = {
         ("C:/Documents/%2E%2E%2F%2E%2E%2FS:", 400, ".."),
         ("C:/Documents%2F..%2F..%2F", 400, ".."),
         ("C:/Documents/.%2e/report.txt", 400, ".."),
-        ("C:%5C..%5C..%5CS:%5C", 400, ".."),
+        ("C:%5C..%5C..%5CS:%5C", 404, "no volume"),  # one name holding backslashes
         ("S:%2F..%2FC:", 400, ".."),
-        ("%2e%2e%5c%2e%2e%5cC:", 400, ".."),
+        ("%2e%2e%5c%2e%2e%5cC:", 404, "no volume"),
     ],
     "malformed-percent": [
         ("C:/Documents/%zz", 404, "does not exist"),
@@ -415,12 +423,17 @@ HOSTILE_WIN_PATHS: dict[str, list[tuple[str, int, str]]] = {
         ("C:/Documents/%00/../..", 400, "NUL"),
     ],
     "device-and-unc": [
-        ("%5C%5C%3F%5CC:%5CDocuments", 400, "device or UNC"),
-        ("%5C%5C.%5CC:", 400, "device or UNC"),
-        ("%5C%5C.%5CPhysicalDrive0", 400, "device or UNC"),
-        ("%5C%5Cserver%5Cshare%5Cx", 400, "device or UNC"),
-        ("%5C%5C%3F%5CUNC%5Cserver%5Cshare", 400, "device or UNC"),
-        ("%5C%5C%3F%5CGLOBALROOT%5CDevice%5CHarddiskVolume1", 400, "device or UNC"),
+        # Percent-encoded, the backslashes are characters of one name: no such volume.
+        ("%5C%5C%3F%5CC:%5CDocuments", 404, "no volume"),
+        ("%5C%5C.%5CC:", 404, "no volume"),
+        ("%5C%5C.%5CPhysicalDrive0", 404, "no volume"),
+        ("%5C%5Cserver%5Cshare%5Cx", 404, "no volume"),
+        ("%5C%5C%3F%5CUNC%5Cserver%5Cshare", 404, "no volume"),
+        ("%5C%5C%3F%5CGLOBALROOT%5CDevice%5CHarddiskVolume1", 404, "no volume"),
+        ("\\\\%3F\\C:\\Documents", 400, "device or UNC"),
+        ("\\\\.\\PhysicalDrive0", 400, "device or UNC"),
+        ("\\\\server\\share\\x", 400, "device or UNC"),
+        ("\\\\%3F\\GLOBALROOT\\Device\\HarddiskVolume1", 400, "device or UNC"),
         ("\\\\?\\C:\\Documents", 400, "device or UNC"),  # the '?' starts the query: the path is '\\'
         ("\\\\.\\C:", 400, "device or UNC"),
     ],
@@ -443,7 +456,8 @@ HOSTILE_WIN_PATHS: dict[str, list[tuple[str, int, str]]] = {
         ("C:/Documents:$I30:$INDEX_ALLOCATION", 404, "does not exist"),
         ("C:/Documents/report.txt:..", 404, "does not exist"),
         ("C:/Documents/report.txt:../../S:", 400, ".."),
-        ("C:/Documents/report.txt:%2e%2e%5c%2e%2e", 400, ".."),
+        ("C:/Documents/report.txt:%2e%2e%5c%2e%2e", 404, "does not exist"),
+        ("C:/Documents/report.txt:..\\..", 400, ".."),
         ("C:/Documents/report.txt:S:", 404, "does not exist"),
         ("C:/Documents/report.txt:%5C%5C%3F%5CC:", 404, "does not exist"),
     ],
@@ -466,7 +480,8 @@ HOSTILE_LIN_PATHS = [
     ("srv/%2e%2e/etc/shadow", 400, ".."),
     ("etc%2F..%2F..%2F..%2Fetc%2Fpasswd", 400, ".."),
     ("etc/passwd%00", 400, "NUL"),
-    ("%5C%5C.%5Cetc", 400, "device or UNC"),
+    ("%5C%5C.%5Cetc", 404, "does not exist"),  # one name holding backslashes
+    ("\\\\.\\etc", 400, "device or UNC"),
     ("etc/%C0%AE%C0%AE/passwd", 404, "does not exist"),
     ("etc/hostname:stream", 404, "does not exist"),
     ("C:/etc", 404, "does not exist"),
@@ -524,7 +539,8 @@ def test_a_refused_path_stays_refused_once_its_target_is_cached(api: Api, op: st
     """The resolved-path cache is keyed by checked components, so '\\\\C:' cannot ride on 'C:'."""
     base = urlsplit(api.url(win)).path
     assert raw_get(api, f"{base}/C:/Documents", {TOKEN: op})[0] == 200
-    assert raw_get(api, f"{base}/%5C%5CC:/Documents", {TOKEN: op})[0] == 400
+    assert raw_get(api, f"{base}/\\\\C:/Documents", {TOKEN: op})[0] == 400
+    assert raw_get(api, f"{base}/%5C%5CC:/Documents", {TOKEN: op})[0] == 404  # a name holding "\\"
     assert raw_get(api, f"{base}/C:/./Documents/", {TOKEN: op})[0] == 200
 
 

@@ -28,6 +28,7 @@ from openflr.core import rules
 from openflr.core.audit import FAILED, INTERRUPTED, SUCCESS
 from openflr.core.budget import Budget
 from openflr.core.mounts import Mount
+from openflr.core.names import shown
 from openflr.core.service import Service
 from openflr.core.sessions import LogonSession
 from openflr.errors import RangeNotSatisfiableError
@@ -82,8 +83,12 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
 
 
 def content_disposition(name: str) -> str:
-    """``attachment`` with an ASCII fallback name and the exact UTF-8 name (RFC 6266, RFC 5987)."""
-    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in name) or "download"
+    """``attachment`` with an ASCII fallback name and the exact UTF-8 name (RFC 6266, RFC 5987).
+
+    The fallback has no ``%`` (RFC 6266 asks for none: some clients decode it) and no quote or
+    backslash; the exact name is the shown one (escaped bytes as private-use characters)."""
+    name = shown(name)
+    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\%' else "_" for c in name) or "download"
     exact = quote(name, safe="", errors="surrogatepass")
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{exact}"
 
@@ -113,7 +118,7 @@ async def download(request: Request, session: LogonSession, mount: Mount, where:
     user = session.user
     rules.check_download(user)
     view = mount.view
-    path = view.path_of(where.root, where.parts)
+    path = shown(view.path_of(where.root, where.parts))
     entry = where.entry
     if entry is None or entry.is_dir:
         return _zip(request, session, mount, where, path)

@@ -14,6 +14,7 @@ import orjson
 from openflr.api.render import JsonItems, json_text
 from openflr.api.schema import Link, Value
 from openflr.core.mounts import Mount
+from openflr.core.names import shown
 from openflr.core.tasks import FINISHED, Task
 from openflr.guestfs.filesystems.base import Entry
 from openflr.guestfs.view import GuestView, Located, Root
@@ -97,7 +98,7 @@ def task_value(base: str, task: Task) -> Value:
             )
         elif item["kind"] == "download":
             target = mount_href(base, item.get("family", "replica"), item["point"], item["mount"])
-            links.append(Link("Download", f"{target}/{url_part(item['path'])}?action=download"))
+            links.append(Link("Download", f"{target}/{url_part(shown(item['path']))}?action=download"))
     value: Value = {
         "Href": href,
         "Type": "Task",
@@ -112,7 +113,7 @@ def task_value(base: str, task: Task) -> Value:
 
 
 def root_entry(href: str, view: GuestView, root: Root) -> Value:
-    path = view.path_of(root, [])
+    path = shown(view.path_of(root, []))
     return {"Type": "DirectoryEntry", "Href": f"{href}/{url_part(path)}", "Path": path, "Name": path}
 
 
@@ -135,7 +136,7 @@ class Listing:
         self.mount_type = FAMILIES[mount.family][1]
         self.view = mount.view
         self.where = where
-        self.dir_path = self.view.path_of(where.root, where.parts)
+        self.dir_path = shown(self.view.path_of(where.root, where.parts))
         self.dir_url = f"{self.mount_href}/{url_part(self.dir_path)}"
         self.child_base = self.dir_url if self.dir_url.endswith("/") else self.dir_url + "/"
         self.up = Link("Up", f"{self.dir_url}?action=listAll&pageSize=100&page=1")
@@ -161,11 +162,11 @@ class Listing:
         if not where.parts and where.root.mount:
             parent = "/" + "/".join(where.root.mount[:-1])
         else:
-            parent = self.view.path_of(where.root, where.parts[:-1])
+            parent = shown(self.view.path_of(where.root, where.parts[:-1]))
         return Link("Up", f"{self.mount_href}/{url_part(parent)}?action=listAll&pageSize=100&page=1")
 
     def file(self, e: Entry) -> Value:
-        name = e.name
+        name = e.name if _PLAIN.match(e.name) else shown(e.name)
         href = self.child_base + (name if _PLAIN.match(name) else quote_name(name))
         return {
             "Type": "FileEntry",
@@ -185,6 +186,7 @@ class Listing:
         if _PLAIN.match(name):  # nothing to escape, in JSON or in the URL
             href = name_text = name
         else:
+            name = shown(name)
             href = quote_name(name)  # ASCII, none of it escaped in JSON
             name_text = json_text(name)[1:-1]
         href = self._base_text + href
@@ -201,13 +203,14 @@ class Listing:
         )
 
     def directory(self, e: Entry) -> Value:
-        href = self.child_base + quote_name(e.name)
+        name = shown(e.name)
+        href = self.child_base + quote_name(name)
         return {
             "Type": "DirectoryEntry",
             "Href": href,
             "Links": dir_links(href, self.up),
-            "Path": self.child_path(e.name),
-            "Name": e.name,
+            "Path": self.child_path(name),
+            "Name": name,
         }
 
     def split(self, entries: Iterable[Entry], json: bool = False) -> tuple[list[Any], list[Value]]:

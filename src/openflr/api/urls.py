@@ -1,11 +1,15 @@
-"""Absolute Hrefs built from ``[server] public_url`` or the request's scheme and Host, and tolerant
-query-string access."""
+"""Absolute Hrefs built from ``[server] public_url`` or the request's scheme and Host, tolerant
+query-string access, and the guest path of a request below a mount."""
 
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote_to_bytes
 
 from starlette.requests import Request
+
+from openflr.core.names import engine_form
+from openflr.guestfs.filesystems.names import ESCAPE_BASE
 
 _HOST_RE = re.compile(r"^[A-Za-z0-9.\-_]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
 
@@ -38,3 +42,37 @@ class Query:
 
     def __contains__(self, name: str) -> bool:
         return name.lower() in self._values
+
+
+_BELOW_MOUNT = re.compile(rb"/api/+[^/]+/+[^/]+/+mounts/+[^/]+/?", re.IGNORECASE)
+"""The raw path up to the guest path: ``/api/vmRestorePoints/{id}/mounts/{mount}/``."""
+_SLASHES = re.compile(rb"/{2,}")
+_RAW_SEPARATOR = re.compile(rb"[/\\]")
+_TEXT_SEPARATOR = re.compile(r"[/\\]")
+_INVALID_BYTES = {0xDC00 + b: ESCAPE_BASE + b for b in range(0x80, 0x100)}
+"""``surrogateescape``'s stand-ins for bytes that are not UTF-8 -> the name escape of those bytes."""
+
+
+def guest_parts(request: Request) -> list[str]:
+    """The guest path of a ``…/mounts/{mount}/{path}`` request, as its components.
+
+    Read from the raw request path: a raw ``/`` or ``\\`` separates (EM clients send Windows-style
+    paths), while anything percent-encoded, ``%5C`` included, is a character of a name. Without a raw
+    path (a server that gives none) the decoded path is split at both."""
+    raw: bytes | None = request.scope.get("raw_path")
+    path = raw.partition(b"?")[0] if raw else b""
+    found = _BELOW_MOUNT.search(path)
+    if found is None:
+        text: str = request.path_params.get("filepath", "")
+        return [engine_form(p) for p in _TEXT_SEPARATOR.split(text)]
+    tail = _SLASHES.sub(b"/", path[found.end() :])
+    return [engine_form(_decoded(p)) for p in _RAW_SEPARATOR.split(tail)]
+
+
+def _decoded(segment: bytes) -> str:
+    """A percent-encoded path segment as text; bytes that are not UTF-8 become their name escape."""
+    data = unquote_to_bytes(segment)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("utf-8", "surrogateescape").translate(_INVALID_BYTES)

@@ -22,7 +22,7 @@ import itertools
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,7 +48,7 @@ def wanted(entry: Entry, which: str) -> bool:
     return which == ALL or (entry.is_dir if which == DIRS else not entry.is_dir)
 
 
-def locate(mount: Mount, path: str) -> Located:
+def locate(mount: Mount, path: str | Sequence[str]) -> Located:
     return mount.view.locate(path)
 
 
@@ -214,7 +214,8 @@ class ListingCache:
         view = mount.view
         size, head = expected or 0, self.reader_head
         if self.readers is not None and view.opened_from is not None and size >= self.reader_min_entries:
-            path = view.path_of(where.root, where.parts)
+            # One component split at "/" only: a "\\" in a name stays part of it.
+            path = [view.path_of(where.root, where.parts)]
             tails = self.readers.read(view.opened_from, path, head, size, most=self.readers.size)
             if tails:
                 return _head_then_tails(view, where, head, tails)

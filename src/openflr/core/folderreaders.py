@@ -43,8 +43,9 @@ NICENESS = 5
 Row = tuple[str, bool, int, int | None, str | None, bool, int | None]
 """An entry as it travels: name, is_dir, size, mtime_ns, owner, is_link, ident."""
 
-Request = tuple[Opening, str, int, int | None]
-"""What a reader is asked: the point, the folder's path, positions ``[start, stop)``."""
+Request = tuple[Opening, str | list[str], int, int | None]
+"""What a reader is asked: the point, the folder's path (``GuestView.locate`` components), positions
+``[start, stop)``."""
 
 _KINDS: tuple[tuple[str, type[OpenflrError], type[OpenflrError]], ...] = (
     ("changed", ImagesChangedError, ImagesChangedError),
@@ -90,7 +91,7 @@ def _serve(conn: Connection) -> None:
             conn.send(("error", (_error_kind(exc), message)))
 
 
-def _read(conn: Connection, opening: Opening, path: str, start: int, stop: int | None) -> None:
+def _read(conn: Connection, opening: Opening, path: str | list[str], start: int, stop: int | None) -> None:
     view = opening.open()
     try:
         batch: list[Row] = []
@@ -197,7 +198,9 @@ class FolderReaders:
         with self._lock:
             self._count -= 1
 
-    def read(self, opening: Opening, path: str, start: int, end: int, most: int) -> list[FolderRead]:
+    def read(
+        self, opening: Opening, path: str | list[str], start: int, end: int, most: int
+    ) -> list[FolderRead]:
         """Start reading positions ``start``.. of the folder at ``path`` of the point ``opening``
         opens (``end``: where the file system says the folder ends), split in equal parts between
         up to ``most`` free readers; the last part reads to the real end. [] when none is free."""

@@ -91,7 +91,7 @@ def iter_children(view: GuestView, item: Item) -> Iterator[Item]:
     for entry in view.scandir(item.where):
         parts = [*item.where.parts, entry.name]
         if entry.node is None and entry.is_dir:  # a mount point grafted into the Linux tree
-            where = view.locate(view.path_of(item.where.root, parts))
+            where = view.locate([view.path_of(item.where.root, parts)])  # "\\" stays in names
         else:
             where = Located(item.where.root, parts, entry.node, entry)
         rel = (*item.rel, entry.name)

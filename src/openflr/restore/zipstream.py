@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from isal import isal_zlib
 
+from openflr.core.names import shown
 from openflr.errors import OpenflrError
 from openflr.guestfs.view import GuestView
 from openflr.restore.items import CHUNK, Item, Problem, read_chunks, walk
@@ -172,7 +173,9 @@ class ZipReport:
 
 
 def _clean(name: str) -> str:
-    # Names from Linux file systems may hold bytes that are not UTF-8 (kept as surrogates).
+    """The shown name (docs/STORAGE-NOTES.md, "Names"); a lone surrogate (a damaged NTFS name an
+    engine gave as it is) cannot be UTF-8 and becomes U+FFFD."""
+    name = shown(name)
     return name.encode("utf-8", "replace").decode("utf-8") if _lone(name) else name
 
 
@@ -261,7 +264,7 @@ def zip_chunks(
                 yield sink.take()
         report.skipped.extend(problems)
         if report.skipped:
-            text = "".join(f"{'/'.join(p.rel)}\t{p.reason}\r\n" for p in report.skipped)
+            text = "".join(f"{_clean('/'.join(p.rel))}\t{p.reason}\r\n" for p in report.skipped)
             data = ("These items were left out of the archive:\r\n" + text).encode("utf-8")
             info = _info(SKIPPED_NAME, time.time_ns(), stat.S_IFREG | 0o644)
             info.file_size = len(data)

@@ -20,9 +20,10 @@ from openflr.api.paging import page_params, paging_info, positive_int
 from openflr.api.responses import camel_json, em_response, response_format
 from openflr.api.routing import FamilyRoute, Route, family_of
 from openflr.api.schema import Value
-from openflr.api.urls import Query, api_base
+from openflr.api.urls import Query, api_base, guest_parts
 from openflr.core import browse
 from openflr.core.mounts import Mount
+from openflr.core.names import shown
 from openflr.core.restores import RestoreRequest
 from openflr.core.roles import Permission
 from openflr.core.service import bare_id
@@ -122,7 +123,7 @@ async def browse_path(request: Request) -> Response:
         request, Permission.RESTORE if action.lower() == "download" else Permission.BROWSE_FILES
     )
     mount = _mount(request, session)
-    path = request.path_params.get("filepath", "")
+    path = guest_parts(request)
     where = mount.view.located(path)  # an already resolved path needs no thread hop
     if where is None:
         where = await anyio.to_thread.run_sync(_held, request, mount, lambda: browse.locate(mount, path))
@@ -138,7 +139,8 @@ async def browse_path(request: Request) -> Response:
             raise BadRequestError("action=restore needs a POST with a FileRestoreSpec.")
         raise BadRequestError(f"Unknown action {action!r}; use listAll, listDirs, listFiles or download.")
     if where.entry is not None and not where.entry.is_dir:
-        raise BadRequestError(f"{mount.view.path_of(where.root, where.parts)!r} is a file, not a folder.")
+        path_shown = shown(mount.view.path_of(where.root, where.parts))
+        raise BadRequestError(f"{path_shown!r} is a file, not a folder.")
     return await _listing(request, session, mount, where, which, query)
 
 
@@ -151,7 +153,7 @@ async def restore_path(request: Request) -> Response:
         raise BadRequestError(
             "POST on an item needs ?action=restore (with a FileRestoreSpec) or ?action=download."
         )
-    path = request.path_params.get("filepath", "")
+    path = guest_parts(request)
     spec = None
     if action == "restore":
         body = await request.body()
@@ -209,7 +211,7 @@ def _item(request: Request, mount: Mount, where: Any) -> Value:
     if where.entry is not None and not where.entry.is_dir:
         value = Listing(api_base(request), mount, _parent(mount, where)).file(where.entry)
         return {"FileEntry": value}
-    name = where.parts[-1] if where.parts else listing.dir_path
+    name = shown(where.parts[-1]) if where.parts else listing.dir_path
     return {
         "DirectoryEntry": {
             "Type": "DirectoryEntry",
