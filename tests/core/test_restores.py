@@ -28,7 +28,9 @@ ACCESS = GuestAccess(
     ("path", "url", "rest"),
     [
         ("C:/Users/alice/a.txt", "smb://fs01/C$", ["Users", "alice", "a.txt"]),
-        ("c:\\Users\\alice", "smb://fs01/C$", ["Users", "alice"]),
+        ("c:/Users/alice", "smb://fs01/C$", ["Users", "alice"]),
+        ("C:/a\\b/c", "smb://fs01/C$", ["a\\b", "c"]),  # a "\\" in a name is no separator
+        ("/srv\\www/x", "sftp://web01/", ["srv\\www", "x"]),
         ("C:", "smb://fs01/C$", []),
         ("D:/Data/x", "smb://fs01/D$/shares", ["Data", "x"]),
         ("/etc/hosts", "sftp://web01/", ["etc", "hosts"]),

@@ -37,6 +37,7 @@ from openflr.restore.targets.base import (
     TargetError,
     TargetFullError,
     TargetLinkError,
+    TargetNameError,
     TargetUnreachableError,
     TargetUnsupportedError,
 )
@@ -255,6 +256,49 @@ async def test_unicode_names(case: Case) -> None:
     assert os.listdir(case.folder / folder) == [renamed]
     await case.target.set_mtime((folder, renamed), MTIME_NS)
     assert (case.folder / folder / renamed).stat().st_mtime_ns // 1_000_000_000 == MTIME_NS // 1_000_000_000
+
+
+async def test_posix_targets_write_the_bytes_of_each_name(posix_case: Case) -> None:
+    """Shown names (docs/STORAGE-NOTES.md, "Names") become their on-disk bytes on file:// and SFTP:
+    an escaped byte is that byte, an escaped control character is the character, ``\\`` is a
+    character."""
+    case = posix_case
+    folder, name, renamed = "caf\uefe9 \\ dir", "new\uef0aline", "bad\uefff\uef01"
+    await case.target.makedirs((folder,))
+    await write_file(case.target, (folder, name), b"x")
+    top = os.fsencode(case.folder)
+    assert os.listdir(top) == [b"caf\xe9 \\ dir"]
+    assert os.listdir(top + b"/caf\xe9 \\ dir") == [b"new\nline"]
+    item = await case.target.stat((folder, name))
+    assert item is not None and item.name == name and item.size == 1
+    await case.target.rename((folder, name), (folder, renamed), replace=False)
+    await case.target.set_mtime((folder, renamed), MTIME_NS)
+    assert os.listdir(top + b"/caf\xe9 \\ dir") == [b"bad\xff\x01"]
+    await case.target.remove((folder, renamed))
+    assert os.listdir(top + b"/caf\xe9 \\ dir") == []
+
+
+@pytest.mark.parametrize("name", ["\uef2f", "a\uef2fb", "\uef00", "\uef2e\uef2e", ""])
+async def test_a_shown_name_whose_bytes_would_leave_the_folder_is_refused(
+    posix_case: Case, name: str
+) -> None:
+    """An escape of ``/`` or NUL, or one spelling ``..``, never reaches the target's file system."""
+    with pytest.raises(TargetNameError):
+        await posix_case.target.create(("ok", name))
+    with pytest.raises(TargetNameError):
+        await posix_case.target.makedirs((name,))
+    assert os.listdir(posix_case.folder) == []
+
+
+@pytest.mark.parametrize("name", ["a\\b", "a:b", "q?", "star*", 'quote"', "p|q", "<x>", "\x01"])
+async def test_smb_refuses_names_windows_cannot_hold(request: pytest.FixtureRequest, name: str) -> None:
+    """A ``:`` would name a stream of another file; the others Windows refuses outright."""
+    where = place(request, "smb")
+    async with await where.connect() as target:
+        with pytest.raises(TargetNameError, match="Windows names cannot hold"):
+            await target.create((name,))
+        await write_file(target, ("new\uef0aline",), b"x")  # the shown name: UTF-16 text, kept as is
+    assert os.listdir(where.folder) == ["new\uef0aline"]
 
 
 # --- rename and remove ----------------------------------------------------------------------------------
@@ -659,6 +703,20 @@ async def test_a_link_on_the_way_is_not_followed(posix_case: Case, how: str) -> 
 
 
 @pytest.mark.parametrize("how", LINK_TARGETS)
+async def test_a_link_named_by_bytes_that_are_not_utf8_is_not_followed(posix_case: Case, how: str) -> None:
+    """The walk goes by each name's on-disk bytes (docs/STORAGE-NOTES.md, "Names"): a link whose name
+    is not UTF-8 (shown ``caf\\uefe9``) is refused like any other."""
+    case = posix_case
+    outside = fresh_folder(case.folder.parent)
+    put(case.folder / "real", None)
+    os.symlink(
+        str(outside) if how == "absolute" else "../" * 8 + str(outside).lstrip("/"),
+        os.fsencode(case.folder / "real") + b"/caf\xe9",
+    )
+    await refused_everywhere(case.target, outside, ("real", "caf\uefe9"))
+
+
+@pytest.mark.parametrize("how", LINK_TARGETS)
 async def test_a_restored_link_may_point_anywhere_and_is_never_followed(posix_case: Case, how: str) -> None:
     case = posix_case
     outside = fresh_folder(case.folder.parent)
@@ -741,7 +799,7 @@ async def test_each_folder_on_the_way_is_checked_once_per_connection(
 ) -> None:
     """Restoring many files into one deep folder costs one link check per folder, not three per file
     (create, rename, set the time): each check is a round trip to the guest."""
-    looked_at: list[str] = []
+    looked_at: list[str | bytes] = []
     if scheme == "smb":
         real_lstat = smbclient.lstat
 
@@ -755,7 +813,7 @@ async def test_each_folder_on_the_way_is_checked_once_per_connection(
             sftp = target.sftp  # type: ignore[attr-defined]
             real = sftp.lstat
 
-            async def counting(path: str, *args: object, **kw: object) -> object:
+            async def counting(path: bytes, *args: object, **kw: object) -> object:
                 looked_at.append(path)
                 return await real(path, *args, **kw)
 
@@ -766,7 +824,8 @@ async def test_each_folder_on_the_way_is_checked_once_per_connection(
             await write_file(target, (*folder, f".tmp{n}"), b"x")
             await target.rename((*folder, f".tmp{n}"), (*folder, f"f{n}.txt"), replace=False)
             await target.set_mtime((*folder, f"f{n}.txt"), 1_700_000_000 * 10**9)
-    on_the_way = [p for p in looked_at if not p.rstrip("/\\").endswith(".txt") and ".tmp" not in p]
+    shown = [p if isinstance(p, str) else p.decode() for p in looked_at]  # SFTP paths are bytes
+    on_the_way = [p for p in shown if not p.rstrip("/\\").endswith(".txt") and ".tmp" not in p]
     assert len(on_the_way) <= len(folder), on_the_way
 
 

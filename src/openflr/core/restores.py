@@ -17,6 +17,7 @@ from openflr.config import GuestAccess, Settings
 from openflr.core import rules
 from openflr.core.audit import CANCELLED, FAILED, SUCCESS, AuditLog
 from openflr.core.mounts import Mount, MountManager
+from openflr.core.names import shown
 from openflr.core.sessions import LogonSession
 from openflr.core.tasks import FILE_RESTORE, Task, TaskManager
 from openflr.core.users import User
@@ -60,8 +61,11 @@ def guest_access(settings: Settings, replica: Replica) -> GuestAccess | None:
 
 
 def resolve_target(access: GuestAccess | None, guest_path: str) -> tuple[TargetAddress, list[str], str]:
-    """(target, path below it, the guest root key that matched) for an EM path like ``C:/Users/x``."""
-    folded = guest_path.replace("\\", "/").casefold()
+    """(target, path below it, the guest root key that matched) for an EM path like ``C:/Users/x``.
+
+    Only ``/`` separates in ``guest_path`` (``GuestView.path_of``): a ``\\`` there is part of a name.
+    Keys may be written with either."""
+    folded = guest_path.casefold()
     best: tuple[int, str, str] | None = None
     for key, url in (access.targets if access else {}).items():
         k = key.replace("\\", "/").rstrip("/").casefold() or "/"
@@ -76,7 +80,7 @@ def resolve_target(access: GuestAccess | None, guest_path: str) -> tuple[TargetA
             "VM ([[datastores.guests]] in the configuration, or [restore] in its openflr-vm.toml)."
         )
     length, key, url = best
-    rest = guest_path.replace("\\", "/")[0 if length == 1 else length :]
+    rest = guest_path[0 if length == 1 else length :]
     return TargetAddress.parse(url), [p for p in rest.split("/") if p], key
 
 
@@ -134,7 +138,7 @@ class Restores:
         if entry is not None and not entry.is_dir:
             rules.check_file(user, entry.name)
         task = self.tasks.create(session, FILE_RESTORE)
-        path = mount.view.path_of(where.root, where.parts)
+        path = shown(mount.view.path_of(where.root, where.parts))
         if request.direct_download:
             task.finish(
                 True,
@@ -165,7 +169,7 @@ class Restores:
         client: str,
     ) -> None:
         view = mount.view
-        path = view.path_of(where.root, where.parts)
+        path = shown(view.path_of(where.root, where.parts))
         replica = mount.replica
         action = "restore-permissions" if request.permissions_only else "restore"
         report = RestoreReport()

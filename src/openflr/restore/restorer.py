@@ -22,6 +22,7 @@ from datetime import datetime
 
 import anyio.to_thread
 
+from openflr.core.names import shown
 from openflr.errors import OpenflrError
 from openflr.guestfs.view import GuestView
 from openflr.restore.items import Item, children, read_chunks
@@ -95,7 +96,7 @@ class Restorer:
         report: RestoreReport,
         allowed: Callable[[str], str | None] = lambda name: None,
     ) -> None:
-        self.view, self.target, self.dest = view, target, list(dest)
+        self.view, self.target, self.dest = view, target, [shown(n) for n in dest]
         self.overwrite, self.when, self.cancel, self.report = overwrite, when, cancel, report
         self.allowed = allowed
         """Why a file (by name) must not be restored, or None: the user's extension rule."""
@@ -106,7 +107,8 @@ class Restorer:
             raise RestoreCancelled("The restore was cancelled.")
 
     def _dest_of(self, item: Item) -> list[str]:
-        return [*self.dest, *item.rel[1:]]
+        """Where ``item`` goes: shown names (each target writes them its way, see targets/base.py)."""
+        return [*self.dest, *(shown(n) for n in item.rel[1:])]
 
     # --- copying -----------------------------------------------------------------------------------
 
@@ -151,7 +153,7 @@ class Restorer:
                 log.info("cannot set the time of %s: %s", "/".join(parts), exc.message)
 
     def _fail(self, item: Item, reason: str) -> None:
-        self.report.failed.append(("/".join(item.rel), reason))
+        self.report.failed.append((shown("/".join(item.rel)), reason))
 
     async def _folder(self, item: Item) -> bool:
         parts = self._dest_of(item)
@@ -203,7 +205,7 @@ class Restorer:
         for attempt in range(1, 1000):
             candidate = [*parts[:-1], restored_name(parts[-1], self.when, attempt)]
             if await self.target.stat(candidate) is None:
-                self.report.renamed.append(("/".join(item.rel), candidate[-1]))
+                self.report.renamed.append((shown("/".join(item.rel)), candidate[-1]))
                 return candidate
         self._fail(item, "no free RESTORED_ name")
         return None
@@ -276,8 +278,8 @@ async def restore_permissions(
         if cancel.is_set():
             raise RestoreCancelled("The restore was cancelled.")
         item = stack.pop()
-        parts = [*dest, *item.rel[1:]]
-        name = "/".join(item.rel)
+        parts = [*(shown(n) for n in dest), *(shown(n) for n in item.rel[1:])]
+        name = shown("/".join(item.rel))
         fs = item.where.root.fs if item.where.root is not None else None
         descriptor = None
         if fs is not None and item.where.node is not None:

@@ -1,9 +1,11 @@
 """What every restore target offers the restorer, and the errors it raises.
 
 A target is one open connection to a folder on the guest (a share, an SFTP path, a local folder). Paths
-are lists of names below that folder; the restorer never passes ``..`` or separators inside a name
-(``check_name``), and no target follows a symbolic link below its folder (``TargetLinkError``), so nothing
-can escape the folder. The folder itself, as configured, may be reached through links. Every call is a
+are lists of shown names below that folder (docs/STORAGE-NOTES.md, "Names"). POSIX targets (file://,
+SFTP) write each name's on-disk bytes (``posix_name``); SMB writes the shown name, which is UTF-16 text
+already (``check_name`` plus what Windows refuses in a name). No name may be ``..`` or hold a separator,
+and no target follows a symbolic link below its folder (``TargetLinkError``), so nothing can escape the
+folder. The folder itself, as configured, may be reached through links. Every call is a
 coroutine: SFTP is asynchronous by nature, blocking libraries (smbprotocol, the local file system) run in
 worker threads.
 """
@@ -17,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 from openflr.errors import BadRequestError, OpenflrError
 from openflr.guestfs.filesystems.base import Chunk
+from openflr.guestfs.filesystems.names import name_to_bytes
 
 Parts = Sequence[str]
 
@@ -41,6 +44,14 @@ class TargetFullError(TargetError):
 
 class TargetUnsupportedError(TargetError, NotImplementedError):
     """The target cannot do what was asked (e.g. write NTFS permissions over SFTP)."""
+
+
+class TargetNameError(TargetError):
+    """A name the target cannot hold: it would leave its folder, or the target's names refuse it.
+
+    Fails that item only."""
+
+    status = 400
 
 
 class TargetLinkError(TargetError):
@@ -151,6 +162,17 @@ def check_name(name: str) -> str:
     if name in ("", ".", "..") or "/" in name or "\\" in name or "\0" in name:
         raise BadRequestError(f"{name!r} is not a valid file or folder name on a restore target")
     return name
+
+
+def posix_name(name: str) -> bytes:
+    """The on-disk bytes of the shown name ``name`` for a POSIX target (``name_to_bytes``): a file
+    named ``b"caf\\xe9"`` on the guest is ``b"caf\\xe9"`` again, ``\\`` is an ordinary character.
+    Refused (``TargetNameError``) when the bytes could leave their folder: empty, ``.``, ``..``, ``/``
+    or NUL."""
+    raw = name_to_bytes(name)
+    if raw in (b"", b".", b"..") or b"/" in raw or b"\0" in raw:
+        raise TargetNameError(f"{name!r} is not a valid file or folder name on a restore target")
+    return raw
 
 
 class TargetWriter(ABC):

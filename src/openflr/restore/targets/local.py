@@ -23,7 +23,7 @@ from openflr.restore.targets.base import (
     TargetLinkError,
     TargetUnreachableError,
     TargetWriter,
-    check_name,
+    posix_name,
 )
 
 T = TypeVar("T")
@@ -97,7 +97,7 @@ class LocalTarget(Target):
 
         Raises ``TargetLinkError`` for a link on the way and ``NotADirectoryError`` for a file on the way.
         """
-        names = [check_name(p) for p in parts]
+        names = [posix_name(p) for p in parts]
         fd = os.open(self.base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             for depth, name in enumerate(names, 1):
@@ -109,11 +109,11 @@ class LocalTarget(Target):
                         return None
                     with suppress(FileExistsError):  # made meanwhile: opened (and checked) below
                         os.mkdir(name, dir_fd=fd)
-                    child = self._open_existing(fd, names[:depth])
+                    child = self._open_existing(fd, name, parts[:depth])
                 except OSError as exc:
                     if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
                         raise
-                    child = self._open_existing(fd, names[:depth])
+                    child = self._open_existing(fd, name, parts[:depth])
                 os.close(fd)
                 fd = child
         except BaseException:
@@ -121,9 +121,9 @@ class LocalTarget(Target):
             raise
         return fd
 
-    def _open_existing(self, parent: int, parts: Parts) -> int:
-        """Open the folder ``parts[-1]`` in ``parent`` after a first try failed: say why it cannot be."""
-        name = parts[-1]
+    def _open_existing(self, parent: int, name: bytes, parts: Parts) -> int:
+        """Open the folder ``name`` (``parts[-1]``) in ``parent`` after a first try failed: say why it
+        cannot be."""
         try:
             return os.open(name, _DIR_FLAGS, dir_fd=parent)
         except OSError as exc:
@@ -134,12 +134,12 @@ class LocalTarget(Target):
             raise TargetLinkError.at(self.shown(parts))
         raise NotADirectoryError(errno.ENOTDIR, "a file is in the way")
 
-    def _in_folder(self, parts: Parts, func: Callable[[int | None, str], T]) -> T:
-        """``func(folder handle, last name)`` for the item at ``parts`` (not empty).
+    def _in_folder(self, parts: Parts, func: Callable[[int | None, bytes], T]) -> T:
+        """``func(folder handle, last name's bytes)`` for the item at ``parts`` (not empty).
 
         The handle is None when a folder on the way is missing.
         """
-        name = check_name(parts[-1])
+        name = posix_name(parts[-1])
         fd = self._open_folder(parts[:-1], create=False)
         try:
             return func(fd, name)
@@ -155,7 +155,7 @@ class LocalTarget(Target):
                 parts[-1] if parts else "", is_dir, size, st.st_mtime_ns, stat_mode.S_ISLNK(st.st_mode)
             )
 
-        def look(fd: int | None, name: str) -> TargetItem | None:
+        def look(fd: int | None, name: bytes) -> TargetItem | None:
             if fd is None:
                 return None
             try:
@@ -187,7 +187,7 @@ class LocalTarget(Target):
     async def create(self, parts: Parts) -> TargetWriter:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
-        def make(fd: int | None, name: str) -> int:
+        def make(fd: int | None, name: bytes) -> int:
             if fd is None:
                 raise FileNotFoundError(errno.ENOENT, "a folder on the way does not exist")
             return os.open(name, flags, 0o644, dir_fd=fd)
@@ -200,8 +200,8 @@ class LocalTarget(Target):
 
     async def rename(self, src: Parts, dst: Parts, replace: bool) -> None:
         def run() -> None:
-            def with_src(src_fd: int | None, src_name: str) -> None:
-                def with_dst(dst_fd: int | None, dst_name: str) -> None:
+            def with_src(src_fd: int | None, src_name: bytes) -> None:
+                def with_dst(dst_fd: int | None, dst_name: bytes) -> None:
                     if src_fd is None or dst_fd is None:
                         raise FileNotFoundError(errno.ENOENT, "a folder on the way does not exist")
                     if replace:  # rename(2) replaces a link at dst itself, never what it points to
@@ -222,7 +222,7 @@ class LocalTarget(Target):
             raise _error(exc, f"renaming {self.shown(src)} to {dst[-1]}") from None
 
     async def remove(self, parts: Parts) -> None:
-        def unlink(fd: int | None, name: str) -> None:
+        def unlink(fd: int | None, name: bytes) -> None:
             if fd is not None:
                 with suppress(FileNotFoundError):
                     os.unlink(name, dir_fd=fd)
@@ -233,7 +233,7 @@ class LocalTarget(Target):
             raise _error(exc, f"removing {self.shown(parts)}") from None
 
     async def set_mtime(self, parts: Parts, mtime_ns: int) -> None:
-        def touch(fd: int | None, name: str) -> None:
+        def touch(fd: int | None, name: bytes) -> None:
             if fd is None:
                 raise FileNotFoundError(errno.ENOENT, "it does not exist")
             os.utime(name, ns=(mtime_ns, mtime_ns), dir_fd=fd, follow_symlinks=False)
@@ -251,10 +251,10 @@ class LocalTarget(Target):
 
     async def symlink(self, parts: Parts, target: str) -> None:
         # Stored as the guest had it, wherever it points: no later call ever follows it.
-        def make(fd: int | None, name: str) -> None:
+        def make(fd: int | None, name: bytes) -> None:
             if fd is None:
                 raise FileNotFoundError(errno.ENOENT, "a folder on the way does not exist")
-            os.symlink(target, name, dir_fd=fd)
+            os.symlink(os.fsencode(target), name, dir_fd=fd)
 
         try:
             await anyio.to_thread.run_sync(lambda: self._in_folder(parts, make))

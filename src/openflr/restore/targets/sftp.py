@@ -41,6 +41,7 @@ from openflr.restore.targets.base import (
     TargetUnsupportedError,
     TargetWriter,
     check_name,
+    posix_name,
 )
 from openflr.restore.targets.connect import ConnectOptions
 
@@ -142,14 +143,15 @@ class SftpTarget(Target):
         self.address = address
         self.conn, self.sftp = conn, sftp
         self.timeout = options.timeout
-        self.base = "/" + "/".join(check_name(p) for p in address.path)
+        self.base = ("/" + "/".join(check_name(p) for p in address.path)).encode("utf-8")
         self._checked = CheckedFolders()
 
     def shown(self, parts: Parts) -> str:
         return "/".join(parts) or "the target folder"
 
-    def path(self, parts: Parts) -> str:
-        return posixpath.join(self.base, *(check_name(p) for p in parts))
+    def path(self, parts: Parts) -> bytes:
+        """The absolute path of ``parts`` on the server, each name as its on-disk bytes."""
+        return posixpath.join(self.base, *(posix_name(p) for p in parts))
 
     async def call(self, what: str, func: Callable[[], Awaitable[T]]) -> T:
         """Run one SFTP request (with the reply timeout); its failure becomes a ``TargetError``."""
@@ -311,7 +313,8 @@ class SftpTarget(Target):
         # Stored as the guest had it, wherever it points: no later call goes through it (``_walk``).
         path, what = self.path(parts), f"creating link {self.shown(parts)}"
         await self._walk(parts[:-1], what)
-        await self.call(what, lambda: self.sftp.symlink(target, path))
+        link = target.encode("utf-8", "surrogateescape")  # the guest's bytes, as the link held them
+        await self.call(what, lambda: self.sftp.symlink(link, path))
 
     async def aclose(self) -> None:
         with anyio.move_on_after(self.timeout, shield=True):

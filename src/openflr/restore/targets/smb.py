@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import re
 import stat as stat_mode
 import uuid
 from collections.abc import Callable
@@ -55,6 +56,7 @@ from openflr.restore.targets.base import (
     TargetFullError,
     TargetItem,
     TargetLinkError,
+    TargetNameError,
     TargetUnreachableError,
     TargetWriter,
     check_name,
@@ -193,6 +195,21 @@ class _Writer(TargetWriter):
                 await self.target.remove(self.parts)
 
 
+_NOT_IN_SMB_NAMES = re.compile('[\x00-\x1f:*?"<>|/\\\\]')
+"""Characters Windows refuses in a name; a ``:`` would name a stream of another file."""
+
+
+def smb_name(name: str) -> str:
+    """The shown name ``name`` as it goes to the share (SMB names are UTF-16 text: the shown name is
+    written, escapes included, see docs/STORAGE-NOTES.md "Names"); ``TargetNameError`` for a name
+    Windows cannot hold."""
+    found = _NOT_IN_SMB_NAMES.search(name)
+    if name in ("", ".", "..") or found is not None:
+        why = "" if found is None else f": Windows names cannot hold {found.group()!r}"
+        raise TargetNameError(f"{name!r} cannot be written to an SMB share{why}")
+    return name
+
+
 class SmbTarget(Target):
     supports_security = True
 
@@ -217,7 +234,7 @@ class SmbTarget(Target):
         return "/".join((*self.base, *parts)) or "the share root"
 
     def unc(self, parts: Parts) -> str:
-        names = [*self.base, *(check_name(p) for p in parts)]
+        names = [*self.base, *(smb_name(p) for p in parts)]
         return "\\".join([f"\\\\{self.address.host}", self.share, *names])
 
     async def call(self, what: str, func: Callable[[], T]) -> T:
