@@ -251,6 +251,7 @@ def test_folders_in_every_format_and_big_extent_maps(v5: tuple[Path, dict[tuple[
 @pytest.mark.parametrize(
     ("name", "mkfs"),
     [
+        ("nrext64", ("-m", "bigtime=1", "-i", "nrext64=1")),
         ("small-blocks", ("-m", "bigtime=0", "-b", "size=1024")),
         ("big-folder-blocks", ("-m", "bigtime=0", "-n", "size=16384", "-i", "size=1024")),
     ],

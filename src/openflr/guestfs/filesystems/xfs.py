@@ -40,6 +40,8 @@ _BIGTIME_EPOCH_NS = (1 << 31) * 1_000_000_000
 _CORE = struct.Struct(">HHBBHI4xI4xQ8xQ8xq12xI2xBx6xH")
 _CORE3 = struct.Struct(_CORE.format + "28xQ24xQ")  # v3 adds di_flags2 at 120, di_ino at 152
 _V3_TAIL = struct.Struct(">Q24xQ")
+_BAD_BLOCKS = 64
+"""Damaged blocks a folder listing leaves out before it gives up on the folder."""
 _CLUSTER_SHIFT = 14
 _CLUSTERS_KEPT = 128
 """Inode clusters (16 KiB each) kept per file system."""
@@ -201,6 +203,8 @@ class XfsFileSystem(InodeFileSystem):
             if pointer in seen:
                 raise ValueError("the extent tree holds a loop")
             seen.add(pointer)
+            if len(seen) > 2 * limit + level:  # every leaf holds a record, every node a child
+                raise ValueError("the extent tree holds more blocks than its extents need")
             children, records_at = self._btree_block(inode.number, pointer, want)
             if want == 0:
                 found.extend(_extent(a, b) for a, b in _EXTENT.iter_unpack(records_at))
@@ -303,10 +307,14 @@ class XfsFileSystem(InodeFileSystem):
             yield from self._short_form(folder, fork)
             return
         dir_block = self.block << self.dir_log
+        bad = 0
         for logical, where, data in self._folder_blocks(folder):
             try:
                 yield from self._data_block(folder.number, data, where >> 9)
             except (ValueError, struct.error) as exc:
+                bad += 1
+                if bad > _BAD_BLOCKS:
+                    raise ValueError(f"more than {_BAD_BLOCKS} blocks of the folder are damaged") from None
                 log.warning(
                     "xfs: block %d of folder inode %d is damaged, its entries are left out: %s",
                     logical * self.block // dir_block,
@@ -341,14 +349,19 @@ class XfsFileSystem(InodeFileSystem):
         """(first logical block, volume offset, bytes) of the folder's data blocks (those that
         hold entries; a folder block may span several file-system blocks)."""
         per = 1 << self.dir_log
-        leaf = _LEAF_OFFSET >> self.block_log
+        # Entries live below the hash index, and a folder's size is where its entry blocks end.
+        end = min(_LEAF_OFFSET >> self.block_log, -(-folder.size >> self.block_log))
         budget = self.volume_blocks  # a folder cannot hold more blocks than the volume
         parts: list[bytes] = []
         first = where = -1
+        after = 0
         for logical, physical, length, unwritten in self.extent_list(folder):
-            if logical >= leaf:
+            if logical < after:
+                raise ValueError(f"folder inode {folder.number} maps block {logical} twice")
+            if logical >= end:
                 break
-            length = min(length, leaf - logical)
+            after = logical + length
+            length = min(length, end - logical)
             budget -= length
             if budget < 0:
                 raise ValueError(f"folder inode {folder.number} maps more blocks than the volume holds")
