@@ -125,3 +125,7 @@ def build_datastore(root: Path, work: Path, copies: dict[str, str] | None = None
         kind = "Windows" if source == WIN_VM else "Linux"
         os.link(root / source / "disk.raw", _vm(root, name, kind))
     return root
+
+
+FILES_OF = {LIN_VM: lin_files(), WIN_VM: win_files(), RAW_VM: raw_files()}
+"""Each guest's files below ``/n``."""

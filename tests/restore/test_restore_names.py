@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.api import odd_names
-from tests.api.flr import mount, roots
+from tests.api.flr import headers, list_all, mount, roots, wait_task
 from tests.api.odd_names import LIN_VM, RAW_VM, WIN_VM, shown
 from tests.api.test_downloads import points_of
 from tests.conftest import SHARED_SERVER
@@ -162,3 +162,27 @@ def test_an_smb_target_gets_the_shown_names(rapi: Api, token: str, targets: Targ
     assert not task["Result"]["Success"]  # type: ignore[index]
     assert f"{len(refused)} item(s) failed" in message, message
     assert "cannot be written to an SMB share: Windows names cannot hold" in message
+
+
+@pytest.mark.parametrize(
+    ("vm", "where"), [(LIN_VM, "lin_local"), (LIN_SFTP, "lin_sftp"), (RAW_VM, "raw_local")]
+)
+def test_each_entrys_restore_link_restores_that_entry(
+    rapi: Api, token: str, targets: Targets, vm: str, where: str
+) -> None:
+    """The ``Restore`` link of every listed entry restores that entry, under its on-disk name."""
+    href = mount(rapi, token, points_of(rapi, token, JOB, vm)[-1])
+    files, dirs = list_all(rapi, token, href + "/n")
+    folder = getattr(targets, where) / "n"
+    files_of = odd_names.FILES_OF[{LIN_SFTP: LIN_VM, RAW_SFTP: RAW_VM}.get(vm, vm)]
+    raw = {shown(rel): rel for rel in files_of if b"/" not in rel}
+    for entry in files:
+        link = next(lk["Href"] for lk in entry["Links"] if lk["Rel"] == "Restore")
+        r = rapi.post(link, json=original(overwrite=True), headers=headers(token))
+        assert r.status_code == 202, r.text
+        task = wait_task(rapi, token, r.json()["Href"], 120)
+        assert task["Result"]["Success"], (entry["Name"], task)
+        name = raw[entry["Name"]]
+        with open(os.fsencode(folder) + b"/" + name, "rb") as fh:
+            assert fh.read() == files_of[name], entry["Name"]
+    assert files and dirs
