@@ -58,6 +58,12 @@ class Head:
     size: int
     head: bytes
 
+    def pread(self, length: int, offset: int) -> bytes:
+        """Up to ``length`` bytes at ``offset`` (as ``OpenFile.pread``, so a format can read its
+        header the same way from a file being identified and from a file being read)."""
+        self.fh.seek(offset)
+        return self.fh.read(length)
+
     def tail(self) -> bytes:
         """The last ``HEAD_SIZE`` bytes (empty when the file is shorter)."""
         if self.size < HEAD_SIZE:

@@ -39,19 +39,9 @@ class Qcow2Layer(Layer):
         self.file = file
         self.name = file.path.name
         path = str(file.path)
-        hdr = file.pread(min(file.size, 112), 0) if file.size >= 72 else b""
-        if len(hdr) < 72 or hdr[:4] != b"QFI\xfb":
-            raise CorruptImageError(path, "not a qcow2 image or truncated header")
-        (version,) = struct.unpack_from(">I", hdr, 4)
-        cluster_bits, self.size, crypt, l1_size, l1_offset = struct.unpack_from(">IQIIQ", hdr, 20)
-        if version not in (2, 3):
-            raise UnsupportedImageError(path, f"qcow2 version {version}")
-        if not 9 <= cluster_bits <= 21:
-            raise CorruptImageError(path, f"impossible qcow2 cluster size 2^{cluster_bits}")
-        if crypt:
-            raise UnsupportedImageError(path, "encrypted qcow2 image")
-        if self.size > MAX_VIRTUAL_SIZE:
-            raise CorruptImageError(path, f"qcow2 virtual size {self.size} is absurd")
+        hdr = file.pread(min(file.size, 112), 0)
+        version, cluster_bits, self.size = _check(path, hdr)
+        l1_size, l1_offset = struct.unpack_from(">IQ", hdr, 36)
         self.cluster_bits = cluster_bits
         self.cluster = 1 << cluster_bits
         self.l2_entries = self.cluster // 8
@@ -145,31 +135,37 @@ class Qcow2Layer(Layer):
 
 def read_info(h: Head) -> ImageInfo:
     """Virtual size and backing file of a qcow2 image."""
-    path, fh, size = h.path, h.fh, h.size
-    fh.seek(0)
-    hdr = fh.read(104)
-    if len(hdr) < 72:
-        raise CorruptImageError(str(path), "truncated qcow2 header")
-    _magic, version, bf_off, bf_size, cluster_bits, vsize = struct.unpack_from(">4sIQIIQ", hdr)
-    if version not in (2, 3):
-        raise UnsupportedImageError(str(path), f"qcow2 version {version}")
-    if not 9 <= cluster_bits <= 21:
-        raise CorruptImageError(str(path), f"qcow2 cluster size 2^{cluster_bits} is impossible")
-    if vsize > MAX_VIRTUAL_SIZE:
-        raise CorruptImageError(str(path), f"qcow2 virtual size {vsize} is absurd")
-    crypt, l1_size, l1_offset, rc_offset = struct.unpack_from(">IIQQ", hdr, 32)
-    if crypt:
-        raise UnsupportedImageError(str(path), "encrypted qcow2 image")
+    path, size = h.path, h.size
+    hdr = h.pread(104, 0)
+    _version, _cluster_bits, vsize = _check(str(path), hdr)
+    bf_off, bf_size = struct.unpack_from(">QI", hdr, 8)
+    l1_size, l1_offset, rc_offset = struct.unpack_from(">IQQ", hdr, 36)
     if l1_offset + l1_size * 8 > size or rc_offset >= size:
         raise CorruptImageError(str(path), "qcow2 tables lie beyond the end of the file (truncated?)")
     parent = None
     if bf_off:
         if bf_size == 0 or bf_size > 1023 or bf_off + bf_size > size:
             raise CorruptImageError(str(path), "qcow2 backing file name out of bounds")
-        fh.seek(bf_off)
-        name = fh.read(bf_size).decode("utf-8", "replace")
+        name = h.pread(bf_size, bf_off).decode("utf-8", "replace")
         parent = resolve_parent(path, name)
     return ImageInfo(path, "qcow2", vsize, parent)
+
+
+def _check(path: str, hdr: bytes) -> tuple[int, int, int]:
+    """(version, cluster bits, virtual size) of a qcow2 header, with the checks the scan and the
+    reader share: a known version, a possible cluster size, a sane size, no encryption."""
+    if len(hdr) < 72 or hdr[:4] != b"QFI\xfb":
+        raise CorruptImageError(path, "truncated qcow2 header")
+    version, cluster_bits, vsize, crypt = struct.unpack_from(">I12xIQI", hdr, 4)
+    if version not in (2, 3):
+        raise UnsupportedImageError(path, f"qcow2 version {version}")
+    if not 9 <= cluster_bits <= 21:
+        raise CorruptImageError(path, f"qcow2 cluster size 2^{cluster_bits} is impossible")
+    if vsize > MAX_VIRTUAL_SIZE:
+        raise CorruptImageError(path, f"qcow2 virtual size {vsize} is absurd")
+    if crypt:
+        raise UnsupportedImageError(path, "encrypted qcow2 image")
+    return version, cluster_bits, vsize
 
 
 def open_layer(_info: ImageInfo, file: OpenFile, _files: dict[Path, OpenFile]) -> Layer:

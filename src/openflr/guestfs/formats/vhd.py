@@ -4,7 +4,7 @@ differencing disks."""
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from openflr.guestfs.blocks import DATA, PARENT, ZERO, Layer, OpenFile, Run, Table
@@ -24,11 +24,7 @@ class VhdLayer(Layer):
         self.file = file
         self.name = file.path.name
         path = str(file.path)
-        footer = file.pread(512, file.size - 512) if file.size >= 512 else b""
-        if footer[:8] != b"conectix":
-            footer = file.pread(512, 0) if file.size >= 512 else b""
-            if footer[:8] != b"conectix":
-                raise CorruptImageError(path, "not a VHD image (no footer)")
+        footer = _footer(path, file.pread, file.size)
         data_offset = struct.unpack_from(">Q", footer, 16)[0]
         self.size = struct.unpack_from(">Q", footer, 48)[0]
         self.disk_type = struct.unpack_from(">I", footer, 60)[0]
@@ -106,6 +102,15 @@ class VhdLayer(Layer):
                 pos = run_end
 
 
+def _footer(path: str, pread: Callable[[int, int], bytes], size: int) -> bytes:
+    """The footer: the last 512 bytes, or its copy at the start (dynamic disks keep both)."""
+    for offset in (size - 512, 0):
+        footer = pread(512, offset) if offset >= 0 else b""
+        if footer[:8] == b"conectix":
+            return footer
+    raise CorruptImageError(path, "not a VHD image (no footer)")
+
+
 def _has_footer(h: Head) -> bool:
     """The ``conectix`` footer in the last 512 bytes (a fixed VHD has it there only)."""
     return h.tail().startswith(b"conectix")
@@ -113,11 +118,8 @@ def _has_footer(h: Head) -> bool:
 
 def read_info(h: Head) -> ImageInfo:
     """Virtual size and parent of a VHD image (the footer at the end, or its copy at the start)."""
-    path, fh, size = h.path, h.fh, h.size
-    footer = h.tail()
-    if not footer.startswith(b"conectix"):
-        fh.seek(0)
-        footer = fh.read(512)
+    path, size = h.path, h.size
+    footer = _footer(str(path), h.pread, size)
     data_offset = struct.unpack_from(">Q", footer, 16)[0]
     current_size = struct.unpack_from(">Q", footer, 48)[0]
     disk_type = struct.unpack_from(">I", footer, 60)[0]
@@ -129,8 +131,7 @@ def read_info(h: Head) -> ImageInfo:
     if disk_type == 4:
         if data_offset + 1024 > size:
             raise CorruptImageError(str(path), "VHD dynamic header out of bounds")
-        fh.seek(data_offset)
-        dyn = fh.read(1024)
+        dyn = h.pread(1024, data_offset)
         if dyn[:8] != b"cxsparse":
             raise CorruptImageError(str(path), "VHD dynamic header has a bad signature")
         name = dyn[64:576].decode("utf-16-be", "replace").split("\0", 1)[0]

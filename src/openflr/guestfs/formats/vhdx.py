@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from openflr.guestfs.blocks import DATA, PARENT, ZERO, Layer, OpenFile, Run, Table
@@ -41,41 +41,13 @@ class VhdxLayer(Layer):
         self.file = file
         self.name = file.path.name
         path = str(file.path)
-        if file.size < MiB or file.pread(8, 0) != b"vhdxfile":
+        if file.pread(8, 0) != b"vhdxfile":
             raise CorruptImageError(path, "not a VHDX image")
-        best = None
-        for off in (64 * KiB, 128 * KiB):
-            h = file.pread(64, off)
-            if h[:4] == b"head":
-                seq = struct.unpack_from("<Q", h, 8)[0]
-                if best is None or seq > best[0]:
-                    best = (seq, h)
-        if best is None:
-            raise CorruptImageError(path, "VHDX has no valid header")
-        log_guid = best[1][48:64]
-        if log_guid != b"\0" * 16:
+        header, regions, items = _structure(path, file.pread, file.size)
+        if header[48:64] != b"\0" * 16:  # the log GUID
             raise UnsupportedImageError(
                 path, "VHDX log not replayed (the disk was not closed cleanly); open it once in Hyper-V"
             )
-        regions: dict[uuid.UUID, tuple[int, int]] = {}
-        rt = file.pread(64 * KiB, 192 * KiB)
-        if rt[:4] != b"regi":
-            rt = file.pread(64 * KiB, 256 * KiB)
-            if rt[:4] != b"regi":
-                raise CorruptImageError(path, "VHDX region tables are damaged")
-        for i in range(min(struct.unpack_from("<I", rt, 8)[0], 2047)):
-            g, r_off, r_len, _req = struct.unpack_from("<16sQII", rt, 16 + 32 * i)
-            regions[uuid.UUID(bytes_le=g)] = (r_off, r_len)
-        if _BAT not in regions or _METADATA not in regions:
-            raise CorruptImageError(path, "VHDX region table lacks the BAT or the metadata region")
-        meta_off, meta_len = regions[_METADATA]
-        meta = file.pread(min(meta_len, MiB), meta_off)
-        if meta[:8] != b"metadata":
-            raise CorruptImageError(path, "VHDX metadata region has a bad signature")
-        items: dict[uuid.UUID, bytes] = {}
-        for i in range(min(struct.unpack_from("<H", meta, 10)[0], 2047)):
-            g, i_off, i_len, _flags, _ = struct.unpack_from("<16sIIII", meta, 32 + 32 * i)
-            items[uuid.UUID(bytes_le=g)] = meta[i_off : i_off + i_len]
         try:
             self.block, flags = struct.unpack_from("<II", items[_FILE_PARAMETERS])
             self.size = struct.unpack_from("<Q", items[_VIRTUAL_DISK_SIZE])[0]
@@ -168,48 +140,8 @@ class VhdxLayer(Layer):
 
 def read_info(image: Head) -> ImageInfo:
     """Virtual size, DataWriteGuid and parent of a VHDX image."""
-    path, fh, size = image.path, image.fh, image.size
-    if size < 1024 * KiB:
-        raise CorruptImageError(str(path), "VHDX file shorter than its fixed 1 MiB header area")
-    best: tuple[int, uuid.UUID] | None = None
-    for off in (64 * KiB, 128 * KiB):
-        fh.seek(off)
-        h = fh.read(64)
-        if h[:4] == b"head":
-            seq = struct.unpack_from("<Q", h, 8)[0]
-            if best is None or seq > best[0]:
-                best = (seq, uuid.UUID(bytes_le=h[32:48]))
-    if best is None:
-        raise CorruptImageError(str(path), "VHDX has no valid header")
-    regions: dict[uuid.UUID, tuple[int, int]] = {}
-    for off in (192 * KiB, 256 * KiB):
-        fh.seek(off)
-        rt = fh.read(64 * KiB)
-        if rt[:4] != b"regi":
-            continue
-        count = struct.unpack_from("<I", rt, 8)[0]
-        if count > 2047:
-            raise CorruptImageError(str(path), "VHDX region table entry count is absurd")
-        for i in range(count):
-            g, r_off, r_len, _req = struct.unpack_from("<16sQII", rt, 16 + 32 * i)
-            regions[uuid.UUID(bytes_le=g)] = (r_off, r_len)
-        break
-    if _METADATA not in regions or _BAT not in regions:
-        raise CorruptImageError(str(path), "VHDX region table lacks the BAT or metadata region")
-    meta_off, meta_len = regions[_METADATA]
-    if meta_off + meta_len > size or meta_len > 64 * 1024 * KiB:
-        raise CorruptImageError(str(path), "VHDX metadata region out of bounds")
-    fh.seek(meta_off)
-    meta = fh.read(min(meta_len, 1024 * KiB))
-    if meta[:8] != b"metadata":
-        raise CorruptImageError(str(path), "VHDX metadata region has a bad signature")
-    count = struct.unpack_from("<H", meta, 10)[0]
-    items: dict[uuid.UUID, bytes] = {}
-    for i in range(min(count, 2047)):
-        g, i_off, i_len, _flags, _ = struct.unpack_from("<16sIIII", meta, 32 + 32 * i)
-        if i_off + i_len > len(meta):
-            raise CorruptImageError(str(path), "VHDX metadata item out of bounds")
-        items[uuid.UUID(bytes_le=g)] = meta[i_off : i_off + i_len]
+    path = image.path
+    header, _regions, items = _structure(str(path), image.pread, image.size)
     if _FILE_PARAMETERS not in items or _VIRTUAL_DISK_SIZE not in items:
         raise CorruptImageError(str(path), "VHDX metadata lacks file parameters or the virtual size")
     _block_size, flags = struct.unpack_from("<II", items[_FILE_PARAMETERS])
@@ -228,7 +160,53 @@ def read_info(image: Head) -> ImageInfo:
         if not hint:
             raise CorruptImageError(str(path), "VHDX parent locator names no parent path")
         parent = resolve_parent(path, hint)
-    return ImageInfo(path, "vhdx", vsize, parent, identity=str(best[1]))
+    return ImageInfo(path, "vhdx", vsize, parent, identity=str(uuid.UUID(bytes_le=header[32:48])))
+
+
+def _structure(
+    path: str, pread: Callable[[int, int], bytes], size: int
+) -> tuple[bytes, dict[uuid.UUID, tuple[int, int]], dict[uuid.UUID, bytes]]:
+    """(the current header, the region table, the metadata items) of a VHDX file, checked; read
+    by the scan through the file's name and by the reader again through its own handle."""
+    if size < MiB:
+        raise CorruptImageError(path, "VHDX file shorter than its fixed 1 MiB header area")
+    best: tuple[int, bytes] | None = None
+    for off in (64 * KiB, 128 * KiB):
+        h = pread(64, off)
+        if h[:4] == b"head":
+            seq = struct.unpack_from("<Q", h, 8)[0]
+            if best is None or seq > best[0]:
+                best = (seq, h)
+    if best is None:
+        raise CorruptImageError(path, "VHDX has no valid header")
+    regions: dict[uuid.UUID, tuple[int, int]] = {}
+    for off in (192 * KiB, 256 * KiB):
+        rt = pread(64 * KiB, off)
+        if rt[:4] != b"regi":
+            continue
+        count = struct.unpack_from("<I", rt, 8)[0]
+        if count > 2047:
+            raise CorruptImageError(path, "VHDX region table entry count is absurd")
+        for i in range(count):
+            g, r_off, r_len, _req = struct.unpack_from("<16sQII", rt, 16 + 32 * i)
+            regions[uuid.UUID(bytes_le=g)] = (r_off, r_len)
+        break
+    if _METADATA not in regions or _BAT not in regions:
+        raise CorruptImageError(path, "VHDX region table lacks the BAT or metadata region")
+    meta_off, meta_len = regions[_METADATA]
+    if meta_off + meta_len > size or meta_len > 64 * MiB:
+        raise CorruptImageError(path, "VHDX metadata region out of bounds")
+    meta = pread(min(meta_len, MiB), meta_off)
+    if meta[:8] != b"metadata":
+        raise CorruptImageError(path, "VHDX metadata region has a bad signature")
+    count = struct.unpack_from("<H", meta, 10)[0]
+    items: dict[uuid.UUID, bytes] = {}
+    for i in range(min(count, 2047)):
+        g, i_off, i_len, _flags, _ = struct.unpack_from("<16sIIII", meta, 32 + 32 * i)
+        if i_off + i_len > len(meta):
+            raise CorruptImageError(path, "VHDX metadata item out of bounds")
+        items[uuid.UUID(bytes_le=g)] = meta[i_off : i_off + i_len]
+    return best[1], regions, items
 
 
 def _locator(path: Path, data: bytes) -> dict[str, str]:
