@@ -1060,7 +1060,7 @@ def compare_locate(
         keys = sorted({*keys} - {*bulk} | {*rng.sample(bulk, min(len(bulk), 50))})
     for key in keys:
         located = where[key]
-        # Components, as the API hands them over (a \\ inside a name is part of it; text paths split there).
+        # Components, as the API hands them over (a backslash inside a name is part of it).
         parts = [root.name, *located.parts] if root.mount is None else [*root.mount, *located.parts]
         try:
             found = view.locate(parts)
