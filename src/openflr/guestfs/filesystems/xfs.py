@@ -103,7 +103,9 @@ class XfsFileSystem(InodeFileSystem):
         if self.v5:
             self.ftype = bool(_U32.unpack_from(sb, 216)[0] & _FTYPE_V5)
         else:
-            self.ftype = bool(version & 0x8000 and _U32.unpack_from(sb, 200)[0] & _FTYPE_V4)
+            # Some old kernels wrote the second feature word 4 bytes late: the kernel reads both.
+            features2 = _U32.unpack_from(sb, 200)[0] | _U32.unpack_from(sb, 204)[0]
+            self.ftype = bool(version & 0x8000 and features2 & _FTYPE_V4)
         self.volume_blocks = self.reader.size >> block_log
         self._ag_shift = self.ag_log + self.inopb_log
         self._ag_mask = (1 << self._ag_shift) - 1
