@@ -108,3 +108,18 @@ def test_sessions_of_and_get() -> None:
     mgr.create(BOB)
     assert mgr.sessions_of(ALICE.id) == [a1, a2]
     assert mgr.get(a1.session_id.upper()) is a1
+
+
+def test_only_live_sessions_are_listed_or_found() -> None:
+    """``/logonSessions`` lists the user's live sessions: one idle too long is gone before any sweep."""
+    clock = Clock()
+    mgr = SessionManager(10, 100, clock=clock)
+    old, _ = mgr.create(ALICE)
+    clock.now += 8
+    new, token = mgr.create(ALICE)
+    mgr.create(BOB)
+    assert mgr.sessions_of(ALICE.id) == [old, new]
+    clock.now += 5  # old idle 13 s, new 5 s
+    assert mgr.resolve(token) is new
+    assert mgr.sessions_of(ALICE.id) == [new]
+    assert mgr.get(old.session_id) is None and mgr.get(new.session_id) is new

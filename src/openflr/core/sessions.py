@@ -126,15 +126,19 @@ class SessionManager:
         return session
 
     def get(self, session_id: str) -> LogonSession | None:
+        """The live session with this id (not marked used), or None if unknown or idle too long."""
         with self._lock:
             entry = self._by_id.get(session_id.lower())
-            return None if entry is None else entry[1]
+            if entry is None or self._is_idle(entry[1], self._clock()):
+                return None
+            return entry[1]
 
     def sessions_of(self, user_id: int) -> list[LogonSession]:
+        """The user's live sessions, oldest first (those idle too long are no longer live)."""
+        now = self._clock()
         with self._lock:
-            return sorted(
-                (s for s in self._by_token.values() if s.user.id == user_id), key=lambda s: s.created_at
-            )
+            live = (s for s in self._by_token.values() if s.user.id == user_id and not self._is_idle(s, now))
+            return sorted(live, key=lambda s: s.created_at)
 
     def all(self) -> list[LogonSession]:
         with self._lock:
