@@ -52,6 +52,12 @@ class GuestPathNotFoundError(NotFoundError, FileNotFoundError):
     """A path inside a guest file system does not exist."""
 
 
+class NotSupportedError(OpenflrError, NotImplementedError):
+    """An EM operation openflr does not perform (running or editing jobs): EM's 501."""
+
+    status = 501
+
+
 class ConflictError(OpenflrError):
     """The request conflicts with the current state of the resource."""
 

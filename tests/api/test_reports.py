@@ -54,7 +54,13 @@ def test_summary_links_to_the_reports(api: Api, token: str) -> None:
     root = get(api, token, "/api/reports/summary")
     assert local(root.tag) == "SummaryReport"
     links = root.find("em:Links", NS)
-    assert [lk.get("Name") for lk in links] == ["Overview", "VmsOverview", "JobStatistics"]
+    assert [lk.get("Name") for lk in links] == [
+        "Overview",
+        "VmsOverview",
+        "JobStatistics",
+        "ProcessedVms",
+        "Repository",
+    ]
     for lk in links:
         assert lk.get("Rel") == "Down" and lk.get("Type") == "ReportFrame"
         assert api.get(lk.get("Href"), headers={TOKEN: token}).status_code == 200

@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from openflr import __version__
-from openflr.api import emtypes, reporttypes
+from openflr.api import emtypes, protectiontypes, querytypes, reporttypes
 from openflr.api.routing import Route
 from openflr.api.schema import EmType, Field, Kind, camel
 from openflr.api.urls import api_base
@@ -203,7 +203,7 @@ _OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("GET", "/api/querySvc"): Operation("The query service", (emtypes.QUERY_SERVICE,)),
     ("GET", "/api/query"): Operation(
-        "Query: filter, sort and page", (emtypes.QUERY_RESULT,), params=_QUERY_PARAMS
+        "Query: filter, sort and page", (querytypes.QUERY_RESULT,), params=_QUERY_PARAMS
     ),
     ("GET", "/api/tasks"): Operation("This session's tasks", (emtypes.TASKS,), tag="FLR"),
     ("GET", "/api/tasks/{task_id}"): Operation("A task", (emtypes.TASK,), tag="FLR"),
@@ -230,6 +230,46 @@ _OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/api/backupSessions/{id}/taskSessions"): Operation("Task sessions of a backup session (none)"),
     **_listing("replicaSessions", reporttypes.REPLICA_JOB_SESSIONS, None),
     **_listing("agents/discoveredComputers", reporttypes.DISCOVERED_COMPUTERS, None),
+    ("GET", "/api/reports/summary/processed_vms"): Operation(
+        "VMs processed per day", (reporttypes.PROCESSED_VMS_REPORT,)
+    ),
+    ("GET", "/api/reports/summary/repository"): Operation(
+        "Repositories report", (reporttypes.REPOSITORY_REPORT,)
+    ),
+    **_listing("jobs", protectiontypes.JOBS, protectiontypes.JOB),
+    ("POST", "/api/jobs/{id}"): Operation(
+        "Start, stop or change a job: not supported (openflr runs no jobs)", errors=(501,)
+    ),
+    ("PUT", "/api/jobs/{id}"): Operation("Edit a job: not supported", errors=(501,)),
+    ("GET", "/api/jobs/{id}/backupSessions"): Operation(
+        "A job's sessions (none)",
+        (emtypes.ENTITY_REFERENCES, reporttypes.BACKUP_JOB_SESSIONS),
+        params=(_FORMAT,),
+    ),
+    **_listing("backups", protectiontypes.BACKUPS, protectiontypes.BACKUP),
+    ("GET", "/api/backups/{id}/restorePoints"): Operation(
+        "A backup's restore points",
+        (emtypes.ENTITY_REFERENCES, protectiontypes.RESTORE_POINTS),
+        params=(_FORMAT,),
+    ),
+    **_listing("restorePoints", protectiontypes.RESTORE_POINTS, protectiontypes.RESTORE_POINT),
+    ("GET", "/api/restorePoints/{id}/vmRestorePoints"): Operation(
+        "A restore point's VM restore points",
+        (emtypes.ENTITY_REFERENCES, emtypes.VM_RESTORE_POINTS),
+        params=(_FORMAT,),
+    ),
+    **_listing("hierarchyRoots", protectiontypes.HIERARCHY_ROOTS, protectiontypes.HIERARCHY_ROOT),
+    ("GET", "/api/lookupSvc"): Operation("The lookup service", (protectiontypes.LOOKUP_SERVICE,)),
+    ("GET", "/api/lookup"): Operation(
+        "Find VMs: host, name and type, or hierarchyRef",
+        (protectiontypes.HIERARCHY_ITEMS,),
+        params=(
+            Param("host", description="A hierarchy root's UID."),
+            Param("name", description="VM name; * and ? match any text and one character."),
+            Param("type", description="Object type; only Vm has objects."),
+            Param("hierarchyRef", description="A VM's HierarchyObjRef."),
+        ),
+    ),
 }
 
 _LIMIT_ERRORS = (400, 413, 414, 431, 503)

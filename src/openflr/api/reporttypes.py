@@ -76,6 +76,32 @@ JOB_STATISTICS_REPORT = EmType(
     ),
 )
 
+REPOSITORY_PERIOD = EmType(
+    "Period",
+    (text("Name"), text("Capacity", int), text("FreeSpace", int), text("BackupSize", int)),
+    links_first=False,
+)
+REPOSITORY_REPORT = EmType(
+    "RepositoryReportFrame",
+    (
+        items("Period", REPOSITORY_PERIOD),
+        attr("CapacityPlanningReportLink"),
+        links(),
+        attr("Href"),
+        attr("Type"),
+    ),
+)
+
+PROCESSED_VMS_DAY = EmType(
+    "Day",
+    (attr("Timestamp", datetime), attr("ReplicatedVms", int), attr("BackupedVms", int)),
+    links_first=False,
+)
+PROCESSED_VMS_REPORT = EmType(
+    "ProcessedVmsReportFrame",
+    (items("Day", PROCESSED_VMS_DAY), links(), attr("Href"), attr("Type")),
+)
+
 # --- /repositories -----------------------------------------------------------------------------------
 
 REPOSITORY = EmType(

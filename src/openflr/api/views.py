@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from openflr.api.schema import Link, Value
 from openflr.core.catalog_queries import POINT_ALGORITHM, POINT_TYPE, point_name
+from openflr.core.protection import job_id, restore_point_id, restore_point_name, vm_ref
 from openflr.inventory.model import BackupServer, Inventory, Replica, ReplicaPoint
 
 
@@ -33,6 +34,27 @@ def point_href(base: str, point: ReplicaPoint, family: str = "replica") -> str:
 
 def _server_up(base: str, server: BackupServer) -> Link:
     return Link("Up", server_href(base, server), "BackupServerReference", server.name)
+
+
+def _job_up(base: str, replica: Replica) -> Link:
+    """A replica's link up to the replication job that made it."""
+    return Link("Up", f"{base}/jobs/{job_id(replica.job_name)}", "JobReference", replica.job_name)
+
+
+def _point_ups(base: str, inv: Inventory, replica: Replica, point: ReplicaPoint, family: str) -> list[Link]:
+    """Up links of a point: the server, the replica and, for a VmRestorePoint, its restore point."""
+    ups = [_server_up(base, inv.server)]
+    if family == "restore":
+        ups.append(
+            Link(
+                "Up",
+                f"{base}/restorePoints/{restore_point_id(point)}",
+                "RestorePointReference",
+                restore_point_name(point),
+            )
+        )
+    ups.append(Link("Up", replica_href(base, replica), "ReplicaReference", replica.vm_name))
+    return ups
 
 
 def server_ref(base: str, server: BackupServer) -> Value:
@@ -72,6 +94,7 @@ def replica_ref(base: str, inv: Inventory, replica: Replica) -> Value:
         "UID": urn("Replica", replica.id),
         "Links": [
             _server_up(base, inv.server),
+            _job_up(base, replica),
             Link("Alternate", f"{href}?format=Entity", "Replica", replica.vm_name),
             Link("Down", f"{href}/vmReplicaPoints", "VmReplicaPointReferenceList"),
         ],
@@ -89,6 +112,7 @@ def replica_entity(base: str, inv: Inventory, replica: Replica) -> Value:
         "Platform": replica.platform,
         "Links": [
             _server_up(base, inv.server),
+            _job_up(base, replica),
             Link("Alternate", href, "ReplicaReference", replica.vm_name),
             Link("Down", f"{href}/vmReplicaPoints", "VmReplicaPointReferenceList"),
         ],
@@ -107,8 +131,7 @@ def point_ref(
         "Name": name,
         "UID": urn(kind, point.id),
         "Links": [
-            _server_up(base, inv.server),
-            Link("Up", replica_href(base, replica), "ReplicaReference", replica.vm_name),
+            *_point_ups(base, inv, replica, point, family),
             Link("Alternate", f"{href}?format=Entity", kind, name),
         ],
     }
@@ -127,8 +150,7 @@ def point_entity(
         "UID": urn(kind, point.id),
         "VmDisplayName": replica.display_name,
         "Links": [
-            _server_up(base, inv.server),
-            Link("Up", replica_href(base, replica), "ReplicaReference", replica.vm_name),
+            *_point_ups(base, inv, replica, point, family),
             Link("Alternate", href, f"{kind}Reference", name),
             Link("Down", f"{href}/mounts", f"{kind}MountList"),
             Link("Create", f"{href}/mounts", f"{kind}Mount"),
@@ -137,4 +159,5 @@ def point_entity(
         "VmName": replica.display_name,
         "Algorithm": POINT_ALGORITHM,
         "PointType": POINT_TYPE,
+        "HierarchyObjRef": vm_ref(replica) if family == "restore" else None,
     }

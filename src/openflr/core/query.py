@@ -44,11 +44,16 @@ class QueryType:
     name: str
     fields: dict[str, FieldType]
     default_sort: str
+    open: bool = False
+    """Any field name is accepted (as text): types openflr has no records of, whose EM fields it
+    does not list, still answer filtered queries (with nothing)."""
 
     def field(self, name: str) -> str:
         for f in self.fields:
             if f.lower() == name.lower():
                 return f
+        if self.open and _FIELD_RE.fullmatch(name):
+            return name
         known = ", ".join(self.fields)
         raise BadRequestError(f"{self.name} has no field {name!r}; fields: {known}")
 
@@ -205,7 +210,7 @@ _CMP: dict[str, Callable[[Any, Any], bool]] = {
 
 
 def _converter(qtype: QueryType, name: str) -> Callable[[Any], Any]:
-    ftype = qtype.fields[name]
+    ftype = qtype.fields.get(name, STR)
     if ftype.kind == "str":
         return lambda v: "" if v is None else str(v).casefold()
     if ftype.kind == "uid":

@@ -7,14 +7,16 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import Response
 
-from openflr.api import emtypes, views
+from openflr.api import emtypes, querytypes, queryviews, views
 from openflr.api.auth import require, service_of
 from openflr.api.paging import page_params, paging_info
 from openflr.api.responses import em_response
+from openflr.api.routes.reports import visible_datastores
 from openflr.api.routing import FamilyRoute, Route, family_of
 from openflr.api.schema import Link, Value
 from openflr.api.urls import Query, api_base
 from openflr.core import catalog_queries as cq
+from openflr.core.protection import Protection
 from openflr.core.query import run_query
 from openflr.core.roles import Permission
 from openflr.errors import BadRequestError, NotFoundError
@@ -163,8 +165,7 @@ async def run(request: Request) -> Response:
         raise BadRequestError("The query needs a type, e.g. type=VmReplicaPoint.")
     qtype = cq.QUERY_TYPES.get(type_name.lower())
     if qtype is None:
-        known = ", ".join(t.name for t in cq.QUERY_TYPES.values())
-        raise BadRequestError(f"Unknown query type {type_name!r}; this server answers {known}.")
+        raise BadRequestError(f"Unknown query type {type_name!r}; GET /api/querySvc lists the types.")
     fmt = (query.get("format") or "Refs").strip().lower()
     if fmt not in ("refs", "ref", "entities", "entity"):
         raise BadRequestError(f"Unknown format {query.get('format')!r}; use Refs or Entities.")
@@ -173,7 +174,10 @@ async def run(request: Request) -> Response:
     size, page = page_params(query, settings.default_page_size, settings.max_page_size)
     sort = _sort(query)
     inv = service.inventory(session)
-    result = run_query(qtype, cq.records(inv, qtype), query.get("filter"), sort, size, page)
+    limited = bool(session.user.restore_scope)
+    prot = Protection.of(service.settings.datastores, inv, limited)
+    stores = visible_datastores(request, inv, limited)
+    result = run_query(qtype, cq.records(prot, stores, qtype), query.get("filter"), sort, size, page)
     base = api_base(request)
 
     def href_for(n: int) -> str:
@@ -186,25 +190,12 @@ async def run(request: Request) -> Response:
         return f"{base}/query?" + "&".join(parts)
 
     value: Value = {"PagingInfo": paging_info(page, size, result.pages, href_for)}
-    objects = [r["_object"] for r in result.records]
-    if qtype in (cq.VM_REPLICA_POINT, cq.VM_RESTORE_POINT):
-        family = "replica" if qtype is cq.VM_REPLICA_POINT else "restore"
-        pairs = [(inv.replicas[p.replica_id], p) for p in objects]
-        if entities:
-            key = f"{qtype.name}s"
-            value["Entities"] = {key: [views.point_entity(base, inv, r, p, family) for r, p in pairs]}
-        else:
-            value["Refs"] = [views.point_ref(base, inv, r, p, family) for r, p in pairs]
-    elif qtype is cq.REPLICA:
-        if entities:
-            value["Entities"] = {"Replicas": [views.replica_entity(base, inv, r) for r in objects]}
-        else:
-            value["Refs"] = [views.replica_ref(base, inv, r) for r in objects]
-    elif entities:
-        value["Entities"] = {"BackupServers": [views.server_entity(base, s) for s in objects]}
+    found = queryviews.render(base, prot, qtype, [r["_object"] for r in result.records], entities)
+    if entities:
+        value["Entities"] = {querytypes.PLURAL[qtype.name]: found}
     else:
-        value["Refs"] = [views.server_ref(base, s) for s in objects]
-    return em_response(request, emtypes.QUERY_RESULT, value)
+        value["Refs"] = found
+    return em_response(request, querytypes.QUERY_RESULT, value)
 
 
 routes = [

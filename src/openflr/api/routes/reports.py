@@ -4,7 +4,7 @@ Monitoring clients (veeam-exporter, the Grafana/Zabbix collectors; docs/COMPATIB
 before anything else, so they must answer in EM shapes. Every number is derived from the inventory
 openflr really has; openflr runs no jobs itself, so whatever describes job *runs* is empty or zero:
 
-- ``/reports/summary``: links to the three reports below (the other EM reports are not served).
+- ``/reports/summary``: links to the five reports below.
 - ``/reports/summary/overview``: one backup server (this one), no proxies, one repository server per
   datastore the caller can see, no running jobs; ``ScheduledJobs`` counts the replication jobs that
   produced the replicas (distinct job names) and every visible replica counts as a VM whose latest
@@ -16,6 +16,11 @@ openflr really has; openflr runs no jobs itself, so whatever describes job *runs
   is also why ``SuccessBackupPercents`` is 0 rather than an invented 100.
 - ``/reports/summary/job_statistics``: the replication jobs as scheduled replica jobs, every run
   count and duration 0 (openflr sees the points a job left behind, not its runs).
+- ``/reports/summary/repository``: one ``Period`` per datastore the caller can see: its name, capacity
+  and free space (as ``/repositories``) and, as ``BackupSize``, the bytes of the visible replica
+  folders in it.
+- ``/reports/summary/processed_vms``: one ``Day`` for each of the last 7 UTC days, newest first:
+  ``ReplicatedVms`` counts the replicas that gained a point that day, ``BackupedVms`` is 0.
 - ``/repositories``: one ``Repository`` per datastore (``Kind`` ``Datastore``), capacity and free
   space from ``statvfs`` of its path, ``-1`` for both when the path cannot be read (EM's own value for
   a repository of unknown size). Users limited to some VMs see only datastores holding one of them.
@@ -32,6 +37,7 @@ from __future__ import annotations
 
 import os
 import stat
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import anyio.to_thread
@@ -46,6 +52,7 @@ from openflr.api.schema import EmType, Link, Value
 from openflr.api.urls import Query, api_base
 from openflr.api.views import server_href, urn
 from openflr.config import DatastoreSettings
+from openflr.core.protection import Protection
 from openflr.core.roles import Permission
 from openflr.errors import NotFoundError
 from openflr.inventory.model import BackupServer, Inventory, stable_id
@@ -70,7 +77,7 @@ def _server_up(base: str, server: BackupServer) -> Link:
 # --- what the reports count ------------------------------------------------------------------------
 
 
-def _datastores(request: Request, inv: Inventory, limited: bool) -> list[DatastoreSettings]:
+def visible_datastores(request: Request, inv: Inventory, limited: bool) -> list[DatastoreSettings]:
     """The configured datastores the caller may know of (with a restore scope: those holding a VM)."""
     stores = service_of(request).settings.datastores
     if not limited:
@@ -79,8 +86,9 @@ def _datastores(request: Request, inv: Inventory, limited: bool) -> list[Datasto
     return [d for d in stores if d.name in used]
 
 
-def _job_names(inv: Inventory) -> set[str]:
-    return {r.job_name for r in inv.replicas.values() if r.job_name}
+def _job_count(request: Request, inv: Inventory, limited: bool) -> int:
+    """The replication jobs the caller can see (as ``/jobs`` lists them)."""
+    return len(Protection.of(service_of(request).settings.datastores, inv, limited).jobs)
 
 
 def _replica_bytes(folders: list[Path]) -> int:
@@ -126,27 +134,32 @@ def _space(path: Path) -> tuple[int, int]:
 # --- /reports/summary --------------------------------------------------------------------------------
 
 
+REPORTS = (
+    ("overview", "Overview"),
+    ("vms_overview", "VmsOverview"),
+    ("job_statistics", "JobStatistics"),
+    ("processed_vms", "ProcessedVms"),
+    ("repository", "Repository"),
+)
+
+
 async def summary(request: Request) -> Response:
     require(request, Permission.BROWSE_INVENTORY)
     base = api_base(request)
-    links = [
-        Link("Down", f"{base}/reports/summary/overview", "ReportFrame", "Overview"),
-        Link("Down", f"{base}/reports/summary/vms_overview", "ReportFrame", "VmsOverview"),
-        Link("Down", f"{base}/reports/summary/job_statistics", "ReportFrame", "JobStatistics"),
-    ]
+    links = [Link("Down", f"{base}/reports/summary/{path}", "ReportFrame", name) for path, name in REPORTS]
     return em_response(request, reporttypes.SUMMARY_REPORT, {"Links": links})
 
 
 async def overview(request: Request) -> Response:
     session = require(request, Permission.BROWSE_INVENTORY)
     inv = service_of(request).inventory(session)
-    stores = _datastores(request, inv, bool(session.user.restore_scope))
+    stores = visible_datastores(request, inv, bool(session.user.restore_scope))
     value: Value = {
         "BackupServers": 1,
         "ProxyServers": 0,
         "RepositoryServers": len(stores),
         "RunningJobs": 0,
-        "ScheduledJobs": len(_job_names(inv)),
+        "ScheduledJobs": _job_count(request, inv, bool(session.user.restore_scope)),
         "SuccessfulVmLastestStates": len(inv.replicas),
         "WarningVmLastestStates": 0,
         "FailedVmLastestStates": 0,
@@ -177,7 +190,7 @@ async def vms_overview(request: Request) -> Response:
 async def job_statistics(request: Request) -> Response:
     session = require(request, Permission.BROWSE_INVENTORY)
     inv = service_of(request).inventory(session)
-    jobs = len(_job_names(inv))
+    jobs = _job_count(request, inv, bool(session.user.restore_scope))
     value: Value = {
         "RunningJobs": 0,
         "ScheduledJobs": jobs,
@@ -197,6 +210,49 @@ async def job_statistics(request: Request) -> Response:
     return em_response(request, reporttypes.JOB_STATISTICS_REPORT, value)
 
 
+def _periods(stores: list[DatastoreSettings], inv: Inventory) -> list[Value]:
+    periods = []
+    for store in stores:
+        capacity, free = _space(store.path)
+        folders = [r.folder for r in inv.replicas.values() if r.datastore == store.name]
+        size = _replica_bytes(folders)
+        periods.append({"Name": store.name, "Capacity": capacity, "FreeSpace": free, "BackupSize": size})
+    return periods
+
+
+async def repository_report(request: Request) -> Response:
+    session = require(request, Permission.BROWSE_INVENTORY)
+    inv = service_of(request).inventory(session)
+    stores = visible_datastores(request, inv, bool(session.user.restore_scope))
+    periods = await anyio.to_thread.run_sync(_periods, stores, inv)
+    value: Value = {"Periods": periods, "CapacityPlanningReportLink": ""}
+    return em_response(request, reporttypes.REPOSITORY_REPORT, value)
+
+
+PROCESSED_DAYS = 7
+
+
+def processed_days(inv: Inventory, today: date) -> list[Value]:
+    """The last ``PROCESSED_DAYS`` UTC days, newest first, with the replicas that gained a point."""
+    by_day: dict[date, set[str]] = {}
+    for point in inv.points.values():
+        created = point.created if point.created.tzinfo is None else point.created.astimezone(UTC)
+        by_day.setdefault(created.date(), set()).add(point.replica_id)
+    days = []
+    for back in range(PROCESSED_DAYS):
+        day = today - timedelta(days=back)
+        stamp = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        days.append({"Timestamp": stamp, "ReplicatedVms": len(by_day.get(day, ())), "BackupedVms": 0})
+    return days
+
+
+async def processed_vms(request: Request) -> Response:
+    session = require(request, Permission.BROWSE_INVENTORY)
+    inv = service_of(request).inventory(session)
+    days = processed_days(inv, datetime.now(UTC).date())
+    return em_response(request, reporttypes.PROCESSED_VMS_REPORT, {"Days": days})
+
+
 # --- /repositories -----------------------------------------------------------------------------------
 
 
@@ -204,7 +260,7 @@ def repository_id(store: DatastoreSettings) -> str:
     return stable_id("repository", store.name)
 
 
-def _repository_ref(base: str, server: BackupServer, store: DatastoreSettings) -> Value:
+def repository_ref(base: str, server: BackupServer, store: DatastoreSettings) -> Value:
     href = f"{base}/repositories/{repository_id(store)}"
     return {
         "Type": "RepositoryReference",
@@ -218,7 +274,7 @@ def _repository_ref(base: str, server: BackupServer, store: DatastoreSettings) -
     }
 
 
-def _repository_entity(base: str, server: BackupServer, store: DatastoreSettings) -> Value:
+def repository_entity(base: str, server: BackupServer, store: DatastoreSettings) -> Value:
     href = f"{base}/repositories/{repository_id(store)}"
     capacity, free = _space(store.path)
     return {
@@ -237,18 +293,18 @@ def _repository_entity(base: str, server: BackupServer, store: DatastoreSettings
 
 
 def _entities(base: str, server: BackupServer, stores: list[DatastoreSettings]) -> list[Value]:
-    return [_repository_entity(base, server, s) for s in stores]
+    return [repository_entity(base, server, s) for s in stores]
 
 
 async def list_repositories(request: Request) -> Response:
     session = require(request, Permission.BROWSE_INVENTORY)
     inv = service_of(request).inventory(session)
-    stores = _datastores(request, inv, bool(session.user.restore_scope))
+    stores = visible_datastores(request, inv, bool(session.user.restore_scope))
     base = api_base(request)
     if _entity(request):
         found = await anyio.to_thread.run_sync(_entities, base, inv.server, stores)
         return em_response(request, reporttypes.REPOSITORIES, {"Repositories": found})
-    refs = [_repository_ref(base, inv.server, s) for s in stores]
+    refs = [repository_ref(base, inv.server, s) for s in stores]
     return em_response(request, emtypes.ENTITY_REFERENCES, {"Refs": refs})
 
 
@@ -256,15 +312,15 @@ async def get_repository(request: Request) -> Response:
     session = require(request, Permission.BROWSE_INVENTORY)
     inv = service_of(request).inventory(session)
     wanted = _bare(request.path_params["id"])
-    stores = _datastores(request, inv, bool(session.user.restore_scope))
+    stores = visible_datastores(request, inv, bool(session.user.restore_scope))
     store = next((s for s in stores if repository_id(s) == wanted), None)
     if store is None:
         raise NotFoundError(f"Repository {request.path_params['id']!r} does not exist.")
     base = api_base(request)
     if _entity(request):
-        found = await anyio.to_thread.run_sync(_repository_entity, base, inv.server, store)
+        found = await anyio.to_thread.run_sync(repository_entity, base, inv.server, store)
         return em_response(request, reporttypes.REPOSITORY, found)
-    return em_response(request, emtypes.ENTITY_REF, _repository_ref(base, inv.server, store))
+    return em_response(request, emtypes.ENTITY_REF, repository_ref(base, inv.server, store))
 
 
 # --- lists openflr has nothing to put in -------------------------------------------------------------
@@ -295,6 +351,8 @@ routes = [
     Route("/api/reports/summary/overview", overview, ["GET"]),
     Route("/api/reports/summary/vms_overview", vms_overview, ["GET"]),
     Route("/api/reports/summary/job_statistics", job_statistics, ["GET"]),
+    Route("/api/reports/summary/processed_vms", processed_vms, ["GET"]),
+    Route("/api/reports/summary/repository", repository_report, ["GET"]),
     Route("/api/repositories", list_repositories, ["GET"]),
     Route("/api/repositories/{id}", get_repository, ["GET"]),
     Route("/api/backupSessions", _empty_list(reporttypes.BACKUP_JOB_SESSIONS), ["GET"]),

@@ -16,16 +16,35 @@ from openflr.errors import NotFoundError
 
 SUPPORTED_VERSIONS = ("v1_2", "v1_3", "v1_4", "v1_5", "v1_6", "v1_7")
 
-# Collections a logged-on client may follow from its LogonSession, as (Rel, Type, path).
+# Collections a logged-on client may follow from its LogonSession, as (Rel, Type, path), in EM's
+# order: references first, then the services, then the entity lists.
 SESSION_LINKS: list[tuple[str, str, str]] = [
     ("Down", "BackupServerReferenceList", "/backupServers"),
+    ("Down", "JobReferenceList", "/jobs"),
+    ("Down", "HierarchyRootReferenceList", "/hierarchyRoots"),
+    ("Down", "RepositoryReferenceList", "/repositories"),
+    ("Down", "BackupReferenceList", "/backups"),
+    ("Down", "RestorePointReferenceList", "/restorePoints"),
+    ("Down", "VmRestorePointReferenceList", "/vmRestorePoints"),
     ("Down", "ReplicaReferenceList", "/replicas"),
     ("Down", "VmReplicaPointReferenceList", "/vmReplicaPoints"),
+    ("Down", "BackupJobSessionReferenceList", "/backupSessions"),
+    ("Down", "ReplicaJobSessionReferenceList", "/replicaSessions"),
     ("Down", "TaskList", "/tasks"),
     ("Down", "QueryService", "/querySvc"),
+    ("Down", "LookupService", "/lookupSvc"),
+    ("Down", "Report", "/reports/summary"),
     ("Down", "BackupServerList", "/backupServers?format=Entity"),
+    ("Down", "JobList", "/jobs?format=Entity"),
+    ("Down", "HierarchyRootList", "/hierarchyRoots?format=Entity"),
+    ("Down", "RepositoryList", "/repositories?format=Entity"),
+    ("Down", "BackupList", "/backups?format=Entity"),
+    ("Down", "RestorePointList", "/restorePoints?format=Entity"),
+    ("Down", "VmRestorePointList", "/vmRestorePoints?format=Entity"),
     ("Down", "ReplicaList", "/replicas?format=Entity"),
     ("Down", "VmReplicaPointList", "/vmReplicaPoints?format=Entity"),
+    ("Down", "BackupJobSessionList", "/backupSessions?format=Entity"),
+    ("Down", "ReplicaJobSessionList", "/replicaSessions?format=Entity"),
 ]
 
 
@@ -51,7 +70,10 @@ def logon_session_value(request: Request, session: LogonSession) -> Value:
     base = api_base(request)
     href = f"{base}/logonSessions/{session.session_id}"
     links = [Link("Up", f"{base}/", "EnterpriseManager")]
-    links += [Link(rel, f"{base}{path}", type_) for rel, type_, path in SESSION_LINKS]
+    links += [
+        Link(rel, f"{base}{path}", type_, "Summary" if type_ == "Report" else None)
+        for rel, type_, path in SESSION_LINKS
+    ]
     links.append(Link("Delete", href))
     return {
         "UserName": session.user.name,
