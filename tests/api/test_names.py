@@ -205,3 +205,18 @@ def test_a_byte_that_is_not_utf8_in_the_url_names_the_escaped_file(
     got = napi.get(tops[RAW_VM] + "/caf%E9", headers=headers(token))
     assert got.status_code == 200, got.text
     assert got.json()["FileEntry"]["Name"] == shown(b"caf\xe9") == "caf\uefe9"
+
+
+@pytest.mark.parametrize("vm", READABLE)
+def test_direct_download_link_of_every_file(napi: Api, token: str, tops: dict[str, str], vm: str) -> None:
+    """``ForDirectDownload``: the task's ``Download`` link leads to the same file."""
+    files, _ = list_all(napi, token, tops[vm])
+    want, _ = expected(FILES[vm])
+    for entry in files:
+        r = napi.post(
+            entry["Href"] + "?action=restore", json={"ForDirectDownload": {}}, headers=headers(token)
+        )
+        assert r.status_code == 202, r.text
+        link = next(lk["Href"] for lk in r.json()["Links"] if lk["Rel"] == "Download")
+        got = napi.get(link, headers=headers(token, json=False))
+        assert got.status_code == 200 and got.content == want[entry["Name"]], entry["Name"]
