@@ -630,37 +630,66 @@ def write_tree(spec: FsSpec, image: Path, tree: Tree, work: Path) -> Written:
 
 
 def write_fat(image: Path, tree: Tree, work: Path) -> Written:
-    """mtools writes each item under its full name (``mcopy -m`` keeps the time of a staged copy
-    with a short local name; a folder is an empty staged folder copied with ``-s -m``)."""
+    """mtools writes each item under its full name (``mcopy -m`` keeps the time of a staged copy;
+    a folder is an empty staged folder copied with ``-s -m``). Files whose names fit a local name
+    go in one ``mcopy`` per folder (a folder of thousands would otherwise cost a call each)."""
     out = Written()
     staged = work / "staged"
     shutil.rmtree(staged, ignore_errors=True)
     staged.mkdir()
     refused: set[tuple[bytes, ...]] = set()
+    batches: dict[tuple[bytes, ...], list[Path]] = {}
     try:
         for i, node in enumerate(_ordered(tree.nodes)):
             if any(node.path[:n] in refused for n in range(1, len(node.path))):
                 continue
+            if node.kind == "file" and len(node.path[-1]) <= 255:
+                folder = staged / f"batch{len(batches)}" if node.path[:-1] not in batches else None
+                if folder is not None:
+                    folder.mkdir()
+                    batches[node.path[:-1]] = []
+                local = (folder or batches[node.path[:-1]][0].parent) / node.path[-1].decode()
+                _stage(node, local)
+                batches[node.path[:-1]].append(local)
+                continue
             local = staged / str(i)
-            if node.kind == "dir":
-                local.mkdir()
-            else:
-                with open(local, "wb") as f:
-                    for offset, data in content(node):
-                        f.seek(offset)
-                        f.write(data)
-                    f.truncate(node.size)
-            set_mtime(-100, os.fsencode(local), node.mtime_ns)  # AT_FDCWD
-            dest = "::/" + b"/".join(node.path).decode("utf-8")
-            flags = ("-s", "-m") if node.kind == "dir" else ("-m",)
+            _stage(node, local)
             try:
-                run("mcopy", *flags, "-Q", "-D", "s", "-i", image, local, dest, what="mcopy")
+                _mcopy(image, [local], "::/" + b"/".join(node.path).decode("utf-8"), node.kind == "dir")
             except OracleUnavailable as exc:
                 refused.add(node.path)
                 out.refused.append(f"{node.kind} {node.path!r}: {exc}")
+        for parent, files in batches.items():
+            if parent in refused or any(parent[:n] in refused for n in range(1, len(parent))):
+                continue
+            for at in range(0, len(files), 500):
+                try:
+                    _mcopy(
+                        image, files[at : at + 500], "::/" + b"/".join(parent).decode("utf-8") + "/", False
+                    )
+                except OracleUnavailable as exc:
+                    out.refused.append(f"some of {len(files)} files in {parent!r}: {exc}")
     finally:
         shutil.rmtree(staged, ignore_errors=True)
     return out
+
+
+def _stage(node: Node, local: Path) -> None:
+    """The local copy mtools reads: a folder, or the file's content; with the node's time."""
+    if node.kind == "dir":
+        local.mkdir()
+    else:
+        with open(local, "wb") as f:
+            for offset, data in content(node):
+                f.seek(offset)
+                f.write(data)
+            f.truncate(node.size)
+    set_mtime(-100, os.fsencode(local), node.mtime_ns)  # -100: AT_FDCWD
+
+
+def _mcopy(image: Path, sources: list[Path], dest: str, folder: bool) -> None:
+    flags = ("-s", "-m") if folder else ("-m",)
+    run("mcopy", *flags, "-Q", "-D", "s", "-i", image, *sources, dest, what="mcopy")
 
 
 # --- what the oracle and the engine see ---------------------------------------------------------
