@@ -71,15 +71,16 @@ def _open(fixtures: Fixtures, datastore: str, index: int) -> GuestView:
 
 
 def _library_read(view: GuestView, path: str, length: int, offset: int) -> bytes:
-    """The same bytes read by the file-system library (libfsext for ext, which openflr no longer
-    uses for it: an independent reader of the same volume)."""
+    """The same bytes read by the file-system library (libfsext and libfsxfs for ext and XFS, which
+    openflr no longer uses for them: independent readers of the same volume)."""
     where = view.locate(path)
     fs = where.root.fs
     assert fs is not None
     if isinstance(where.node, Inode):
         import pyfsext
+        import pyfsxfs
 
-        volume = pyfsext.volume()
+        volume = (pyfsxfs if fs.kind == "xfs" else pyfsext).volume()
         volume.open_file_object(CachedReader(fs.reader.source))  # type: ignore[attr-defined]
         try:
             return bytes(
