@@ -25,8 +25,10 @@ NEWMAN_VERSION = "6.2.2"
 COLLECTION = Path(__file__).parent / "postman" / "openflr-flr.postman_collection.json"
 REPORT = "Documents/report.txt"
 DOWNLOAD = "Download Restored File"
-# Each mode runs 20 requests and 81 assertions (more when a task needs more than one poll).
-MIN_ASSERTIONS = 75
+NAVIGATED_DOWNLOAD = "Navigation Download File"
+# Each mode runs 28 requests (more: the navigation folder repeats some per backup and restore point)
+# and over 120 assertions (more when a task needs more than one poll).
+MIN_ASSERTIONS = 120
 
 
 def _need(tool: str) -> str:
@@ -131,10 +133,15 @@ def test_postman_collection_flr_flow(
     items = json.loads(COLLECTION.read_text())["item"]
     names = {i["name"] for folder in items for i in folder["item"]}
     assert names <= ran.keys(), names - ran.keys()
-    download = ran[DOWNLOAD]
-    assert download["response"]["code"] == 200
-    checks = {a["assertion"]: a.get("error") for a in download["assertions"]}
-    assert any(name.startswith("SHA-256") for name in checks) and not any(checks.values()), checks
+    for name in (DOWNLOAD, NAVIGATED_DOWNLOAD):
+        download = ran[name]
+        assert download["response"]["code"] == 200, name
+        checks = {a["assertion"]: a.get("error") for a in download["assertions"]}
+        assert any(n.startswith("SHA-256") for n in checks) and not any(checks.values()), checks
+    # The navigation folder walked every backup and reached the point through restore points.
+    walked = [e["item"]["name"] for e in run["executions"]]
+    assert walked.count("Navigation Get Backup") >= 1, walked
+    assert walked.count("Navigation Get VM Restore Points") >= 1, walked
 
     # The server's own log has this run's download and logout (the server is shared with other clients).
     log = target.server.log()
