@@ -5,8 +5,9 @@ letters from their registry, Linux guests one tree from ``/`` built from their `
 systems outside those get drive-style roots (``data:``, ``Volume$N:``). Volumes that cannot be read
 stay in the view with the reason.
 
-EM paths: ``C:/Users/x`` (drive style) or ``/etc/hostname`` (the Linux tree); ``\\`` and ``/`` both
-separate; ``..`` and NUL are refused.
+EM paths: ``C:/Users/x`` (drive style) or ``/etc/hostname`` (the Linux tree); in a text path ``\\``
+and ``/`` both separate, while a path given as its components (the API reads them from the raw
+request path) keeps a ``\\`` inside a name; ``..`` and NUL are refused.
 """
 
 from __future__ import annotations
