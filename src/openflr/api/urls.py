@@ -8,7 +8,7 @@ from urllib.parse import unquote_to_bytes
 
 from starlette.requests import Request
 
-from openflr.core.names import engine_form
+from openflr.core.names import shown
 from openflr.guestfs.filesystems.names import ESCAPE_BASE
 
 _HOST_RE = re.compile(r"^[A-Za-z0-9.\-_]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
@@ -57,16 +57,17 @@ def guest_parts(request: Request) -> list[str]:
     """The guest path of a ``…/mounts/{mount}/{path}`` request, as its components.
 
     Read from the raw request path: a raw ``/`` or ``\\`` separates (EM clients send Windows-style
-    paths), while anything percent-encoded, ``%5C`` included, is a character of a name. Without a raw
+    paths), while anything percent-encoded, ``%5C`` included, is a character of a name. Names come
+    back as shown names: a byte that is not UTF-8 or a control character as its escape. Without a raw
     path (a server that gives none) the decoded path is split at both."""
     raw: bytes | None = request.scope.get("raw_path")
     path = raw.partition(b"?")[0] if raw else b""
     found = _BELOW_MOUNT.search(path)
     if found is None:
         text: str = request.path_params.get("filepath", "")
-        return [engine_form(p) for p in _TEXT_SEPARATOR.split(text)]
+        return [shown(p) for p in _TEXT_SEPARATOR.split(text)]
     tail = _SLASHES.sub(b"/", path[found.end() :])
-    return [engine_form(_decoded(p)) for p in _RAW_SEPARATOR.split(tail)]
+    return [shown(_decoded(p)) for p in _RAW_SEPARATOR.split(tail)]
 
 
 def _decoded(segment: bytes) -> str:
