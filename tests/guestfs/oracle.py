@@ -134,6 +134,8 @@ class Node:
     """The file a hard link names again."""
     stream: bytes = b""
     """An NTFS alternate data stream of the file (name; its content comes from ``seed``)."""
+    uid: int = 0
+    """Owner (ext and XFS; the writer runs as root and chowns)."""
 
 
 @dataclass
@@ -248,6 +250,10 @@ def times(spec: FsSpec) -> st.SearchStrategy[int]:
     )
 
 
+UIDS = st.one_of(
+    st.sampled_from([0, 1, 1000, 65534, 65535, 65536, 2**31, 2**32 - 2]), st.integers(0, 2**32 - 2)
+)
+"""Owners: 16-bit and 32-bit ids (ext keeps the high half in another field)."""
 SIZES = st.one_of(
     st.just(0),
     st.integers(1, 59),
@@ -309,6 +315,7 @@ def trees(draw: st.DrawFn, fs: str) -> Tree:
             sparse=big and fam != "fat" and draw(st.booleans()),
             fragmented=4096 < size <= 300_000 and fam in ("linux", "ntfs") and draw(st.booleans()),
             stream=draw(names(spec)) if spec.streams and draw(st.integers(0, 4)) == 0 else b"",
+            uid=draw(UIDS) if fam == "linux" else 0,
         )
         files.append(node)
     nodes += files
@@ -585,7 +592,9 @@ def _create(node: Node, parent: int, fds: dict[tuple[bytes, ...], int]) -> None:
             os.close(fd)
     elif node.kind == "symlink":
         os.symlink(node.target, name, dir_fd=parent)
-    else:
+    if node.uid and node.kind in ("file", "symlink"):
+        os.chown(name, node.uid, node.uid, dir_fd=parent, follow_symlinks=False)
+    if node.kind == "hardlink":
         os.link(
             node.source[-1], name, src_dir_fd=fds[node.source[:-1]], dst_dir_fd=parent, follow_symlinks=False
         )
@@ -712,6 +721,10 @@ class Seen:
     """The name as the reader shows it (openflr's text), for messages."""
     minute_only: bool = False
     """The oracle knows this time to the minute only (FAT folders through ``mdir``)."""
+    owner: str | None = None
+    """ext/XFS: the uid as text (no /etc/passwd in these trees); NTFS: the owner SID's account."""
+    descriptor: str = ""
+    """NTFS: sha256 of the self-relative security descriptor."""
 
 
 Key = tuple[bytes, ...]
@@ -751,8 +764,11 @@ def oracle_walk(top: Path, family: str, notes: list[str]) -> dict[Key, Seen]:
                 key = (*path, key_of(name, family))
                 st_ = os.lstat(name, dir_fd=fd)
                 seen = Seen("file", st_.st_size, st_.st_mtime_ns, st_.st_ino, shown=repr(name))
+                if family == "linux":
+                    seen.owner = str(st_.st_uid)
                 if family == "ntfs":
                     seen.mtime_ns = _ntfs_raw_time(fd, name, st_.st_mtime_ns, key, notes)
+                    seen.descriptor, seen.owner = _ntfs_security(fd, name)
                 if stat.S_ISDIR(st_.st_mode):
                     seen.kind, seen.size = "dir", 0
                     stack.append((key, os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)))
@@ -781,6 +797,32 @@ def _ntfs_raw_time(fd: int, name: bytes, stat_ns: int, key: Key, notes: list[str
             f"ntfs-3g stat() reads {key!r} as {stat_ns} ns, the disk holds {ns} (known oracle error)"
         )
     return ns
+
+
+def _ntfs_security(fd: int, name: bytes) -> tuple[str, str | None]:
+    """(sha256 of the security descriptor, its owner's well-known account or SID) through
+    ntfs-3g's ``system.ntfs_acl`` (the descriptor as stored)."""
+    raw = os.getxattr(f"/proc/self/fd/{fd}/".encode() + name, "system.ntfs_acl", follow_symlinks=False)
+    owner_at = int.from_bytes(raw[4:8], "little")
+    sid = _sid(raw, owner_at) if owner_at else None
+    return hashlib.sha256(raw).hexdigest(), _ACCOUNTS.get(sid or "", sid)
+
+
+_ACCOUNTS = {
+    "S-1-5-32-544": "BUILTIN\\Administrators",
+    "S-1-5-18": "NT AUTHORITY\\SYSTEM",
+    "S-1-1-0": "Everyone",
+}
+"""Well-known SIDs ntfs-3g writes as owners (others are compared as SID strings)."""
+
+
+def _sid(raw: bytes, at: int) -> str | None:
+    if len(raw) < at + 8 or raw[at] != 1:
+        return None
+    count = raw[at + 1]
+    authority = int.from_bytes(raw[at + 2 : at + 8], "big")
+    subs = [int.from_bytes(raw[at + 8 + 4 * i : at + 12 + 4 * i], "little") for i in range(count)]
+    return f"S-1-{authority}" + "".join(f"-{x}" for x in subs)
 
 
 def _hash_file(fd: int, name: bytes, family: str) -> tuple[str, dict[bytes, str]]:
@@ -926,7 +968,11 @@ def engine_read(
 
 def _engine_seen(view: GuestView, located: Located, entry: Entry, errors: list[str], key: Key) -> Seen:
     kind = "dir" if entry.is_dir else "symlink" if entry.is_link else "file"
-    seen = Seen(kind, entry.size, entry.mtime_ns, entry.ident, shown=entry.name)
+    seen = Seen(kind, entry.size, entry.mtime_ns, entry.ident, shown=entry.name, owner=entry.owner)
+    fs = located.root.fs if located.root is not None else None
+    if fs is not None and fs.kind == "ntfs":
+        descriptor = fs.security_descriptor(entry.node)
+        seen.descriptor = hashlib.sha256(descriptor).hexdigest() if descriptor is not None else "none"
     if kind == "dir":
         return seen
     try:
@@ -1015,6 +1061,10 @@ def compare(spec: FsSpec, engine: dict[Key, Seen], oracle: dict[Key, Seen], c: _
         got, want = engine[key], oracle[key]
         path = _show(key)
         c.check(path, "type", got.kind, want.kind)
+        if want.owner is not None:
+            c.check(path, "owner", got.owner, want.owner)
+        if want.descriptor:
+            c.check(path, "security descriptor sha256", got.descriptor, want.descriptor)
         if want.kind == "dir" and got.kind == "dir":
             if want.minute_only:  # mdir shows minutes only (FAT folders)
                 minute = None if got.mtime_ns is None else got.mtime_ns // (60 * S) * 60 * S
@@ -1083,10 +1133,10 @@ def compare_locate(
     """Each entry (a sample in big cases) resolved by its path's components, as browsing does."""
     keys = sorted(where)
     if len(keys) > LOCATE_SAMPLE:
-        # A lookup in a folder of thousands costs openflr up to 0.2 s: every item of the random tree,
+        # A lookup that misses in a folder of thousands costs openflr 0.2 s: every item of the random tree,
         # and a sample of the bulk folder's.
         bulk = [k for k in keys if k[0] in (b"bulk", "bulk".encode("utf-16-le"))]
-        keys = sorted({*keys} - {*bulk} | {*rng.sample(bulk, min(len(bulk), 50))})
+        keys = sorted({*keys} - {*bulk} | {*rng.sample(bulk, min(len(bulk), 1000))})
     for key in keys:
         located = where[key]
         # Components, as the API hands them over (a backslash inside a name is part of it).
