@@ -1,10 +1,10 @@
-"""NTFS (libfsntfs), ext2/3/4 (libfsext) and XFS (libfsxfs) through their Python bindings."""
+"""NTFS through libfsntfs's Python binding (ext and XFS are read by our own code: ``ext4.py``,
+``xfs.py``)."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import stat as st
 from collections.abc import Iterator
 from typing import Any
 
@@ -277,102 +277,3 @@ class NtfsFileSystem(_LibyalFileSystem):
         if root and e.file_reference & 0xFFFFFFFFFFFF < _NTFS_METAFILES and e.name.startswith("$"):
             return None
         return self._entry(e)
-
-
-class ExtFileSystem(_LibyalFileSystem):
-    sep = "/"
-    case_sensitive = True
-
-    def __init__(self, source: BlockSource, kind: str = "ext") -> None:
-        if kind == "xfs":
-            import pyfsxfs
-
-            self.module = pyfsxfs
-        else:
-            import pyfsext
-
-            self.module = pyfsext
-        super().__init__(source, kind)
-        # libfsxfs reports XFS block numbers as stored: allocation group number in the high bits,
-        # block within the group in the low ones. Volume offsets need the group size.
-        self._xfs_geometry = _xfs_geometry(self.reader.read_at(0, 128)) if kind == "xfs" else None
-
-    def _label(self) -> str:
-        try:
-            return str(self.volume.label or "")
-        except (AttributeError, OSError):
-            return ""
-
-    def _volume_offset(self, offset: int) -> int:
-        if self._xfs_geometry is None:
-            return offset if self.kind != "xfs" else -1
-        block, per_group, group_bits = self._xfs_geometry
-        number = offset // block
-        return ((number >> group_bits) * per_group + (number & ((1 << group_bits) - 1))) * block
-
-    def _is_dir(self, node: Node) -> bool:
-        return st.S_ISDIR(node.file_mode)
-
-    def counts(self, node: Node) -> tuple[int | None, int | None]:
-        with self.lock, engine_errors(self.kind):
-            links = int(node.number_of_links)
-            entries = int(node.number_of_sub_file_entries)
-            names = {node.get_sub_file_entry(i).name for i in range(min(entries, 2))}
-        entries -= len(names & {".", ".."})
-        # A directory's link count is 2 + its subdirectories (1 when ext4 stopped counting).
-        return entries, (links - 2 if links >= 2 else None)
-
-    def _entry(self, e: Any) -> Entry:
-        mode = e.file_mode
-        is_dir = st.S_ISDIR(mode)
-        uid = e.owner_identifier
-        owner = self.owner_names.get(uid, str(uid)) if uid is not None else None
-        is_link = st.S_ISLNK(mode)
-        if is_link:
-            size = len((e.symbolic_link_target or "").encode("utf-8", "surrogateescape"))
-        else:
-            size = 0 if is_dir else int(e.size)
-        return Entry(
-            e.name, is_dir, size, e.get_modification_time_as_integer(), owner, e, is_link, e.inode_number
-        )
-
-    def stat(self, node: Node) -> Entry:
-        with self.lock, engine_errors(self.kind):
-            return self._entry(node)
-
-    def _child(self, node: Node, index: int) -> Entry | None:
-        e = node.get_sub_file_entry(index)
-        name = e.name
-        if name in (".", "..") or name is None:
-            return None
-        mode = e.file_mode
-        if not (st.S_ISDIR(mode) or st.S_ISREG(mode) or st.S_ISLNK(mode)):
-            return None  # fifos, sockets, devices: nothing to restore
-        return self._entry(e)
-
-    def open(self, node: Node) -> FileReader:
-        with self.lock, engine_errors(self.kind):
-            if st.S_ISLNK(node.file_mode):
-                return _BytesReader((node.symbolic_link_target or "").encode("utf-8", "surrogateescape"))
-        return super().open(node)
-
-
-def _xfs_geometry(superblock: bytes) -> tuple[int, int, int] | None:
-    """(block size, blocks per allocation group, bits of the in-group block number) from an XFS
-    superblock, or None when it does not look like one."""
-    if len(superblock) < 125 or superblock[:4] != b"XFSB":
-        return None
-    block = int.from_bytes(superblock[4:8], "big")
-    per_group = int.from_bytes(superblock[84:88], "big")
-    group_bits = superblock[124]
-    if block <= 0 or block & (block - 1) or not 0 < per_group <= 1 << group_bits or group_bits > 40:
-        return None
-    return block, per_group, group_bits
-
-
-class _BytesReader(FileReader):
-    def __init__(self, data: bytes) -> None:
-        self.data, self.size = data, len(data)
-
-    def pread(self, length: int, offset: int) -> bytes:
-        return self.data[offset : offset + max(0, length)]

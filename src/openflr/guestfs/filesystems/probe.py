@@ -104,7 +104,7 @@ def _engine(module: str, name: str) -> Callable[..., FileSystem]:
 
 
 OPENERS: dict[str, Opener] = {
-    "ntfs": lambda source: _engine("libyal", "NtfsFileSystem")(source),
+    "ntfs": lambda source: _engine("ntfs", "NtfsFileSystem")(source),
     "ext": lambda source: _engine("ext4", "Ext4FileSystem")(source),
     "xfs": lambda source: _engine("xfs", "XfsFileSystem")(source),
     "fat": lambda source: LazyFileSystem(source, "fat"),
