@@ -17,7 +17,13 @@ Known oracle errors (each is written next to the comparison it affects):
 * exfat-fuse writes whole seconds only (it drops exFAT's 10 ms field), so exFAT times are drawn in
   whole seconds.
 * mtools rounds a time down to FAT's 2 s when it writes and lists minutes only (``mdir``): the FAT
-  oracle copies the tree out with ``mcopy -m`` (which keeps the stored time) and stats the copies.
+  oracle copies each file out with ``mcopy -m`` (which keeps the stored time) and stats the copy;
+  folder times are compared to the minute.
+
+Writer limits (the tree is drawn within them; what a writer still refuses is listed in the case's
+notes): names written through the kernel (ext, XFS, NTFS, exFAT) are at most 255 bytes of UTF-8,
+so NTFS and exFAT names of 255 UTF-16 units are reached only with ASCII; mtools cannot find a
+folder again by a name outside the BMP, so FAT names are BMP only.
 """
 
 from __future__ import annotations
@@ -1031,6 +1037,8 @@ class CaseResult:
     mismatches: list[Mismatch] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    repro: str = ""
+    """The command that runs this case again."""
 
     def line(self) -> str:
         return (
@@ -1212,6 +1220,22 @@ def _ut_mtime(extra: bytes) -> int | None:
             return int.from_bytes(extra[at + 5 : at + 9], "little", signed=True)
         at += 4 + size
     return None
+
+
+def repro_command(
+    fs: str,
+    case_seed: int,
+    bulk: int = 0,
+    wrap: str | None = None,
+    fmt: str | None = None,
+    deep: bool = False,
+) -> str:
+    """The ``scripts/oracle-run`` command that builds and compares the same case again."""
+    extra = [f"--bulk {bulk}"] if bulk else []
+    extra += [f"--wrap {wrap}"] if wrap else []
+    extra += [f"--fmt {fmt}"] if fmt else []
+    extra += ["--deep"] if deep else []
+    return " ".join(["scripts/oracle-run", "--fs", fs, "--seed", str(case_seed), "--cases", "1", *extra])
 
 
 # --- one case ------------------------------------------------------------------------------------

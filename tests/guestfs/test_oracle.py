@@ -1,7 +1,6 @@
 """Differential truth in CI: fixed seeds of random trees per file system, written by an independent
 writer and compared, entry by entry, with an independent reader (see ``oracle.py``). Every case
-prints the oracle it used; a mismatch names the seed that reproduces it
-(``scripts/oracle-run --fs FS --seed SEED --cases 1``)."""
+prints the oracle it used and the ``scripts/oracle-run`` command that reproduces it."""
 
 from __future__ import annotations
 
@@ -9,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.guestfs.oracle import CaseResult, run_case, tree_for
+from tests.guestfs.oracle import CaseResult, repro_command, run_case, tree_for
 
 CASES = [
     # (file system, seed, partition table, image format): every wrapper is met at least once;
@@ -38,34 +37,37 @@ def work(tmp_path: Path) -> Path:
 
 
 def _verdict(result: CaseResult) -> None:
-    say(result.line())
+    say(f"{result.line()}\n  reproduce: {result.repro}")
     for note in result.notes[:20]:
         say(f"  note: {note[:300]}")
     shown = "\n".join(str(m)[:600] for m in result.mismatches[:40])
     more = len(result.mismatches) - 40
-    assert not result.mismatches, f"{result.line()}\n{shown}" + (f"\n... and {more} more" if more > 0 else "")
+    tail = f"\n... and {more} more" if more > 0 else ""
+    assert not result.mismatches, f"{result.line()}\nreproduce: {result.repro}\n{shown}{tail}"
     assert result.entries > 0 or result.checks > 0, f"{result.fs} seed {result.seed}: nothing was compared"
 
 
 @pytest.mark.parametrize(("fs", "case_seed", "wrap", "fmt"), CASES)
 def test_engine_shows_what_the_oracle_reads(work: Path, fs: str, case_seed: int, wrap: str, fmt: str) -> None:
-    tree = tree_for(fs, case_seed, wrap=wrap, fmt=fmt, deep=case_seed == FIRST[fs])
-    _verdict(run_case(tree, work, say))
+    deep = case_seed == FIRST[fs]
+    result = run_case(tree_for(fs, case_seed, wrap=wrap, fmt=fmt, deep=deep), work, say)
+    result.repro = repro_command(fs, case_seed, 0, wrap, fmt, deep)
+    _verdict(result)
 
 
 @pytest.mark.parametrize(("fs", "count"), [("ntfs", 5000), ("xfs", 5000), ("exfat", 2000)])
 def test_folders_of_thousands_on_other_file_systems(work: Path, fs: str, count: int) -> None:
     """A big folder in each other kind of index: NTFS's B+ tree, XFS's directory B+ tree, exFAT's
     plain list (FAT through mtools writes one file per call: its big folders are left to the long run)."""
-    tree = tree_for(fs, 26, bulk=count, wrap="none", fmt="raw")
-    result = run_case(tree, work, say)
+    result = run_case(tree_for(fs, 26, bulk=count, wrap="none", fmt="raw"), work, say)
+    result.repro = repro_command(fs, 26, count, "none", "raw")
     assert result.entries >= count
     _verdict(result)
 
 
 def test_a_folder_of_twenty_thousand_entries(work: Path) -> None:
     """ext4 with a hashed (htree) folder of 20,000 files next to a random tree, in a GPT disk."""
-    tree = tree_for("ext4", 25, bulk=BULK, wrap="gpt", fmt="raw")
-    result = run_case(tree, work, say)
+    result = run_case(tree_for("ext4", 25, bulk=BULK, wrap="gpt", fmt="raw"), work, say)
+    result.repro = repro_command("ext4", 25, BULK, "gpt", "raw")
     assert result.entries >= BULK
     _verdict(result)
