@@ -545,3 +545,28 @@ def test_a_scoped_user_sees_only_its_vms_jobs_backups_and_points(
             assert len(body["Refs"]["Refs"]) == count, qtype
         processed = get(api, scoped, "/api/reports/summary/repository", json=True)["Periods"]
         assert len(processed) == 3
+
+
+@pytest.mark.parametrize(
+    ("path", "root"),
+    [
+        ("managedServers", "ManagedServers"),
+        ("failoverPlans", "FailoverPlans"),
+        ("vAppRestorePoints", "VAppRestorePoints"),
+        ("catalog/vms", "CatalogVms"),
+        ("restoreSessions", "RestoreSessions"),
+        ("backupTaskSessions", "BackupTaskSessions"),
+        ("replicaTaskSessions", "ReplicaTaskSessions"),
+        ("wanAccelerators", "WanAccelerators"),
+        ("backupFiles", "BackupFiles"),
+        ("externalRepositories", "ExternalRepositories"),
+        ("vAppReplicaPoints", "VAppReplicaPoints"),
+    ],
+)
+def test_collections_openflr_has_nothing_in_are_empty(api: Api, token: str, path: str, root: str) -> None:
+    refs = get(api, token, f"/api/{path}")
+    assert local(refs.tag) == "EntityReferences" and len(refs) == 0
+    assert get(api, token, f"/api/{path}?format=Entity", json=True) == {root: []}
+    assert local(get(api, token, f"/api/{path}?format=Entity").tag) == root
+    error(api.get(f"/api/{path}/{BAD}", headers={TOKEN: token}), 404)
+    error(api.get(f"/api/{path}"), 401)

@@ -322,10 +322,10 @@ def test_openapi_document_describes_every_route(api: Api) -> None:
 
 def test_openapi_covers_the_app_routes() -> None:
     from openflr.api import openapi
-    from openflr.api.routes import admin, hierarchy, inventory, jobs, mounts, reports, sessions
+    from openflr.api.routes import admin, empty, hierarchy, inventory, jobs, mounts, reports, sessions
 
     routes = [*sessions.routes, *inventory.routes, *mounts.routes, *admin.routes, *reports.routes]
-    routes += [*jobs.routes, *hierarchy.routes]
+    routes += [*jobs.routes, *hierarchy.routes, *empty.routes]
     assert openapi.undescribed([*routes, *openapi.routes]) == []
 
 

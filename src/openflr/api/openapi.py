@@ -27,6 +27,8 @@ from starlette.responses import Response
 
 from openflr import __version__
 from openflr.api import emtypes, protectiontypes, querytypes, reporttypes
+from openflr.api.routes.empty import EMPTY_COLLECTIONS
+from openflr.api.routes.empty import list_type as empty_list_type
 from openflr.api.routing import Route
 from openflr.api.schema import EmType, Field, Kind, camel
 from openflr.api.urls import api_base
@@ -259,6 +261,11 @@ _OPERATIONS: dict[tuple[str, str], Operation] = {
         params=(_FORMAT,),
     ),
     **_listing("hierarchyRoots", protectiontypes.HIERARCHY_ROOTS, protectiontypes.HIERARCHY_ROOT),
+    **{
+        op: described
+        for path, entity, _what in EMPTY_COLLECTIONS
+        for op, described in _listing(path, empty_list_type(entity), None).items()
+    },
     ("GET", "/api/lookupSvc"): Operation("The lookup service", (protectiontypes.LOOKUP_SERVICE,)),
     ("GET", "/api/lookup"): Operation(
         "Find VMs: host, name and type, or hierarchyRef",

@@ -7,7 +7,7 @@ from openflr.api.schema import EmType, Field, attr, links, list_of, obj
 from openflr.core.catalog_queries import EMPTY_TYPES
 
 
-def _placeholder(name: str) -> EmType:
+def placeholder(name: str) -> EmType:
     """An entity openflr never has: only the members every EM entity shares."""
     return EmType(name, (attr("Name"), attr("UID"), links(), attr("Href"), attr("Type")))
 
@@ -76,7 +76,7 @@ SINGULAR = {plural: name for name, plural in EMPTY_TYPES} | {
 
 def _list(plural: str) -> Field:
     item = SINGULAR[plural]
-    return list_of(plural, item, _SERVED.get(plural) or _placeholder(item), json_key=plural)
+    return list_of(plural, item, _SERVED.get(plural) or placeholder(item), json_key=plural)
 
 
 QUERY_ENTITIES = EmType("Entities", tuple(_list(p) for p in ENTITY_LISTS), links_first=False)

@@ -326,7 +326,7 @@ async def get_repository(request: Request) -> Response:
 # --- lists openflr has nothing to put in -------------------------------------------------------------
 
 
-def _empty_list(entity_type: EmType) -> Endpoint:
+def empty_list(entity_type: EmType) -> Endpoint:
     key = entity_type.fields[0].name
 
     async def endpoint(request: Request) -> Response:
@@ -338,7 +338,7 @@ def _empty_list(entity_type: EmType) -> Endpoint:
     return endpoint
 
 
-def _no_such(what: str) -> Endpoint:
+def no_such(what: str) -> Endpoint:
     async def endpoint(request: Request) -> Response:
         require(request, Permission.BROWSE_INVENTORY)
         raise NotFoundError(f"{what} {request.path_params['id']!r} does not exist.")
@@ -355,11 +355,11 @@ routes = [
     Route("/api/reports/summary/repository", repository_report, ["GET"]),
     Route("/api/repositories", list_repositories, ["GET"]),
     Route("/api/repositories/{id}", get_repository, ["GET"]),
-    Route("/api/backupSessions", _empty_list(reporttypes.BACKUP_JOB_SESSIONS), ["GET"]),
-    Route("/api/backupSessions/{id}", _no_such("Backup job session"), ["GET"]),
-    Route("/api/backupSessions/{id}/taskSessions", _no_such("Backup job session"), ["GET"]),
-    Route("/api/replicaSessions", _empty_list(reporttypes.REPLICA_JOB_SESSIONS), ["GET"]),
-    Route("/api/replicaSessions/{id}", _no_such("Replica job session"), ["GET"]),
-    Route("/api/agents/discoveredComputers", _empty_list(reporttypes.DISCOVERED_COMPUTERS), ["GET"]),
-    Route("/api/agents/discoveredComputers/{id}", _no_such("Discovered computer"), ["GET"]),
+    Route("/api/backupSessions", empty_list(reporttypes.BACKUP_JOB_SESSIONS), ["GET"]),
+    Route("/api/backupSessions/{id}", no_such("Backup job session"), ["GET"]),
+    Route("/api/backupSessions/{id}/taskSessions", no_such("Backup job session"), ["GET"]),
+    Route("/api/replicaSessions", empty_list(reporttypes.REPLICA_JOB_SESSIONS), ["GET"]),
+    Route("/api/replicaSessions/{id}", no_such("Replica job session"), ["GET"]),
+    Route("/api/agents/discoveredComputers", empty_list(reporttypes.DISCOVERED_COMPUTERS), ["GET"]),
+    Route("/api/agents/discoveredComputers/{id}", no_such("Discovered computer"), ["GET"]),
 ]

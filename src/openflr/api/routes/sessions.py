@@ -16,35 +16,40 @@ from openflr.errors import NotFoundError
 
 SUPPORTED_VERSIONS = ("v1_2", "v1_3", "v1_4", "v1_5", "v1_6", "v1_7")
 
-# Collections a logged-on client may follow from its LogonSession, as (Rel, Type, path), in EM's
-# order: references first, then the services, then the entity lists.
+# Collections a logged-on client may follow from its LogonSession, in EM's order: the Ref lists,
+# the services, then the same collections as entity lists (``?format=Entity``). Collections EM has
+# and openflr does not serve at all (security, CDP, cloud, agents, NAS) are left out.
+_COLLECTIONS: list[tuple[str, str]] = [
+    ("/backupServers", "BackupServer"),
+    ("/managedServers", "ManagedServer"),
+    ("/jobs", "Job"),
+    ("/failoverPlans", "FailoverPlan"),
+    ("/hierarchyRoots", "HierarchyRoot"),
+    ("/repositories", "Repository"),
+    ("/backups", "Backup"),
+    ("/restorePoints", "RestorePoint"),
+    ("/vmRestorePoints", "VmRestorePoint"),
+    ("/vAppRestorePoints", "VAppRestorePoint"),
+    ("/replicas", "Replica"),
+    ("/vmReplicaPoints", "VmReplicaPoint"),
+    ("/catalog/vms", "CatalogVm"),
+    ("/backupSessions", "BackupJobSession"),
+    ("/restoreSessions", "RestoreSession"),
+    ("/replicaSessions", "ReplicaJobSession"),
+    ("/backupTaskSessions", "BackupTaskSession"),
+    ("/replicaTaskSessions", "ReplicaTaskSession"),
+    ("/wanAccelerators", "WanAccelerator"),
+    ("/backupFiles", "BackupFile"),
+    ("/externalRepositories", "ExternalRepository"),
+    ("/vAppReplicaPoints", "VAppReplicaPoint"),
+]
 SESSION_LINKS: list[tuple[str, str, str]] = [
-    ("Down", "BackupServerReferenceList", "/backupServers"),
-    ("Down", "JobReferenceList", "/jobs"),
-    ("Down", "HierarchyRootReferenceList", "/hierarchyRoots"),
-    ("Down", "RepositoryReferenceList", "/repositories"),
-    ("Down", "BackupReferenceList", "/backups"),
-    ("Down", "RestorePointReferenceList", "/restorePoints"),
-    ("Down", "VmRestorePointReferenceList", "/vmRestorePoints"),
-    ("Down", "ReplicaReferenceList", "/replicas"),
-    ("Down", "VmReplicaPointReferenceList", "/vmReplicaPoints"),
-    ("Down", "BackupJobSessionReferenceList", "/backupSessions"),
-    ("Down", "ReplicaJobSessionReferenceList", "/replicaSessions"),
+    *(("Down", f"{kind}ReferenceList", path) for path, kind in _COLLECTIONS),
     ("Down", "TaskList", "/tasks"),
     ("Down", "QueryService", "/querySvc"),
     ("Down", "LookupService", "/lookupSvc"),
     ("Down", "Report", "/reports/summary"),
-    ("Down", "BackupServerList", "/backupServers?format=Entity"),
-    ("Down", "JobList", "/jobs?format=Entity"),
-    ("Down", "HierarchyRootList", "/hierarchyRoots?format=Entity"),
-    ("Down", "RepositoryList", "/repositories?format=Entity"),
-    ("Down", "BackupList", "/backups?format=Entity"),
-    ("Down", "RestorePointList", "/restorePoints?format=Entity"),
-    ("Down", "VmRestorePointList", "/vmRestorePoints?format=Entity"),
-    ("Down", "ReplicaList", "/replicas?format=Entity"),
-    ("Down", "VmReplicaPointList", "/vmReplicaPoints?format=Entity"),
-    ("Down", "BackupJobSessionList", "/backupSessions?format=Entity"),
-    ("Down", "ReplicaJobSessionList", "/replicaSessions?format=Entity"),
+    *(("Down", f"{kind}List", f"{path}?format=Entity") for path, kind in _COLLECTIONS),
 ]
 
 
