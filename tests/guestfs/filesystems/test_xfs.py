@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import random
 import shutil
 import struct
 import subprocess
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from openflr.guestfs.blocks import Chain, OpenFile, RawLayer
+from openflr.guestfs.blocks import BlockSource, Chain, OpenFile, RawLayer
 from openflr.guestfs.errors import VolumeError
 from openflr.guestfs.filesystems.inodefs import Inode
 from openflr.guestfs.filesystems.names import name_to_bytes
@@ -378,6 +379,90 @@ def _second_pointer(fs: XfsFileSystem, inode: Inode) -> int:
             level, records = struct.unpack(">HH", f.read(4))
         pointers_at = block + 72 + room * 8
     return pointers_at + 8
+
+
+class _Flipped(BlockSource):
+    """An image with some bytes changed (in memory)."""
+
+    def __init__(self, image: Path, flips: dict[int, int]) -> None:
+        self.file = OpenFile(image)
+        self.size = self.file.size
+        self.flips = flips
+
+    def pread(self, length: int, offset: int) -> bytes:
+        data = bytearray(self.file.pread(max(0, min(length, self.size - offset)), offset))
+        for at, value in self.flips.items():
+            if offset <= at < offset + len(data):
+                data[at - offset] = value
+        return bytes(data)
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def _walk_all(fs: XfsFileSystem) -> int:
+    """Every folder listed and every file's first and last MiB read; damage may only cost entries."""
+    count = 0
+    stack = [fs.root()]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(fs.scandir(folder))
+        except VolumeError:
+            continue
+        for entry in entries:
+            count += 1
+            if entry.is_dir:
+                stack.append(entry.node)
+                continue
+            with contextlib.suppress(VolumeError):
+                reader = fs.open(entry.node)
+                reader.pread(1 << 20, 0)
+                reader.pread(1 << 20, max(0, reader.size - (1 << 20)))
+    return count
+
+
+def test_random_damage_to_metadata_costs_entries_never_a_crash(tmp_path: Path) -> None:
+    image = make_image(tmp_path / "fuzz.img")
+    with mounted(image, tmp_path / "rw") as top:
+        for folder, count in (("short", 3), ("block", 40), ("leaf", 300), ("node", 1500)):
+            _files(top / folder, count, b"data")
+        os.symlink("t" * 1000, top / "remote-link")
+        with open(top / "fragmented", "wb") as f:
+            for i in range(0, 1200, 2):
+                f.seek(i * 4096)
+                f.write(b"y" * 4096)
+    fs = open_xfs(image)
+    try:
+        ranges = [(0, 512)]
+        stack = [fs.root()]
+        while stack:
+            folder = stack.pop()
+            ranges.append((fs.inode_offset(folder.number), fs.inode_size))
+            if folder.raw[5] != 1:  # not short form: blocks of its own
+                ranges += [(where, len(data)) for _l, where, data in fs._folder_blocks(folder)]
+            for entry in fs.scandir(folder):
+                ranges.append((fs.inode_offset(entry.node.number), fs.inode_size))
+                if entry.is_dir:
+                    stack.append(entry.node)
+        assert _walk_all(fs) == 6 + 3 + 40 + 300 + 1500  # four folders, a link and a file at the top
+    finally:
+        fs.close()
+    rng = random.Random(5)
+    for _ in range(40):
+        flips = {}
+        for _ in range(rng.choice((1, 3, 10))):
+            start, length = rng.choice(ranges)
+            flips[start + rng.randrange(length)] = rng.choice((0, 0xFF, rng.randrange(256)))
+        try:
+            damaged = XfsFileSystem(_Flipped(image, flips))
+        except VolumeError:
+            continue
+        try:
+            _walk_all(damaged)  # raises nothing but VolumeError, which it catches
+        finally:
+            damaged.close()
+            damaged.reader.source.close()
 
 
 def test_not_xfs_is_refused(tmp_path: Path) -> None:
