@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 
 from openflr.config import DatastoreSettings
@@ -98,7 +98,6 @@ class Protection:
 
     inventory: Inventory
     jobs: tuple[Job, ...]
-    _by_replica: dict[str, Job] = field(default_factory=dict, compare=False)
 
     @classmethod
     def of(cls, stores: Sequence[DatastoreSettings], inv: Inventory, limited: bool) -> Protection:
@@ -120,11 +119,7 @@ class Protection:
             for name, (stores_, replicas, explicit) in sorted(by_name.items(), key=_by_name)
             if replicas or (explicit and not limited)
         )
-        index = {r.id: j for j in jobs for r in j.replicas}
-        return cls(inv, jobs, index)
-
-    def job_of(self, replica: Replica) -> Job:
-        return self._by_replica[replica.id]
+        return cls(inv, jobs)
 
     def job(self, ident: str) -> Job:
         wanted = bare(ident)
