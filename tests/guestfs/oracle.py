@@ -873,7 +873,7 @@ def mtools_read(image: Path, work: Path) -> dict[Key, Seen]:
     listing = run("mdir", "-/", "-b", "-a", "-i", image, "::/", what="mdir")
     local = work / "mtools-copy"
     dirs: list[str] = []
-    for line in listing.splitlines():
+    for line in listing.split("\n"):  # not splitlines(): U+0085 and U+2028 are name characters
         if not line.startswith("::/") or line == "::/":
             continue
         path = line[3:]
@@ -883,7 +883,9 @@ def mtools_read(image: Path, work: Path) -> dict[Key, Seen]:
             out[key] = Seen("dir", 0, None, None, shown=path)
             continue
         local.unlink(missing_ok=True)
-        run("mcopy", "-n", "-m", "-Q", "-i", image, "::/" + path, local, what="mcopy (out)")
+        # mtools reads [ and ] in a source name as a wildcard class; a backslash makes them literal.
+        literal = path.replace("[", "\\[").replace("]", "\\]")
+        run("mcopy", "-n", "-m", "-Q", "-i", image, "::/" + literal, local, what="mcopy (out)")
         data = local.read_bytes()
         out[key] = Seen(
             "file", len(data), local.stat().st_mtime_ns, None, hashlib.sha256(data).hexdigest(), shown=path
@@ -898,7 +900,7 @@ def mtools_read(image: Path, work: Path) -> dict[Key, Seen]:
 
 
 def _mdir_minute(image: Path, parent: str, name: str) -> int | None:
-    for line in run("mdir", "-a", "-i", image, "::/" + parent, what="mdir").splitlines():
+    for line in run("mdir", "-a", "-i", image, "::/" + parent, what="mdir").split("\n"):
         m = _MDIR_LINE.match(line)
         if (
             m
