@@ -267,6 +267,11 @@ def test_vm_restore_point_carries_hierarchy_ref_and_restore_point(api: Api, toke
             "Type": "HierarchyItem",
         }
     ]
+    # The query service filters VM restore points by it: every point of that VM, no other.
+    query = f'/api/query?type=VmRestorePoint&filter=HierarchyObjRef=="{ref}"'
+    matched = get(api, token, query, json=True)["Refs"]["Refs"]
+    names = {r["Name"].split("@")[0] for r in matched}
+    assert len(matched) == 3 and names == {entity.get("VmDisplayName")}
     # Replica points do not carry it (only VM restore points do).
     replica_point = get(
         api, token, refs[0]["Href"].replace("vmRestorePoints", "vmReplicaPoints") + "?format=Entity"
