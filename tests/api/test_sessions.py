@@ -182,6 +182,20 @@ def test_list_starts_with_the_calling_session(api: Api) -> None:
     assert api.session_href(first).rsplit("/", 1)[1] in ids
 
 
+def test_the_caller_may_end_its_users_other_sessions(api: Api) -> None:
+    other = api.logon("viewer")
+    caller = api.logon("viewer")
+    other_href = api.session_href(other)
+    listed = api.get("/api/logonSessions", headers={TOKEN: caller, "Accept": "application/json"}).json()
+    assert other_href in [s["Href"] for s in listed["LogonSessions"][1:]]
+    assert api.get(other_href, headers={TOKEN: caller}).status_code == 200
+    assert api.delete(other_href, headers={TOKEN: caller}).status_code == 204
+    assert api.get("/api/logonSessions", headers={TOKEN: other}).status_code == 401
+    listed = api.get("/api/logonSessions", headers={TOKEN: caller, "Accept": "application/json"}).json()
+    assert other_href not in [s["Href"] for s in listed["LogonSessions"]]
+    assert api.get(other_href, headers={TOKEN: caller}).status_code == 404
+
+
 def test_unknown_session_id_is_404(api: Api) -> None:
     token = api.logon()
     r = api.get("/api/logonSessions/00000000-0000-0000-0000-000000000000", headers={TOKEN: token})
