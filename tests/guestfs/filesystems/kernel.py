@@ -34,12 +34,14 @@ class FileSource(BlockSource):
 
 
 @contextlib.contextmanager
-def mounted(image: Path, *, writable: bool = False) -> Iterator[bytes]:
-    """The kernel's mount of ``image`` (read-only unless ``writable``), as a bytes path."""
+def mounted(image: Path, *, writable: bool = False, fuse: str = "") -> Iterator[bytes]:
+    """The kernel's mount of ``image`` (read-only unless ``writable``), as a bytes path; with
+    ``fuse``, that FUSE driver's mount instead (``ntfs-3g``)."""
     point = image.with_suffix(".mnt")
     point.mkdir(exist_ok=True)
-    options = "loop" if writable else "ro,loop"
-    subprocess.run(["mount", "-o", options, str(image), str(point)], check=True, capture_output=True)
+    options = ("loop" if not fuse else "rw") if writable else ("ro,loop" if not fuse else "ro")
+    command = [fuse, "-o", options] if fuse else ["mount", "-o", options]
+    subprocess.run([*command, str(image), str(point)], check=True, capture_output=True)
     try:
         yield os.fsencode(point)
     finally:
@@ -47,11 +49,12 @@ def mounted(image: Path, *, writable: bool = False) -> Iterator[bytes]:
         point.rmdir()
 
 
-def build(image: Path, mkfs: list[str], size: str, populate: Callable[[bytes], None]) -> Path:
-    """Make the file system with ``mkfs`` on a sparse file and fill it through a kernel mount."""
+def build(image: Path, mkfs: list[str], size: str, populate: Callable[[bytes], None], fuse: str = "") -> Path:
+    """Make the file system with ``mkfs`` on a sparse file and fill it through a kernel mount (or
+    the ``fuse`` driver's)."""
     subprocess.run(["truncate", "-s", size, str(image)], check=True)
     subprocess.run([*mkfs, str(image)], check=True, capture_output=True)
-    with mounted(image, writable=True) as root:
+    with mounted(image, writable=True, fuse=fuse) as root:
         populate(root)
     return image
 

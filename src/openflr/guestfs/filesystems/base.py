@@ -53,6 +53,19 @@ class FileReader(ABC):
         return self.pread(length, offset)
 
 
+class BytesReader(FileReader):
+    """A file whose bytes are already in memory (inline data, a symbolic link's target)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.size = data, len(data)
+
+    def pread(self, length: int, offset: int) -> bytes:
+        return self.data[offset : offset + max(0, length)]
+
+    def chunk(self, length: int, offset: int) -> Chunk:
+        return self.pread(length, offset)
+
+
 class FileSystem(ABC):
     """One mounted file system. Engine calls are serialised by ``lock`` (the C libraries are not
     re-entrant per handle); callers hold it only for the duration of one call or one chunk."""

@@ -23,7 +23,7 @@ from openflr.guestfs.errors import VolumeError
 from openflr.guestfs.filesystems import extents
 from openflr.guestfs.filesystems.base import (
     ENGINE_FAULTS,
-    Chunk,
+    BytesReader,
     Entry,
     FileReader,
     FileSystem,
@@ -207,19 +207,6 @@ class InodeFileSystem(FileSystem):
     def close(self) -> None:
         with self.lock:
             self.reader.close()  # give its cached blocks back to the process-wide budget
-
-
-class BytesReader(FileReader):
-    """A file whose bytes are already in memory (inline data, a symbolic link's target)."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data, self.size = data, len(data)
-
-    def pread(self, length: int, offset: int) -> bytes:
-        return self.data[offset : offset + max(0, length)]
-
-    def chunk(self, length: int, offset: int) -> Chunk:
-        return self.pread(length, offset)
 
 
 def merge_runs(pieces: Iterator[tuple[int, int, int]], size: int, volume_size: int) -> list[extents.Run]:

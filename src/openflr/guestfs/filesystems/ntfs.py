@@ -14,6 +14,7 @@ from openflr.guestfs.errors import VolumeError
 from openflr.guestfs.filesystems import extents
 from openflr.guestfs.filesystems.base import (
     ENGINE_FAULTS,
+    BytesReader,
     Entry,
     FileReader,
     FileSystem,
@@ -29,7 +30,10 @@ from openflr.guestfs.filesystems.sids import owner_name
 _FILETIME_EPOCH = 116444736000000000  # 100 ns intervals from 1601 to 1970
 _NTFS_METAFILES = 24  # MFT records below this are file-system metadata ($MFT, $Secure, $Extend, ...)
 _DATA_ATTRIBUTE = 0x80
-_COMPRESSED, _ENCRYPTED = 0x800, 0x4000  # NTFS file attribute flags
+_SYSTEM, _REPARSE_POINT, _COMPRESSED, _ENCRYPTED = 0x4, 0x400, 0x800, 0x4000  # NTFS file attribute flags
+_INTERIX_LINK = b"IntxLNK\x01"
+_INTERIX_MIN, _INTERIX_MAX = len(_INTERIX_LINK), len(_INTERIX_LINK) + 2 * 4096
+"""Sizes an Interix link can have: its tag and a target of up to 4,096 UTF-16 units."""
 MAX_BAD_ENTRIES = 256
 """Unreadable entries a folder listing leaves out before it gives up on the folder."""
 log = logging.getLogger(__name__)
@@ -97,6 +101,8 @@ class _LibyalFileSystem(FileSystem):
                     engine_failed = False
                 except OSError:
                     pass
+            if node is not None and not self._exact(parts, node):
+                node, engine_failed = None, True  # a case twin (POSIX namespace): find the exact one
             if node is not None or (not engine_failed and all(p.isascii() for p in parts)):
                 return node
             # Slow path: walk, matching names by Unicode normalisation (NFC in the URL, NFD on disk).
@@ -114,6 +120,12 @@ class _LibyalFileSystem(FileSystem):
 
     def _is_dir(self, node: Node) -> bool:
         raise NotImplementedError
+
+    def _exact(self, parts: list[str], node: Node) -> bool:
+        """Whether the engine's own lookup of ``parts`` found ``node`` by their exact names, not by a
+        name that differs only in case on the way (it answers the first case-insensitive match,
+        while NTFS may hold both). Called with the lock held."""
+        return True
 
     def _child(self, node: Node, index: int) -> Entry | None:
         """Entry ``index`` of a folder, or None for one that listings leave out."""
@@ -200,6 +212,38 @@ class NtfsFileSystem(_LibyalFileSystem):
     def _is_dir(self, node: Node) -> bool:
         return bool(node.has_directory_entries_index())
 
+    def _exact(self, parts: list[str], node: Node) -> bool:
+        if name_from_text(node.name or "") != parts[-1]:
+            return False
+        for depth in range(1, len(parts)):  # each folder on the way, by the engine's own lookup
+            folder = self.volume.get_file_entry_by_path(self.sep + self.sep.join(parts[:depth]))
+            if folder is None or name_from_text(folder.name or "") != parts[depth - 1]:
+                return False
+        return True
+
+    def _link_target(self, e: Any) -> bytes | None:
+        """The target of a symbolic link: a reparse point of the symbolic-link kind (Windows), or an
+        Interix link (a system file holding ``IntxLNK\1`` and the UTF-16 target: what ntfs-3g makes
+        for a Linux guest). None for anything else."""
+        flags = e.file_attribute_flags
+        if flags & _REPARSE_POINT:
+            try:
+                target = e.symbolic_link_target
+            except OSError:
+                return None
+            return target.encode("utf-8", "surrogatepass") if target else None
+        if flags & _SYSTEM and not e.has_directory_entries_index() and _INTERIX_MIN < e.size <= _INTERIX_MAX:
+            data = bytes(e.read_buffer_at_offset(int(e.size), 0))
+            if data.startswith(_INTERIX_LINK) and len(data) % 2 == 0:
+                units = data[len(_INTERIX_LINK) :]
+                return units.decode("utf-16-le", "surrogatepass").encode("utf-8", "surrogatepass")
+        return None
+
+    def open(self, node: Node) -> FileReader:
+        with self.lock, engine_errors(self.kind):
+            target = self._link_target(node)
+        return super().open(node) if target is None else BytesReader(target)
+
     def _runs(self, node: Node, size: int) -> list[extents.Run] | None:
         # Compressed and encrypted files need the library; so do files whose valid data length is
         # short of their size (the clusters past it hold stale bytes, the file reads zeros there).
@@ -235,14 +279,16 @@ class NtfsFileSystem(_LibyalFileSystem):
             raise VolumeError(
                 f"The ntfs file system is damaged or cannot be read: the MFT record of {e.name!r} is damaged"
             )
+        target = None if is_dir else self._link_target(e)
         return Entry(
             name_from_text(e.name or ""),
             is_dir,
-            0 if is_dir else int(e.size),
+            0 if is_dir else int(e.size) if target is None else len(target),
             mtime,
             owner_name(descriptor, self._owners),
             e,
-            ident=ident,
+            target is not None,
+            ident,
         )
 
     def stat(self, node: Node) -> Entry:
