@@ -42,3 +42,30 @@ def test_links_and_case_twins_match_ntfs_3g(tmp_path: Path) -> None:
         assert fs.stat(fs.lookup(["cAsE"])).name in {"Case", "CASE", "case"}  # any one, case-insensitively
     finally:
         fs.close()
+
+
+def test_times_over_the_whole_range_match_ntfs_3g(tmp_path: Path) -> None:
+    """From 1601-01-01 (FILETIME 0, a time like any other) to 30828, in 100 ns steps."""
+    times = [-11_644_473_600 * 10**9, -2_000_000_000 * 10**9 + 100, 13_569_465_600 * 10**9 + 1_234_500]
+
+    def populate(root: bytes) -> None:
+        for i, ns in enumerate(times):
+            path = root + b"/t%d" % i
+            open(path, "wb").close()
+            os.utime(path, ns=(ns, ns))
+
+    image = build(tmp_path / "ntfs.img", MKNTFS, "32M", populate, fuse="ntfs-3g")
+    with mounted(image, fuse="ntfs-3g") as root:
+        kernel = kernel_tree(root)
+    fs = NtfsFileSystem(FileSource(image))
+    try:
+        engine = engine_tree(fs)
+    finally:
+        fs.close()
+    assert [engine[b"/t%d" % i][2] for i in range(3)] == times  # as written: the on-disk FILETIMEs
+    # ntfs-3g's own error: a time before 1970 with a fraction of a second reads back truncated
+    # toward 1970 (one second late, the fraction lost); the bytes on disk hold what was written.
+    facts = kernel[b"/t1"]
+    assert facts[2] == -1_999_999_999 * 10**9
+    kernel[b"/t1"] = (facts[0], facts[1], times[1], *facts[3:])
+    assert differences(kernel, engine) == []
