@@ -883,8 +883,9 @@ def mtools_read(image: Path, work: Path) -> dict[Key, Seen]:
             out[key] = Seen("dir", 0, None, None, shown=path)
             continue
         local.unlink(missing_ok=True)
-        # mtools reads [ and ] in a source name as a wildcard class; a backslash makes them literal.
-        literal = path.replace("[", "\\[").replace("]", "\\]")
+        # mtools reads [...] in a source name as a wildcard class; a backslash before [ makes it literal
+        # (escaping ] too makes a name of 255 units one mtools no longer finds).
+        literal = path.replace("[", "\\[")
         run("mcopy", "-n", "-m", "-Q", "-i", image, "::/" + literal, local, what="mcopy (out)")
         data = local.read_bytes()
         out[key] = Seen(
