@@ -704,7 +704,9 @@ def _stage(node: Node, local: Path) -> None:
 
 def _mcopy(image: Path, sources: list[Path], dest: str, folder: bool) -> None:
     flags = ("-s", "-m") if folder else ("-m",)
-    run("mcopy", *flags, "-Q", "-D", "s", "-i", image, *sources, dest, what="mcopy")
+    # -D Sa: a long name that clashes is skipped, a short one renamed. mtools asks otherwise, and
+    # without a terminal it spins forever on the question.
+    run("mcopy", *flags, "-Q", "-D", "Sa", "-i", image, *sources, dest, what="mcopy")
 
 
 # --- what the oracle and the engine see ---------------------------------------------------------
