@@ -389,7 +389,7 @@ class CachedReader:
         self.pos = 0
         self._cache: dict[int, bytes] = {}
 
-    # io-like protocol used by libyal (read/seek/tell/get_size) and pytsk3 (via an Img_Info)
+    # io-like protocol used by libyal (read/seek/tell/get_size)
     def read(self, size: int = -1) -> bytes:
         pos = self.pos
         if size is None or size < 0:

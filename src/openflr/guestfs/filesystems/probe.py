@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import struct
 import uuid as uuidlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from importlib import import_module
 from typing import cast
 
 from openflr.guestfs.blocks import BlockSource
 from openflr.guestfs.errors import HoldsNoFilesError, VolumeError
-from openflr.guestfs.filesystems.base import Entry, FileReader, FileSystem, Node
+from openflr.guestfs.filesystems.base import FileSystem
 
 
 def identify(source: BlockSource) -> str:
@@ -50,50 +50,6 @@ def identify(source: BlockSource) -> str:
     raise VolumeError("unknown file system")
 
 
-class LazyFileSystem(FileSystem):
-    """Opens its engine on first use. TSK reads the whole FAT when it opens a FAT volume (tens of MiB
-    on a big one), and EFI partitions are rarely browsed: a mount should not pay for that."""
-
-    def __init__(self, source: BlockSource, kind: str) -> None:
-        super().__init__()
-        self.kind = kind
-        self.case_sensitive = False
-        self.label = ""
-        self._source = source
-        self._engine: FileSystem | None = None
-
-    def _open(self) -> FileSystem:
-        with self.lock:
-            if self._engine is None:
-                from openflr.guestfs.filesystems.tsk import TskFileSystem
-
-                self._engine = TskFileSystem(self._source, self.kind)
-                self._engine.lock = self.lock
-            return self._engine
-
-    def root(self) -> Node:
-        return self._open().root()
-
-    def lookup(self, parts: list[str]) -> Node | None:
-        return self._open().lookup(parts)
-
-    def stat(self, node: Node) -> Entry:
-        return self._open().stat(node)
-
-    def scandir(self, node: Node, start: int = 0, stop: int | None = None) -> Iterator[Entry]:
-        return self._open().scandir(node, start, stop)
-
-    def check_dir(self, node: Node) -> None:
-        self._open().check_dir(node)
-
-    def open(self, node: Node) -> FileReader:
-        return self._open().open(node)
-
-    def close(self) -> None:
-        if self._engine is not None:
-            self._engine.close()
-
-
 Opener = Callable[[BlockSource], FileSystem]
 
 
@@ -107,8 +63,8 @@ OPENERS: dict[str, Opener] = {
     "ntfs": lambda source: _engine("ntfs", "NtfsFileSystem")(source),
     "ext": lambda source: _engine("ext4", "Ext4FileSystem")(source),
     "xfs": lambda source: _engine("xfs", "XfsFileSystem")(source),
-    "fat": lambda source: LazyFileSystem(source, "fat"),
-    "exfat": lambda source: LazyFileSystem(source, "exfat"),
+    "fat": lambda source: _engine("fat", "FatFileSystem")(source),
+    "exfat": lambda source: _engine("fat", "ExfatFileSystem")(source),
 }
 """Kind (from ``identify``) -> the engine that opens it. A new file system: its engine module, one
 line here, its signature in ``identify`` and (optionally) its ``IDENTITIES`` reader."""
