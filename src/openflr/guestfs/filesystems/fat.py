@@ -191,6 +191,8 @@ class ClusterFileSystem(FileSystem):
         """The clusters of the chain from ``first``: exactly ``count`` of them, ending the chain
         (``ValueError`` when it is longer, shorter, loops, or meets a free or bad cluster); with
         ``count`` None, up to the chain's end, at most ``dir_max`` bytes' worth (loops checked)."""
+        if count is not None and count > self.clusters:
+            raise ValueError(f"{count} clusters wanted of a volume of {self.clusters}")
         limit = count if count is not None else -(-self.dir_max // self.cluster_size)
         seen: set[int] | None = set() if count is None else None
         cluster = first
