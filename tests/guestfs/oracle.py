@@ -16,6 +16,8 @@ Known oracle errors (each is written next to the comparison it affects):
   count) instead, and notes where ``stat`` disagrees.
 * exfat-fuse writes whole seconds only (it drops exFAT's 10 ms field), so exFAT times are drawn in
   whole seconds.
+* mtools and exfat-fuse count 2100 as a leap year: a date from 2100-03-01 on reads a day late
+  (``undo_leap_2100``; the FAT directory entry's date fields settle it).
 * mtools rounds a time down to FAT's 2 s when it writes and lists minutes only (``mdir``): the FAT
   oracle copies each file out with ``mcopy -m`` (which keeps the stored time) and stats the copy;
   folder times are compared to the minute.
@@ -774,6 +776,8 @@ def oracle_walk(top: Path, family: str, notes: list[str]) -> dict[Key, Seen]:
                 seen = Seen("file", st_.st_size, st_.st_mtime_ns, st_.st_ino, shown=repr(name))
                 if family == "linux":
                     seen.owner = str(st_.st_uid)
+                if family == "exfat":
+                    seen.mtime_ns = undo_leap_2100(st_.st_mtime_ns)
                 if family == "ntfs":
                     seen.mtime_ns = _ntfs_raw_time(fd, name, st_.st_mtime_ns, key, notes)
                     seen.descriptor, seen.owner = _ntfs_security(fd, name)
@@ -864,6 +868,17 @@ def oracle_read(spec: FsSpec, image: Path, work: Path, notes: list[str]) -> tupl
         return oracle_walk(mnt, spec.family, notes), how
 
 
+LEAP_2100_READ = 4107628800
+"""2100-03-01 00:00:00 UTC as mtools and exfat-fuse read it (one day late)."""
+
+
+def undo_leap_2100(ns: int) -> int:
+    """Known oracle error: mtools and exfat-fuse count 2100 as a leap year, so a stored date from
+    2100-03-01 on reads one day late (the FAT directory entry's own date fields settle it; exFAT
+    packs its dates the same way). The oracle's time is moved back by that day."""
+    return ns - 86400 * S if ns >= LEAP_2100_READ * S else ns
+
+
 _MDIR_LINE = re.compile(r"^.{8} .{3} +(<DIR>|\d+) +(\d{4})-(\d\d)-(\d\d) +(\d+):(\d\d)  ?(.*)$")
 
 
@@ -890,9 +905,8 @@ def mtools_read(image: Path, work: Path) -> dict[Key, Seen]:
         literal = path.replace("[", "\\[")
         run("mcopy", "-n", "-m", "-Q", "-i", image, "::/" + literal, local, what="mcopy (out)")
         data = local.read_bytes()
-        out[key] = Seen(
-            "file", len(data), local.stat().st_mtime_ns, None, hashlib.sha256(data).hexdigest(), shown=path
-        )
+        mtime = undo_leap_2100(local.stat().st_mtime_ns)
+        out[key] = Seen("file", len(data), mtime, None, hashlib.sha256(data).hexdigest(), shown=path)
     local.unlink(missing_ok=True)
     for folder in dirs:
         parent, _, name = folder.rpartition("/")
