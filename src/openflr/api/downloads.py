@@ -36,7 +36,7 @@ from openflr.guestfs.filesystems.base import Chunk
 from openflr.guestfs.view import Located
 from openflr.restore.items import item_of, read_chunks
 from openflr.restore.pump import pump
-from openflr.restore.zipstream import ZipReport, zip_chunks
+from openflr.restore.zipstream import PIECE, ZipReport, zip_parts
 
 _RANGE = re.compile(r"^\s*bytes\s*=\s*(.+)$", re.IGNORECASE)
 _SPEC = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
@@ -173,7 +173,7 @@ def _zip(request: Request, session: LogonSession, mount: Mount, where: Located, 
     service.download_budget.acquire()
     record = _audit_start(request, session, mount, path, "HTTP (ZIP)")
     audit = _DownloadAudit(service, record, None, 0, report)
-    body = _body(service, session, mount, audit, lambda: zip_chunks(view, item, report, allowed))
+    body = _body(service, session, mount, audit, lambda: zip_parts(view, item, report, allowed), PIECE)
     return _AuditedStream(service.download_budget, audit, body, 200, headers, "application/zip")
 
 
@@ -297,16 +297,35 @@ async def _body(
     session: LogonSession,
     mount: Mount,
     audit: _DownloadAudit,
-    producer: Callable[[], Iterator[Chunk]],
+    producer: Callable[[], Iterator[Chunk]] | Callable[[], Iterator[list[Chunk]]],
+    piece: int = 0,
 ) -> AsyncGenerator[Chunk, None]:
     """The body: keeps the session alive and the mount's files open while it streams; a failure to
-    read it is noted for the audit record."""
+    read it is noted for the audit record.
+
+    A chunk may be a list of parts (a ZIP's), sent one by one and dropped once sent; with ``piece``,
+    nothing larger is sent at once. For a body without a length (chunked encoding) the server copies
+    what it sends and holds the copy until the client takes it: a ZIP stream holds a part of its
+    chunk that way, not all of it."""
     session.active_streams += 1
     try:
         with service.mounts.hold(mount) as _view:
             async with aclosing(pump(producer())) as chunks:
                 async for data in chunks:
-                    yield data
+                    if not isinstance(data, list):
+                        yield data
+                        continue
+                    while data:
+                        part = data.pop(0)
+                        if piece and len(part) > piece:
+                            view = memoryview(part)
+                            del part
+                            for at in range(0, len(view), piece):
+                                yield view[at : at + piece]
+                            del view
+                        else:
+                            yield part
+                            del part
     except Exception as exc:
         audit.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         raise
