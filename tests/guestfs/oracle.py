@@ -900,9 +900,10 @@ def mtools_read(image: Path, work: Path) -> dict[Key, Seen]:
             out[key] = Seen("dir", 0, None, None, shown=path)
             continue
         local.unlink(missing_ok=True)
-        # mtools reads [...] in a source name as a wildcard class; a backslash before [ makes it literal
-        # (escaping ] too makes a name of 255 units one mtools no longer finds).
-        literal = path.replace("[", "\\[")
+        # mtools reads [...] in a source name as a wildcard class. "\\[" makes it literal but can push a
+        # long name past what mtools matches, so a [ is matched by "?" (one character) instead; a
+        # sibling that differs only there would make mcopy fail loudly, never read the wrong file.
+        literal = path.replace("[", "?")
         run("mcopy", "-n", "-m", "-Q", "-i", image, "::/" + literal, local, what="mcopy (out)")
         data = local.read_bytes()
         mtime = undo_leap_2100(local.stat().st_mtime_ns)
