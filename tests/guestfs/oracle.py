@@ -447,7 +447,16 @@ class OracleUnavailable(AssertionError):
     """An oracle or writer could not run: the case fails saying why (never skipped)."""
 
 
-TOOL_ENV = {**os.environ, "TZ": "UTC", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "MTOOLS_SKIP_CHECK": "1"}
+TOOL_ENV = {
+    **os.environ,
+    "TZ": "UTC",
+    "LANG": "C.UTF-8",
+    "LC_ALL": "C.UTF-8",
+    "MTOOLS_SKIP_CHECK": "1",
+    # 8.3 names are in the writer's OEM code page; openflr reads them as 437 (the Linux kernel's
+    # default), so the oracle writes and reads them in 437 too (mtools' own default is 850).
+    "MTOOLSRC": str(Path(__file__).with_name("mtoolsrc")),
+}
 
 
 def run(*args: str | Path, what: str = "") -> str:

@@ -108,15 +108,11 @@ def short_name(raw: bytes, flags: int) -> str:
     ext = raw[8:11].split(b"\0", 1)[0].rstrip(b" ")
     text = bytes(base).decode("cp437")
     if flags & _LOWER_BASE:
-        text = _ascii_lower(text)
+        text = text.lower()
     if ext:
         ext_text = ext.decode("cp437")
-        text += "." + (_ascii_lower(ext_text) if flags & _LOWER_EXT else ext_text)
+        text += "." + (ext_text.lower() if flags & _LOWER_EXT else ext_text)
     return name_from_utf16(text.encode("utf-16-le", "surrogatepass"))
-
-
-def _ascii_lower(text: str) -> str:
-    return "".join(c.lower() if "A" <= c <= "Z" else c for c in text)
 
 
 def lfn_checksum(raw: bytes) -> int:

@@ -266,7 +266,7 @@ class NtfsFileSystem(_LibyalFileSystem):
 
     def _entry(self, e: Any) -> Entry:
         ft = e.get_modification_time_as_integer()
-        mtime = (ft - _FILETIME_EPOCH) * 100  # FILETIME 0 is 1601-01-01, as NTFS stores it
+        mtime = None if ft is None else (ft - _FILETIME_EPOCH) * 100  # 0 is 1601-01-01, a time
         is_dir = bool(e.has_directory_entries_index())
         try:
             descriptor = e.security_descriptor_data
