@@ -241,7 +241,8 @@ class NtfsFileSystem(_LibyalFileSystem):
 
     def open(self, node: Node) -> FileReader:
         with self.lock, engine_errors(self.kind):
-            target = self._link_target(node)
+            # An alternate data stream (a download of ``file:stream``) is never a link.
+            target = self._link_target(node) if isinstance(node, self.module.file_entry) else None
         return super().open(node) if target is None else BytesReader(target)
 
     def _runs(self, node: Node, size: int) -> list[extents.Run] | None:
