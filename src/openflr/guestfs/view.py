@@ -44,12 +44,6 @@ MAX_DISKS = 256
 MAX_VOLUMES = 256
 """Volumes of one point, all disks and volume groups together: each costs file handles and caches."""
 
-_NTFS_METAFILES = frozenset(
-    {"$mft", "$mftmirr", "$logfile", "$volume", "$attrdef", "$bitmap", "$boot", "$badclus", "$secure"}
-    | {"$upcase", "$extend"}
-)
-"""NTFS metadata files at a volume's root, lower case (``$Extend`` holds the rest)."""
-
 
 @dataclass
 class Located:
@@ -226,9 +220,6 @@ class GuestView:
             top = fs.root()
             fs.check_dir(top)  # a folder that cannot be listed fails here, before a listing streams
             return Located(root, [], top, None)
-        if fs.kind == "ntfs" and parts[0].partition(":")[0].lower() in _NTFS_METAFILES:
-            # Never listed, so never reachable by name either: $MFT and $LogFile hold deleted data.
-            raise GuestPathNotFoundError(f"The path {shown!r} does not exist in this restore point.")
         node = fs.lookup(parts)
         if node is None and ":" in parts[-1]:
             found = self._stream(root, fs, parts)

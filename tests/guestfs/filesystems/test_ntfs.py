@@ -23,6 +23,8 @@ def _populate(root: bytes) -> None:
         os.mkdir(root + b"/" + name)
         with open(root + b"/" + name + b"/which", "wb") as f:
             f.write(name)
+    with open(root + b"/$badclus", "wb") as f:  # a user's file, not the metadata file $BadClus
+        f.write(b"mine")
     with open(root + b"/system-file-not-a-link", "wb") as f:
         f.write(b"IntxLNK")  # too short to be a link, whatever its attributes
 
@@ -40,6 +42,9 @@ def test_links_and_case_twins_match_ntfs_3g(tmp_path: Path) -> None:
             node = fs.lookup([name, "which"])
             assert fs.open(node).pread(10, 0) == name.encode()
         assert fs.stat(fs.lookup(["cAsE"])).name in {"Case", "CASE", "case"}  # any one, case-insensitively
+        assert fs.open(fs.lookup(["$badclus"])).pread(10, 0) == b"mine"
+        for metafile in (["$BadClus"], ["$MFT"], ["$mft"], ["$Extend", "$Quota"], ["$LogFile"]):
+            assert fs.lookup(metafile) is None, metafile  # never listed, never found: deleted data
     finally:
         fs.close()
 

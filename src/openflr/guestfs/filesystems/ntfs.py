@@ -212,6 +212,19 @@ class NtfsFileSystem(_LibyalFileSystem):
     def _is_dir(self, node: Node) -> bool:
         return bool(node.has_directory_entries_index())
 
+    def lookup(self, parts: list[str]) -> Node | None:
+        """As the base, but the metadata files at the root ($MFT, $LogFile, $Extend, ...: they hold
+        deleted data) are never found, as they are never listed; a user's file of the same name in
+        another case is."""
+        node = super().lookup(parts)
+        if node is None or not parts:
+            return node
+        first = node if len(parts) == 1 else super().lookup(parts[:1])
+        with self.lock:
+            if first is None or _is_metafile(first):
+                return None
+        return node
+
     def _exact(self, parts: list[str], node: Node) -> bool:
         if name_from_text(node.name or "") != parts[-1]:
             return False
@@ -320,7 +333,12 @@ class NtfsFileSystem(_LibyalFileSystem):
 
     def _child(self, node: Node, index: int) -> Entry | None:
         e = node.get_sub_file_entry(index)
-        root = node.file_reference & 0xFFFFFFFFFFFF == 5
-        if root and e.file_reference & 0xFFFFFFFFFFFF < _NTFS_METAFILES and e.name.startswith("$"):
+        if node.file_reference & 0xFFFFFFFFFFFF == 5 and _is_metafile(e):
             return None
         return self._entry(e)
+
+
+def _is_metafile(e: Any) -> bool:
+    """An NTFS metadata file at the root: a reserved MFT record (not the root's own) under a ``$`` name."""
+    record = e.file_reference & 0xFFFFFFFFFFFF
+    return record < _NTFS_METAFILES and record != 5 and str(e.name or "").startswith("$")
