@@ -108,11 +108,17 @@ def short_name(raw: bytes, flags: int) -> str:
     ext = raw[8:11].split(b"\0", 1)[0].rstrip(b" ")
     text = bytes(base).decode("cp437")
     if flags & _LOWER_BASE:
-        text = text.lower()
+        text = _ascii_lower(text)
     if ext:
         ext_text = ext.decode("cp437")
-        text += "." + (ext_text.lower() if flags & _LOWER_EXT else ext_text)
+        text += "." + (_ascii_lower(ext_text) if flags & _LOWER_EXT else ext_text)
     return name_from_utf16(text.encode("utf-16-le", "surrogatepass"))
+
+
+def _ascii_lower(text: str) -> str:
+    """The NT lower-case flags lower A-Z only, as mtools reads and writes them: a writer sets the
+    flag when a part's ASCII letters are all lower case, whatever other letters it holds."""
+    return "".join(c.lower() if "A" <= c <= "Z" else c for c in text)
 
 
 def lfn_checksum(raw: bytes) -> int:
