@@ -118,6 +118,10 @@ SPECS: dict[str, FsSpec] = {
 }  # fmt: skip
 WRAPS = ("none", "mbr", "gpt")
 FORMATS = ("raw", "qcow2", "vmdk", "vhdx")
+CHAINS = ("qcow2-chain", "vmdk-chain")
+"""Formats given by name only (``--fmt``, fixed CI cases), not drawn (drawing them would change
+every seed's tree): the disk split between a base and a delta over it."""
+_CHAIN_STRIDE = 1 << 20
 
 
 # --- the tree ----------------------------------------------------------------------------------
@@ -958,6 +962,11 @@ def wrap_image(image: Path, wrap: str, fmt: str, work: Path) -> Path:
         else:
             run("sh", "-c", f"echo 'start=2048, size={sectors}, type=83' | sfdisk -q '{disk}'", what="sfdisk")
         run("dd", f"if={image}", f"of={disk}", "bs=1M", "seek=1", "conv=sparse,notrunc", "status=none")
+    if fmt in CHAINS:
+        top = _chain(disk, fmt.removesuffix("-chain"), work)
+        if disk != image:
+            disk.unlink()
+        return top
     if fmt != "raw":
         converted = work / f"disk.{fmt}"
         run("qemu-img", "convert", "-O", fmt, disk, converted, what=f"qemu-img convert -O {fmt}")
@@ -965,6 +974,43 @@ def wrap_image(image: Path, wrap: str, fmt: str, work: Path) -> Path:
             disk.unlink()
         disk = converted
     return disk
+
+
+def _chain(disk: Path, fmt: str, work: Path) -> Path:
+    """``disk`` as a base and a delta over it: the base holds every other MiB and garbage between
+    (so that reading a stale layer shows), the delta holds the MiBs between (written by qemu-io), so
+    that reads fall through both layers."""
+    garbage = b"\xa5" * _CHAIN_STRIDE
+    half, base, top = work / "half.raw", work / f"base.{fmt}", work / f"top.{fmt}"
+    commands: list[str] = []
+    with open(disk, "rb") as src, open(half, "wb") as dst:
+        dst.truncate(disk.stat().st_size)
+        at = 0
+        while chunk := src.read(_CHAIN_STRIDE):
+            dst.seek(at)
+            if (at // _CHAIN_STRIDE) % 2 == 0:
+                dst.write(chunk)
+            else:
+                dst.write(garbage[: len(chunk)])
+                piece = work / f"piece-{at}.bin"
+                piece.write_bytes(chunk)
+                commands += ["-c", f"write -s {piece} {at} {len(chunk)}"]
+            at += len(chunk)
+    run("qemu-img", "convert", "-O", fmt, half, base, what=f"qemu-img convert -O {fmt} (base)")
+    half.unlink()
+    run("qemu-img", "create", "-q", "-f", fmt, "-b", base.name, "-F", fmt, top, what=f"qemu-img create {fmt}")
+    if commands:
+        run("qemu-io", "-f", fmt, *commands, top, what="qemu-io write (delta)")
+    for piece in work.glob("piece-*.bin"):
+        piece.unlink()
+    return top
+
+
+def chain_files(disk: Path) -> list[Path]:
+    """The image files of the disk ``wrap_image`` made, top first."""
+    if disk.name.startswith("top."):
+        return [disk, disk.with_name("base" + disk.suffix)]
+    return [disk]
 
 
 def engine_read(
@@ -1286,7 +1332,7 @@ def run_case(tree: Tree, work: Path, log: Callable[[str], None] = lambda line: N
         disk = wrap_image(image, tree.wrap, tree.fmt, work)
         checker = _Checker(result)
         errors: list[str] = []
-        view = open_view([[disk]])
+        view = open_view([chain_files(disk)])
         try:
             root, engine, where = engine_read(view, spec.family, errors)
             result.entries = len(oracle)

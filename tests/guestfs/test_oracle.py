@@ -24,6 +24,9 @@ CASES = [
     *[("fat16", s, w, f) for s, w, f in ((21, "mbr", "qcow2"), (41, "none", "raw"), (61, "gpt", "vmdk"))],
     *[("fat32", s, w, f) for s, w, f in ((22, "gpt", "raw"), (42, "none", "vhdx"), (62, "mbr", "raw"))],
     *[("exfat", s, w, f) for s, w, f in ((23, "mbr", "vmdk"), (24, "none", "raw"), (43, "gpt", "qcow2"))],
+    # snapshot chains: a base and a delta over it, reads falling through both
+    ("ext4", 555, "gpt", "qcow2-chain"),
+    ("ntfs", 556, "mbr", "vmdk-chain"),
 ]
 FIRST = {fs: min(s for f, s, _, _ in CASES if f == fs) for fs, _, _, _ in CASES}
 say = print  # every case prints the oracle it used (shown with -s, and on failure)
