@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 from openflr.api.schema import Link, Value
-from openflr.api.views import replica_href, server_href, urn
+from openflr.api.views import replica_href, server_up, urn
 from openflr.core.protection import HierarchyRoot, Job, restore_point_id, restore_point_name, vm_ref
 from openflr.inventory.model import BackupServer, Replica, ReplicaPoint, stable_id
 
 JOB_TYPE = "Replica"
 BACKUP_TYPE = "Standard"
-
-
-def _up_server(base: str, server: BackupServer) -> Link:
-    return Link("Up", server_href(base, server), "BackupServerReference", server.name)
 
 
 def job_href(base: str, job: Job) -> str:
@@ -48,7 +44,7 @@ def job_ref(base: str, server: BackupServer, job: Job) -> Value:
         "Href": href,
         "Name": job.name,
         "UID": urn("Job", job.id),
-        "Links": [_up_server(base, server), Link("Alternate", f"{href}?format=Entity", "Job", job.name)],
+        "Links": [server_up(base, server), Link("Alternate", f"{href}?format=Entity", "Job", job.name)],
     }
 
 
@@ -60,7 +56,7 @@ def _description(job: Job) -> str:
 def job_entity(base: str, server: BackupServer, job: Job) -> Value:
     href = job_href(base, job)
     links = [
-        _up_server(base, server),
+        server_up(base, server),
         Link("Alternate", href, "JobReference", job.name),
         Link("Down", f"{href}/backupSessions", "BackupJobSessionReferenceList"),
         Link("Down", backup_href(base, job), "BackupReference", job.name),
@@ -92,7 +88,7 @@ def backup_ref(base: str, server: BackupServer, job: Job) -> Value:
         "Name": job.name,
         "UID": urn("Backup", job.backup_id),
         "Links": [
-            _up_server(base, server),
+            server_up(base, server),
             *_repositories(base, job),
             Link("Alternate", f"{href}?format=Entity", "Backup", job.name),
             Link("Down", f"{href}/restorePoints", "RestorePointReferenceList"),
@@ -109,7 +105,7 @@ def backup_entity(base: str, server: BackupServer, job: Job) -> Value:
         "UID": urn("Backup", job.backup_id),
         "Links": [
             *_repositories(base, job),
-            _up_server(base, server),
+            server_up(base, server),
             Link("Alternate", href, "BackupReference", job.name),
             Link("Down", f"{href}/restorePoints", "RestorePointReferenceList"),
         ],
@@ -130,7 +126,7 @@ def restore_point_ref(base: str, server: BackupServer, job: Job, point: ReplicaP
         "Name": name,
         "UID": urn("RestorePoint", restore_point_id(point)),
         "Links": [
-            _up_server(base, server),
+            server_up(base, server),
             Link("Up", backup_href(base, job), "BackupReference", job.name),
             Link("Alternate", f"{href}?format=Entity", "RestorePoint", name),
             Link("Down", f"{href}/vmRestorePoints", "VmRestorePointReferenceList"),
@@ -148,7 +144,7 @@ def restore_point_entity(base: str, server: BackupServer, job: Job, point: Repli
         "UID": urn("RestorePoint", restore_point_id(point)),
         "Links": [
             Link("Up", backup_href(base, job), "BackupReference", job.name),
-            _up_server(base, server),
+            server_up(base, server),
             Link("Alternate", href, "RestorePointReference", name),
             Link("Down", f"{href}/vmRestorePoints", "VmRestorePointReferenceList"),
         ],
@@ -172,7 +168,7 @@ def root_ref(base: str, server: BackupServer, root: HierarchyRoot) -> Value:
         "Name": root.platform,
         "UID": urn("HierarchyRoot", root.id),
         "Links": [
-            _up_server(base, server),
+            server_up(base, server),
             Link("Alternate", f"{href}?format=Entity", "HierarchyRoot", root.platform),
         ],
     }
@@ -186,7 +182,7 @@ def root_entity(base: str, server: BackupServer, root: HierarchyRoot) -> Value:
         "Name": root.platform,
         "UID": urn("HierarchyRoot", root.id),
         "Links": [
-            _up_server(base, server),
+            server_up(base, server),
             Link("Alternate", href, "HierarchyRootReference", root.platform),
         ],
         "HierarchyRootId": root.id,

@@ -32,7 +32,8 @@ def point_href(base: str, point: ReplicaPoint, family: str = "replica") -> str:
     return f"{base}/{POINT_KINDS[family][0]}/{point.id}"
 
 
-def _server_up(base: str, server: BackupServer) -> Link:
+def server_up(base: str, server: BackupServer) -> Link:
+    """The link up to the backup server, which every job, backup and replica carries."""
     return Link("Up", server_href(base, server), "BackupServerReference", server.name)
 
 
@@ -43,7 +44,7 @@ def _job_up(base: str, replica: Replica) -> Link:
 
 def _point_ups(base: str, inv: Inventory, replica: Replica, point: ReplicaPoint, family: str) -> list[Link]:
     """Up links of a point: the server, the replica and, for a VmRestorePoint, its restore point."""
-    ups = [_server_up(base, inv.server)]
+    ups = [server_up(base, inv.server)]
     if family == "restore":
         ups.append(
             Link(
@@ -93,7 +94,7 @@ def replica_ref(base: str, inv: Inventory, replica: Replica) -> Value:
         "Name": replica.vm_name,
         "UID": urn("Replica", replica.id),
         "Links": [
-            _server_up(base, inv.server),
+            server_up(base, inv.server),
             _job_up(base, replica),
             Link("Alternate", f"{href}?format=Entity", "Replica", replica.vm_name),
             Link("Down", f"{href}/vmReplicaPoints", "VmReplicaPointReferenceList"),
@@ -111,7 +112,7 @@ def replica_entity(base: str, inv: Inventory, replica: Replica) -> Value:
         "JobName": replica.job_name,
         "Platform": replica.platform,
         "Links": [
-            _server_up(base, inv.server),
+            server_up(base, inv.server),
             _job_up(base, replica),
             Link("Alternate", href, "ReplicaReference", replica.vm_name),
             Link("Down", f"{href}/vmReplicaPoints", "VmReplicaPointReferenceList"),
