@@ -1,7 +1,7 @@
 """Volume systems: GPT, MBR with extended partitions, LVM2 logical volumes, unpartitioned disks.
 
 Partition streams are sized from the table's own numbers (GPT's last LBA is inclusive: a reader
-that forgets it cuts off the NTFS backup boot sector, EVALUATION §8.1).
+that forgets it cuts off the partition's last sector, where NTFS keeps its backup boot sector).
 """
 
 from __future__ import annotations
