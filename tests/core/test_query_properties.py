@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from openflr.core.query import (
     INT,
+    MAX_NESTING,
     OPS,
     STR,
     TIME,
@@ -87,13 +88,21 @@ def test_any_text_parses_or_is_a_clean_400(text: str) -> None:
     assert error is None or (error.status == 400 and error.message)
 
 
-@pytest.mark.parametrize("depth", [400, 2000])
+@pytest.mark.parametrize("depth", [MAX_NESTING + 1, 400, 2000])
 def test_deeply_nested_filters_are_a_clean_400(depth: int) -> None:
     text = "(" * depth + "Name==x" + ")" * depth
-    try:
+    with pytest.raises(BadRequestError) as raised:
         parse_filter(text)
-    except BadRequestError:
-        return
+    assert raised.value.status == 400
+    # refused at the first parenthesis too many, before the parser recurses any deeper
+    assert raised.value.message.endswith(
+        f"parentheses nested deeper than {MAX_NESTING} levels at position {MAX_NESTING + 1}."
+    ), raised.value.message
+
+
+def test_nesting_up_to_the_limit_parses() -> None:
+    node = parse_filter("(" * MAX_NESTING + "Name==x" + ")" * MAX_NESTING)
+    assert node == parse_filter("Name==x")
 
 
 @PROPS
