@@ -20,13 +20,12 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from isal import isal_zlib
-
 from openflr.core.names import shown
 from openflr.errors import OpenflrError
 from openflr.guestfs.filesystems.base import Chunk
 from openflr.guestfs.view import GuestView
 from openflr.restore.items import CHUNK, Item, Problem, read_chunks, walk
+from openflr.seams.zipfile_internals import CentralDirectoryZip, Utf8ZipInfo, central_record, use_fast_crc32
 
 log = logging.getLogger(__name__)
 
@@ -42,17 +41,8 @@ _BY_REFERENCE = 64 * 1024
 _PACK = 64 * 1024
 """Central-directory records are compressed in batches of this many bytes (about 5:1)."""
 
-# zipfile computes each entry's CRC-32 with its module-level ``crc32`` (zlib's: ~1.2 GB/s here, the
-# bottleneck of a STORED ZIP). ISA-L's gives the same values about 4x faster; every zipfile user in
-# the process gets identical results, only sooner.
-zipfile.crc32 = isal_zlib.crc32  # type: ignore[attr-defined]
-
-
-class _Utf8Info(zipfile.ZipInfo):
-    """Sets the UTF-8 flag (bit 11) in the local and central headers of every entry, ASCII or not."""
-
-    def _encodeFilenameFlags(self) -> tuple[bytes, int]:  # zipfile's own hook
-        return self.filename.encode("utf-8"), self.flag_bits | 0x800
+# Every entry's CRC-32 with ISA-L (4x zlib's speed, the same values; process-wide, see the seam).
+use_fast_crc32()
 
 
 class _Sink(io.RawIOBase):
@@ -109,20 +99,7 @@ class _Sink(io.RawIOBase):
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-class _Entries:
-    """What zipfile's end record needs of a central directory already written: its length."""
-
-    def __init__(self, count: int) -> None:
-        self.count = count
-
-    def __len__(self) -> int:
-        return self.count
-
-    def __iter__(self) -> Iterator[zipfile.ZipInfo]:
-        return iter(())
-
-
-class _CompactZip(zipfile.ZipFile):
+class _CompactZip(CentralDirectoryZip):
     """A ZipFile that keeps each written entry's central-directory record as bytes (about 100 per
     entry, compressed in batches to about 20) instead of its ``ZipInfo`` (about 500 with its name):
     for a folder of 10,000 files, 0.2 MiB per stream instead of 5. Call ``compact`` after each entry,
@@ -136,11 +113,9 @@ class _CompactZip(zipfile.ZipFile):
         self._count = 0
 
     def compact(self) -> None:
-        for info in self.filelist:
-            self._records += _central_record(info)
+        for info in self.take_written():
+            self._records += central_record(info)
             self._count += 1
-        self.filelist.clear()
-        self.NameToInfo.clear()
         if len(self._records) >= _PACK:
             self._packed.append(zlib.compress(self._records, 1))
             self._records = bytearray()
@@ -149,67 +124,16 @@ class _CompactZip(zipfile.ZipFile):
         """Write the records kept so far, one batch per step (the end record follows on close)."""
         self.compact()
         while self._packed:
-            self.fp.write(zlib.decompress(self._packed.pop(0)))  # type: ignore[union-attr]
+            self.write_raw(zlib.decompress(self._packed.pop(0)))
             yield
-        self.fp.write(bytes(self._records))  # type: ignore[union-attr]
+        self.write_raw(bytes(self._records))
         self._records = bytearray()
         yield
 
-    def _write_end_record(self) -> None:
+    def write_central_directory(self) -> int:
         for _ in self.central_directory():
             pass
-        self.filelist = _Entries(self._count)  # type: ignore[assignment]
-        super()._write_end_record()  # type: ignore[misc]
-
-
-def _central_record(info: zipfile.ZipInfo) -> bytes:
-    """The central-directory record of a written STORED entry, as zipfile's own end record writes it."""
-    dt = info.date_time
-    dosdate = (dt[0] - 1980) << 9 | dt[1] << 5 | dt[2]
-    dostime = dt[3] << 11 | dt[4] << 5 | (dt[5] // 2)
-    extra: list[int] = []
-    if info.file_size > zipfile.ZIP64_LIMIT or info.compress_size > zipfile.ZIP64_LIMIT:
-        extra += [info.file_size, info.compress_size]
-        file_size = compress_size = 0xFFFFFFFF
-    else:
-        file_size, compress_size = info.file_size, info.compress_size
-    if info.header_offset > zipfile.ZIP64_LIMIT:
-        extra.append(info.header_offset)
-        header_offset = 0xFFFFFFFF
-    else:
-        header_offset = info.header_offset
-    extra_data = info.extra
-    min_version = 0
-    if extra:
-        extra_data = zipfile._strip_extra(extra_data, (1,))  # type: ignore[attr-defined]
-        extra_data = struct.pack("<HH" + "Q" * len(extra), 1, 8 * len(extra), *extra) + extra_data
-        min_version = zipfile.ZIP64_VERSION
-    extract_version = max(min_version, info.extract_version)
-    create_version = max(min_version, info.create_version)
-    filename, flag_bits = info._encodeFilenameFlags()  # type: ignore[attr-defined]
-    head = struct.pack(
-        zipfile.structCentralDir,  # type: ignore[attr-defined]
-        zipfile.stringCentralDir,  # type: ignore[attr-defined]
-        create_version,
-        info.create_system,
-        extract_version,
-        info.reserved,
-        flag_bits,
-        info.compress_type,
-        dostime,
-        dosdate,
-        info.CRC,
-        compress_size,
-        file_size,
-        len(filename),
-        len(extra_data),
-        len(info.comment),
-        0,
-        info.internal_attr,
-        info.external_attr,
-        header_offset,
-    )
-    return bytes(head + filename + extra_data + info.comment)
+        return self._count
 
 
 @dataclass
@@ -236,7 +160,7 @@ def _info(name: str, mtime_ns: int | None, mode: int) -> zipfile.ZipInfo:
     seconds = (mtime_ns or 0) // 1_000_000_000
     t = time.gmtime(max(seconds, 315532800))  # DOS dates start in 1980
     year = min(t.tm_year, 2107)
-    info = _Utf8Info(_clean(name), (year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec))
+    info = Utf8ZipInfo(_clean(name), (year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec))
     info.create_system = 3  # Unix: external attributes carry the mode
     info.external_attr = (mode & 0xFFFF) << 16
     if stat.S_ISDIR(mode):
