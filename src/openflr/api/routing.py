@@ -3,12 +3,13 @@ the documented spelling; path parameters keep the case the client sent."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable, Sequence
 
 from starlette import routing
 from starlette.requests import Request
 from starlette.responses import Response
+
+from openflr.seams.starlette_routes import match_any_case
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -16,7 +17,7 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 class Route(routing.Route):
     def __init__(self, path: str, endpoint: Endpoint, methods: Sequence[str]) -> None:
         super().__init__(path, endpoint, methods=list(methods))
-        self.path_regex = re.compile(self.path_regex.pattern, re.IGNORECASE)
+        match_any_case(self)
 
 
 class FamilyRoute(Route):
