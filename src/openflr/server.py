@@ -10,8 +10,6 @@ import socket
 from typing import Any
 
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-from uvicorn.protocols.http.httptools_impl import RequestResponseCycle as HttpToolsCycle
 
 from openflr import malloc
 from openflr.api.app import create_app
@@ -20,6 +18,7 @@ from openflr.api.render import xml_document
 from openflr.config import Settings
 from openflr.core.service import Service
 from openflr.errors import OpenflrError
+from openflr.seams.uvicorn_protocol import HttpToolsHooks
 from openflr.tls import certificate_paths, harden
 
 log = logging.getLogger(__name__)
@@ -44,40 +43,14 @@ def canonical_header_block(block: bytes) -> bytes:
     return b"\r\n".join(lines)
 
 
-class _HeaderBlockWriter:
-    """Transport stand-in for exactly one write: the response header block."""
-
-    def __init__(self, transport: Any) -> None:
-        self._transport = transport
-
-    def write(self, data: bytes) -> None:
-        self._transport.write(canonical_header_block(data))
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
-
-
-class _CaseCycle(HttpToolsCycle):
-    async def send(self, message: Any) -> None:
-        if message["type"] == "http.response.start" and not self.response_started:
-            real = self.transport
-            self.transport = _HeaderBlockWriter(real)  # type: ignore[assignment]
-            try:
-                await super().send(message)
-            finally:
-                self.transport = real
-        else:
-            await super().send(message)
-
-
 _CONNECTIONS: dict[str, int] = {}
 """Open connections per client address, in this server process."""
 
 
-class CasePreservingHttpTools(HttpToolsProtocol):
+class CasePreservingHttpTools(HttpToolsHooks):
     """uvicorn's httptools protocol lower-cases every response header name on the wire; EM clients
     such as the Zabbix PHP script compare ``X-RestSvcSessionId`` case-sensitively. Only the header
-    block write is touched, never body bytes."""
+    block write is touched, never body bytes (``openflr.seams.uvicorn_protocol``)."""
 
     max_head_bytes = 256 * 1024
     """Bytes a request line and header block may take before the parser is fed no more (httptools
@@ -97,7 +70,7 @@ class CasePreservingHttpTools(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        address = self.client[0] if self.client else None
+        address = self.peer_host
         if address is not None:
             held = _CONNECTIONS.get(address, 0) + 1
             _CONNECTIONS[address] = held
@@ -119,8 +92,7 @@ class CasePreservingHttpTools(HttpToolsProtocol):
                 _CONNECTIONS.pop(address, None)
         super().connection_lost(exc)
 
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
+    def head_begun(self) -> None:
         self._head_bytes = 0
         self._in_head = True
         self._head_started = True
@@ -128,7 +100,7 @@ class CasePreservingHttpTools(HttpToolsProtocol):
 
     def _start_head_timer(self) -> None:
         self._stop_head_timer()
-        self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
+        self._head_timer = self.call_later(self.head_timeout, self._head_timed_out)
 
     def _stop_head_timer(self) -> None:
         if self._head_timer is not None:
@@ -137,10 +109,10 @@ class CasePreservingHttpTools(HttpToolsProtocol):
 
     def _head_timed_out(self) -> None:
         self._head_timer = None
-        if not self._in_head or self.transport.is_closing():
+        if not self._in_head or self.is_closing():
             return
         if not self._head_started:  # a connection that never said anything: hang up
-            self.transport.close()
+            self.close()
             return
         self._in_head = False
         message = f"The request line and headers did not arrive within {self.head_timeout:g} seconds."
@@ -151,23 +123,23 @@ class CasePreservingHttpTools(HttpToolsProtocol):
             self._head_bytes += len(data)
         super().data_received(data)
         # Checked after parsing: a chunk that completes the head and carries a large body is fine.
-        if self._in_head and self._head_bytes > self.max_head_bytes and not self.transport.is_closing():
+        if self._in_head and self._head_bytes > self.max_head_bytes and not self.is_closing():
             self._refuse_head()
 
-    def on_headers_complete(self) -> None:
+    def head_complete(self) -> None:
         self._in_head = False
         self._head_started = False
         self._stop_head_timer()
-        super().on_headers_complete()
-        if type(self.cycle) is HttpToolsCycle:
-            self.cycle.__class__ = _CaseCycle
+
+    def rewrite_response_head(self, block: bytes) -> bytes:
+        return canonical_header_block(block)
 
     def _refuse_head(self) -> None:
         self._in_head = False
         message = f"The request line and headers exceed {self.max_head_bytes} bytes."
         self._refuse(431, "Request Header Fields Too Large", "RequestHeaderFieldsTooLarge", message)
 
-    def send_400_response(self, msg: str) -> None:
+    def malformed_request(self, msg: str) -> None:
         """A request the HTTP parser rejects (bad request line, bad header) still gets an EM Error."""
         self._refuse(400, "Bad Request", "BadRequest", f"Malformed HTTP request: {msg}")
 
@@ -175,14 +147,14 @@ class CasePreservingHttpTools(HttpToolsProtocol):
         """Answer with an EM Error before any app runs, then close the connection."""
         body = xml_document(ERROR, {"Message": message, "StatusCode": status, "Status": status_name})
         head = [f"HTTP/1.1 {status} {reason}\r\n".encode("ascii")]
-        head += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
+        head += [name + b": " + value + b"\r\n" for name, value in self.default_headers]
         head += [
             b"Content-Type: application/xml; charset=utf-8\r\n",
             b"Content-Length: " + str(len(body)).encode("ascii") + b"\r\n",
             b"Connection: close\r\n\r\n",
         ]
-        self.transport.write(canonical_header_block(b"".join(head)) + body)
-        self.transport.close()
+        self.write(canonical_header_block(b"".join(head)) + body)
+        self.close()
 
 
 class ListenError(OpenflrError):
