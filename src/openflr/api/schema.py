@@ -1,9 +1,10 @@
 """The shape language for Enterprise Manager types.
 
 Each EM type is described once, as an ordered tuple of fields; the XML and JSON renderers and the
-request-body parser all work from these descriptions (the moto lesson: serialise from a schema, never
-from per-endpoint templates). Field order is the JSON order, which follows the vendor schema's
-declaration order; in XML the inherited ``Links`` element comes first for resource types.
+request-body parser all work from these descriptions, never from per-endpoint templates, so XML and
+JSON cannot drift apart (docs/EM-API.md, "Types and wire shape"). Field order is the JSON order,
+which follows the vendor schema's declaration order; in XML the inherited ``Links`` element comes
+first for resource types.
 """
 
 from __future__ import annotations
