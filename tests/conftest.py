@@ -9,36 +9,23 @@ import pytest
 from starlette.testclient import TestClient
 
 from openflr.api.app import create_app
-from openflr.config import load_settings
-from openflr.core.roles import Role
-from openflr.core.service import Service
 from tests.imagebuilder import Fixtures, ensure_fixtures
-from tests.support import USERS, Api, RunningServer, add_users, plain_client, run_server
-
-FIXTURE_DATASTORES = ("vmware", "hyperv", "qcow2")
+from tests.support import (
+    SHARED_SERVER,
+    Api,
+    RunningServer,
+    add_users,
+    datastore_config,
+    make_service,
+    plain_client,
+    run_server,
+)
 
 
 @pytest.fixture(scope="session")
 def fixtures() -> Fixtures:
     """The real disk images and datastores (built once, cached in .cache/fixtures)."""
     return ensure_fixtures()
-
-
-# The shared servers live for the whole run and every test logs on afresh.
-# Logon throttling has its own tests and server (tests/api/test_logon_abuse.py); here it is loosened so
-# that deliberate bad logons across the suite never lock the test users out of the shared servers.
-SHARED_SERVER = (
-    "[sessions]\nmax_per_user = 100000\n"
-    "[security]\nlogon_free_failures = 1000\nlock_after = 100000\nspray_lock_accounts = 100000\n"
-)
-
-
-def datastore_config(fx: Fixtures, names: tuple[str, ...] = FIXTURE_DATASTORES) -> str:
-    """TOML for the fixture datastores (each named after its layout)."""
-    return "".join(
-        f'[[datastores]]\nname = "{n}"\npath = "{fx.datastore(n)}"\njob = "{n.upper()} Replication"\n\n'
-        for n in names
-    )
 
 
 @pytest.fixture(scope="session")
@@ -60,18 +47,6 @@ def http_server(real_server_dir: Path, fixtures: Fixtures) -> Iterator[RunningSe
 def https_server(real_server_dir: Path, fixtures: Fixtures) -> Iterator[RunningServer]:
     with run_server(real_server_dir, https=True, config=SHARED_SERVER + datastore_config(fixtures)) as server:
         yield server
-
-
-def make_service(data_dir: Path, config: str = "", **env: str) -> Service:
-    if config:
-        (data_dir / "openflr.toml").write_text(config)
-        env = {"OPENFLR_CONFIG": str(data_dir / "openflr.toml"), **env}
-    settings = load_settings(env={"OPENFLR_DATA_DIR": str(data_dir), **env})
-    service = Service(settings)
-    for name, (password, role) in USERS.items():
-        if service.users.get(name) is None:
-            service.users.add(name, password, Role(role))
-    return service
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,11 @@ from typing import Any
 import httpx2 as httpx
 from lxml import etree
 
+from openflr.config import load_settings
+from openflr.core.roles import Role
+from openflr.core.service import Service
+from tests.imagebuilder import Fixtures
+
 NS = {"em": "http://www.veeam.com/ent/v1.0"}
 OPENFLR = [sys.executable, "-m", "openflr"]
 USERS = {
@@ -25,6 +30,37 @@ USERS = {
     "admin": ("Adm1n!pass", "PortalAdministrator"),
     "viewer": ("V1ewer!pass", "PortalUser"),
 }
+FIXTURE_DATASTORES = ("vmware", "hyperv", "qcow2")
+"""The datastores the shared servers serve (each named after its layout)."""
+
+# The shared servers live for the whole run and every test logs on afresh.
+# Logon throttling has its own tests and server (tests/api/test_logon_abuse.py); here it is loosened so
+# that deliberate bad logons across the suite never lock the test users out of the shared servers.
+SHARED_SERVER = (
+    "[sessions]\nmax_per_user = 100000\n"
+    "[security]\nlogon_free_failures = 1000\nlock_after = 100000\nspray_lock_accounts = 100000\n"
+)
+
+
+def datastore_config(fx: Fixtures, names: tuple[str, ...] = FIXTURE_DATASTORES) -> str:
+    """TOML for the fixture datastores (each named after its layout)."""
+    return "".join(
+        f'[[datastores]]\nname = "{n}"\npath = "{fx.datastore(n)}"\njob = "{n.upper()} Replication"\n\n'
+        for n in names
+    )
+
+
+def make_service(data_dir: Path, config: str = "", **env: str) -> Service:
+    """An in-process service over ``data_dir`` (with ``config`` as its openflr.toml) and the test users."""
+    if config:
+        (data_dir / "openflr.toml").write_text(config)
+        env = {"OPENFLR_CONFIG": str(data_dir / "openflr.toml"), **env}
+    settings = load_settings(env={"OPENFLR_DATA_DIR": str(data_dir), **env})
+    service = Service(settings)
+    for name, (password, role) in USERS.items():
+        if service.users.get(name) is None:
+            service.users.add(name, password, Role(role))
+    return service
 
 
 def free_port() -> int:

@@ -13,9 +13,8 @@ from lxml import etree
 
 from openflr.config import load_settings
 from openflr.core.service import Service
-from tests.conftest import datastore_config
 from tests.imagebuilder import Fixtures
-from tests.support import OPENFLR, cli, demo_password, free_port, plain_client, run_server
+from tests.support import OPENFLR, cli, datastore_config, demo_password, free_port, plain_client, run_server
 
 
 def test_users_lifecycle(tmp_path: Path) -> None:

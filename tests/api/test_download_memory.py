@@ -19,9 +19,16 @@ from pathlib import Path
 import pytest
 
 from tests.api.flr import TOKEN, mount, point_href
-from tests.conftest import SHARED_SERVER, datastore_config
 from tests.imagebuilder import Fixtures
-from tests.support import Api, RunningServer, add_users, plain_client, run_server
+from tests.support import (
+    SHARED_SERVER,
+    Api,
+    RunningServer,
+    add_users,
+    datastore_config,
+    plain_client,
+    run_server,
+)
 
 STREAMS = 16
 MiB = 1024

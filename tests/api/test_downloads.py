@@ -28,25 +28,23 @@ from urllib.parse import quote, unquote, urlsplit
 import pytest
 
 from tests.api.flr import TOKEN, headers, list_all, mount, point_href, wait_task
-from tests.conftest import SHARED_SERVER, datastore_config
 from tests.guestfs.truth import EXPECTED_EXTRA_DIRS
 from tests.imagebuilder import Fixtures
 from tests.imagebuilder.large import BIG_FILE, BIG_SIZE, LARGE_VM
-from tests.support import Api, RunningServer, add_users, plain_client, run_server, xml
+from tests.support import (
+    SHARED_SERVER,
+    Api,
+    RunningServer,
+    add_users,
+    datastore_config,
+    plain_client,
+    run_server,
+    xml,
+)
 
 ALL_DATASTORES = ("vmware", "hyperv", "qcow2", "esxi", "misc", "large")
 REPORT = "Documents/report.txt"
 BUDGET = "Users/alice/Documents/Budget 2026.xlsx"
-
-
-@pytest.fixture
-def op(api: Api) -> str:
-    return api.logon("flrop")
-
-
-@pytest.fixture
-def win(api: Api, op: str) -> str:
-    return mount(api, op, point_href(api, op, "KVM", "Win File Server"))
 
 
 def truth_of(fixtures: Fixtures, vm: str, point: str = "p3") -> dict[str, Any]:

@@ -33,9 +33,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.api.flr import TOKEN, headers, mount, point_href
-from tests.conftest import datastore_config
 from tests.imagebuilder import Fixtures
-from tests.support import Api, RunningServer, add_users, plain_client, run_server
+from tests.support import Api, RunningServer, add_users, datastore_config, plain_client, run_server
 
 STATUSES: Counter[tuple[str, int]] = Counter()
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]

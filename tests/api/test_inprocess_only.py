@@ -9,8 +9,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from openflr.api.app import create_app
-from tests.conftest import make_service
-from tests.support import Api
+from tests.support import Api, make_service
 
 
 def test_camel_case_json_setting(tmp_path: Path) -> None:

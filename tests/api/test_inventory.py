@@ -12,11 +12,6 @@ TOKEN = "X-RestSvcSessionId"
 JSON = {"Accept": "application/json"}
 
 
-@pytest.fixture
-def token(api: Api) -> str:
-    return api.logon("viewer")  # PortalUser: may list points
-
-
 def get(api: Api, token: str, path: str, json: bool = False) -> object:
     r = api.get(path, headers={TOKEN: token, **(JSON if json else {})})
     assert r.status_code == 200, r.text

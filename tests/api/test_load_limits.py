@@ -15,11 +15,18 @@ import pytest
 
 from tests.api.flr import TOKEN, headers, list_all, mount, wait_task
 from tests.api.test_downloads import file_url, points_of
-from tests.conftest import SHARED_SERVER, datastore_config
 from tests.imagebuilder import Fixtures
 from tests.imagebuilder.hostile import SLOW, ensure_hostile
 from tests.imagebuilder.large import BIG_FILE, LARGE_VM
-from tests.support import Api, RunningServer, add_users, plain_client, run_server
+from tests.support import (
+    SHARED_SERVER,
+    Api,
+    RunningServer,
+    add_users,
+    datastore_config,
+    plain_client,
+    run_server,
+)
 
 LIMITS = "[limits]\nmax_concurrent_downloads = 2\nmax_concurrent_mounts = 1\nmount_timeout = 600\n"
 

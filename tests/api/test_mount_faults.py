@@ -19,10 +19,9 @@ from starlette.testclient import TestClient
 from openflr.api.app import create_app
 from openflr.core.service import Service
 from tests.api.flr import headers, mount, point_href, wait_task
-from tests.conftest import make_service
 from tests.imagebuilder import Fixtures
 from tests.inventory.test_scanner import _clone
-from tests.support import Api, RunningServer, add_users, cli, plain_client, run_server, xml
+from tests.support import Api, RunningServer, add_users, cli, make_service, plain_client, run_server, xml
 
 
 @pytest.fixture(params=["inproc", "http"])

@@ -17,22 +17,6 @@ from tests.api.flr import TOKEN, headers, list_all, mount, point_href, roots, wa
 from tests.support import NS, Api, local, xml
 
 
-@pytest.fixture
-def op(api: Api) -> str:
-    return api.logon("flrop")
-
-
-@pytest.fixture
-def win(api: Api, op: str) -> str:
-    """A mount of the newest point of the Windows VM on the qcow2 datastore."""
-    return mount(api, op, point_href(api, op, "KVM", "Win File Server"))
-
-
-@pytest.fixture
-def lin(api: Api, op: str) -> str:
-    return mount(api, op, point_href(api, op, "KVM", "lin-web01"))
-
-
 def test_mount_flow_in_xml(api: Api, op: str) -> None:
     point = point_href(api, op, "VMware", "Win File Server")
     r = api.post(point + "/mounts", headers={TOKEN: op})  # empty body, no Content-Type

@@ -19,8 +19,17 @@ from tests.api import odd_names
 from tests.api.flr import TOKEN, headers, list_all, mount, roots
 from tests.api.odd_names import LIN_VM, RAW_VM, WIN_VM, content, shown
 from tests.api.test_downloads import points_of
-from tests.conftest import SHARED_SERVER
-from tests.support import NS, Api, RunningServer, add_users, local, plain_client, run_server, xml
+from tests.support import (
+    NS,
+    SHARED_SERVER,
+    Api,
+    RunningServer,
+    add_users,
+    local,
+    plain_client,
+    run_server,
+    xml,
+)
 
 JOB = "NAMES Replication"
 

@@ -18,19 +18,13 @@ from starlette.testclient import TestClient
 from openflr.api.app import create_app
 from openflr.api.routes.reports import processed_days
 from openflr.inventory.model import BackupServer, Inventory, Replica, ReplicaPoint
-from tests.conftest import SHARED_SERVER, datastore_config, make_service
 from tests.imagebuilder import Fixtures
-from tests.support import NS, Api, local, xml
+from tests.support import NS, SHARED_SERVER, Api, datastore_config, local, make_service, xml
 
 TOKEN = "X-RestSvcSessionId"
 JSON = {"Accept": "application/json"}
 JOBS = {"VMWARE Replication", "HYPERV Replication", "QCOW2 Replication"}
 ENTITY_TAIL = ["Name", "UID", "Links", "Href", "Type"]
-
-
-@pytest.fixture
-def token(api: Api) -> str:
-    return api.logon("viewer")  # PortalUser: may read the inventory
 
 
 def get(api: Api, token: str, path: str, json: bool = False) -> Any:

@@ -13,18 +13,21 @@ import pytest
 from starlette.testclient import TestClient
 
 from openflr.api.app import create_app
-from tests.conftest import FIXTURE_DATASTORES, SHARED_SERVER, datastore_config, make_service
 from tests.imagebuilder import Fixtures
-from tests.support import NS, Api, local, xml
+from tests.support import (
+    FIXTURE_DATASTORES,
+    NS,
+    SHARED_SERVER,
+    Api,
+    datastore_config,
+    local,
+    make_service,
+    xml,
+)
 
 TOKEN = "X-RestSvcSessionId"
 JSON = {"Accept": "application/json"}
 TAIL = ["Links", "Href", "Type"]
-
-
-@pytest.fixture
-def token(api: Api) -> str:
-    return api.logon("viewer")  # PortalUser: may read the inventory
 
 
 def get(api: Api, token: str, path: str, json: bool = False) -> object:

@@ -7,18 +7,11 @@ from __future__ import annotations
 import hashlib
 from urllib.parse import quote
 
-import pytest
-
 from tests.api.flr import TOKEN, headers, list_all, point_href, roots, wait_task
 from tests.imagebuilder import Fixtures
 from tests.support import NS, Api, local, xml
 
 REPORT = "Documents/report.txt"
-
-
-@pytest.fixture
-def op(api: Api) -> str:
-    return api.logon("flrop")
 
 
 def restore_href(api: Api, op: str) -> str:

@@ -13,9 +13,17 @@ import pytest
 
 from tests.api.flr import TOKEN, headers, mount, wait_task
 from tests.api.test_downloads import audit_records, file_url, points_of
-from tests.conftest import SHARED_SERVER, datastore_config
 from tests.imagebuilder import Fixtures
-from tests.support import Api, RunningServer, add_users, cli, plain_client, run_server
+from tests.support import (
+    SHARED_SERVER,
+    Api,
+    RunningServer,
+    add_users,
+    cli,
+    datastore_config,
+    plain_client,
+    run_server,
+)
 
 PASSWORD = "Rules!pass1"
 WIN_POINTS = "QCOW2 Replication"

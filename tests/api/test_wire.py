@@ -10,7 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from openflr.api.app import create_app
-from tests.support import Api, RunningServer, local, xml
+from tests.support import Api, RunningServer, local, make_service, xml
 
 TOKEN = "X-RestSvcSessionId"
 
@@ -137,8 +137,6 @@ def test_hrefs_follow_the_host_header(api: Api) -> None:
 
 def test_public_url_wins_over_the_host_header(tmp_path: Path) -> None:
     """Behind a reverse proxy: Hrefs and Location name the public address, whatever Host says."""
-    from tests.conftest import make_service
-
     service = make_service(tmp_path, '[server]\npublic_url = "https://flr.example.com/openflr/"\n')
     with TestClient(create_app(service), base_url="https://testserver") as client:
         root = client.get("/api/", headers={"Host": "attacker.example:1"})
@@ -204,8 +202,6 @@ def test_too_many_query_parameters_are_400(api: Api) -> None:
 
 
 def test_limits_come_from_the_config(tmp_path: Path) -> None:
-    from tests.conftest import make_service
-
     service = make_service(tmp_path, "[limits]\nmax_url_bytes = 100\nmax_query_params = 2\n")
     with TestClient(create_app(service), base_url="https://testserver") as client:
         assert client.get("/api/?a=1&b=2").status_code == 200
@@ -330,8 +326,6 @@ def test_openapi_covers_the_app_routes() -> None:
 
 
 def test_openapi_follows_json_casing(tmp_path: Path) -> None:
-    from tests.conftest import make_service
-
     service = make_service(tmp_path, '[api]\njson_casing = "camel"\n')
     with TestClient(create_app(service), base_url="https://testserver") as client:
         doc = client.get("/api/openapi.json").json()

@@ -1,57 +1,20 @@
-"""Real third-party EM clients against a real `openflr serve` process (HTTP and HTTPS).
+"""Fixtures for the real third-party EM clients: a real `openflr serve` process (HTTP and HTTPS).
 
-Each PyPI client runs in its own virtualenv (they pin old libraries), cached in
-``.cache/client-venvs/<name>`` and rebuilt when its pinned requirement changes.
+The clients' virtualenvs and ``ClientTarget`` are in tests/clients/support.py.
 """
 
 from __future__ import annotations
 
-import subprocess
-import venv
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import datastore_config
+from tests.clients.support import ClientTarget
 from tests.imagebuilder import Fixtures
-from tests.support import USERS, RunningServer, add_users, plain_client, run_server
+from tests.support import USERS, RunningServer, add_users, datastore_config, plain_client, run_server
 
-ROOT = Path(__file__).resolve().parents[2]
-VENVS = ROOT / ".cache" / "client-venvs"
 CLIENT_SERVER = "[sessions]\nmax_per_user = 1000\n"
-
-
-def client_venv(name: str, *requirements: str) -> Path:
-    """A virtualenv with ``requirements`` installed; returns its ``bin`` folder."""
-    home = VENVS / name
-    stamp = home / "openflr-requirements.txt"
-    wanted = "\n".join(requirements) + "\n"
-    if not (stamp.is_file() and stamp.read_text() == wanted):
-        venv.EnvBuilder(clear=True, with_pip=True).create(home)
-        subprocess.run(
-            [str(home / "bin" / "python"), "-m", "pip", "install", "-q", *requirements],
-            check=True,
-            timeout=600,
-        )
-        stamp.write_text(wanted)
-    return home / "bin"
-
-
-@dataclass(frozen=True)
-class ClientTarget:
-    """A server a client is pointed at, with the ids a client script needs."""
-
-    server: RunningServer
-    user: str
-    password: str
-    point_id: str
-    """Newest point of ``Win File Server`` on the qcow2 datastore."""
-
-    @property
-    def base(self) -> str:
-        return self.server.base
 
 
 def _newest_windows_point(server: RunningServer) -> str:

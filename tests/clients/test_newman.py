@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.clients.conftest import ClientTarget
+from tests.clients.support import ClientTarget
 from tests.imagebuilder import Fixtures
 
 ROOT = Path(__file__).resolve().parents[2]

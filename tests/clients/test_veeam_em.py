@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.clients.conftest import ClientTarget, client_venv
+from tests.clients.support import ClientTarget, client_venv
 from tests.imagebuilder import Fixtures
 
 FLOW = Path(__file__).with_name("veeam_em_flow.py")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.clients.conftest import ClientTarget, client_venv
+from tests.clients.support import ClientTarget, client_venv
 from tests.support import plain_client
 
 REQUIREMENT = "veeam-exporter==1.1.0"

@@ -25,13 +25,21 @@ from openflr.restore.targets.connect import ConnectOptions, connect
 from openflr.restore.targets.smb import get_security
 from tests.api.flr import TOKEN, headers, mount, wait_task
 from tests.api.test_downloads import points_of, sha
-from tests.conftest import SHARED_SERVER
 from tests.imagebuilder import Fixtures
 from tests.imagebuilder.large import BIG_FILE, LARGE_VM
 from tests.restore import services
 from tests.restore.sd import allowed_aces, owner_and_group
 from tests.restore.services import SambaServer, SshServer
-from tests.support import Api, RunningServer, add_users, cli, free_port, plain_client, run_server
+from tests.support import (
+    SHARED_SERVER,
+    Api,
+    RunningServer,
+    add_users,
+    cli,
+    free_port,
+    plain_client,
+    run_server,
+)
 
 WIN, LIN = "Win File Server", "lin-web01"
 RESTORED = re.compile(r"^RESTORED_\d{8}_\d{6}_(.+)$")

@@ -17,10 +17,9 @@ from tests.api import odd_names
 from tests.api.flr import headers, list_all, mount, roots, wait_task
 from tests.api.odd_names import LIN_VM, RAW_VM, WIN_VM, shown
 from tests.api.test_downloads import points_of
-from tests.conftest import SHARED_SERVER
 from tests.restore.services import SambaServer, SshServer
 from tests.restore.test_restore_api import SMB_PASSWORD_ENV, original, owned_folder, restore
-from tests.support import Api, RunningServer, add_users, plain_client, run_server
+from tests.support import SHARED_SERVER, Api, RunningServer, add_users, plain_client, run_server
 
 JOB = "NAMES Replication"
 LIN_SFTP, RAW_SFTP = "names-lin-sftp", "names-raw-sftp"
