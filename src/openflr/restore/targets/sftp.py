@@ -43,7 +43,7 @@ from openflr.restore.targets.base import (
     check_name,
     posix_name,
 )
-from openflr.restore.targets.connect import ConnectOptions
+from openflr.restore.targets.options import ConnectOptions
 
 log = logging.getLogger(__name__)
 

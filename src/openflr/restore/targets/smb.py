@@ -24,7 +24,6 @@ from typing import Any, TypeVar
 import anyio
 import anyio.to_thread
 import smbclient  # type: ignore[import-untyped,unused-ignore]
-from smbclient._io import SMBFileTransaction, SMBRawIO  # type: ignore[import-untyped,unused-ignore]
 from smbprotocol.connection import Connection  # type: ignore[import-untyped,unused-ignore]
 from smbprotocol.exceptions import (  # type: ignore[import-untyped,unused-ignore]
     SMBAuthenticationError,
@@ -33,16 +32,8 @@ from smbprotocol.exceptions import (  # type: ignore[import-untyped,unused-ignor
     SMBOSError,
     SMBResponseException,
 )
-from smbprotocol.file_info import InfoType  # type: ignore[import-untyped,unused-ignore]
 from smbprotocol.header import NtStatus  # type: ignore[import-untyped,unused-ignore]
-from smbprotocol.open import (  # type: ignore[import-untyped,unused-ignore]
-    FilePipePrinterAccessMask,
-    InfoAdditionalInformation,
-    SMB2QueryInfoRequest,
-    SMB2QueryInfoResponse,
-    SMB2SetInfoRequest,
-    SMB2SetInfoResponse,
-)
+from smbprotocol.open import InfoAdditionalInformation  # type: ignore[import-untyped,unused-ignore]
 
 from openflr.guestfs.filesystems.base import Chunk
 from openflr.restore.targets.base import (
@@ -61,7 +52,8 @@ from openflr.restore.targets.base import (
     TargetWriter,
     check_name,
 )
-from openflr.restore.targets.connect import ConnectOptions
+from openflr.restore.targets.options import ConnectOptions
+from openflr.seams.smbclient_io import connection_cache_key, read_security, write_security
 
 log = logging.getLogger(__name__)
 
@@ -246,8 +238,8 @@ class SmbTarget(Target):
 
     async def open(self) -> None:
         """Log on and check that the share and folder exist."""
-        path, port = self.unc(()), self._session["port"]
-        key = f"{self.address.host.lower()}:{port}"  # smbclient's connection cache key
+        path, port = self.unc(()), self.address.port or DEFAULT_PORT
+        key = connection_cache_key(self.address.host, port)
 
         def is_folder(unc: str) -> bool:
             try:
@@ -395,26 +387,7 @@ class SmbTarget(Target):
 
         def run() -> None:
             self._walk(parts[:-1], what)
-            raw = SMBRawIO(
-                path,
-                mode="r",
-                share_access="rwd",
-                desired_access=FilePipePrinterAccessMask.WRITE_DAC | FilePipePrinterAccessMask.WRITE_OWNER,
-                **self._session,
-            )
-            request = SMB2SetInfoRequest()
-            request["info_type"] = InfoType.SMB2_0_INFO_SECURITY
-            request["additional_information"] = SECURITY_PARTS
-            request["file_id"] = raw.fd.file_id  # "the file just opened" within the compound request
-            request["buffer"] = descriptor
-
-            def receive(sent: Any) -> Any:
-                response = SMB2SetInfoResponse()
-                response.unpack(raw.fd.connection.receive(sent)["data"].get_value())
-                return response
-
-            with SMBFileTransaction(raw) as transaction:
-                transaction += (request, receive)
+            write_security(path, SECURITY_PARTS, descriptor, self._session)
 
         await self.call(what, run)
 
@@ -423,27 +396,7 @@ class SmbTarget(Target):
         path = self.unc(parts)
 
         def run() -> bytes:
-            raw = SMBRawIO(
-                path,
-                mode="r",
-                share_access="rwd",
-                desired_access=FilePipePrinterAccessMask.READ_CONTROL,
-                **self._session,
-            )
-            request = SMB2QueryInfoRequest()
-            request["info_type"] = InfoType.SMB2_0_INFO_SECURITY
-            request["additional_information"] = SECURITY_PARTS
-            request["output_buffer_length"] = MAX_SECURITY_DESCRIPTOR
-            request["file_id"] = raw.fd.file_id
-
-            def receive(sent: Any) -> bytes:
-                response = SMB2QueryInfoResponse()
-                response.unpack(raw.fd.connection.receive(sent)["data"].get_value())
-                return bytes(response["buffer"].get_value())
-
-            with SMBFileTransaction(raw) as transaction:
-                transaction += (request, receive)
-            return bytes(transaction.results[0])
+            return read_security(path, SECURITY_PARTS, MAX_SECURITY_DESCRIPTOR, self._session)
 
         return await self.call(f"reading the permissions of {self.shown(parts)}", run)
 
