@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from openflr.core.browse import ALL, ListingCache, page
+from openflr.core.browse import ALL, ListingCache, read_page
 from openflr.core.folderreaders import FolderReaders
 from openflr.errors import NotFoundError
 from openflr.guestfs.errors import VolumeError
@@ -120,7 +120,7 @@ def test_a_big_folder_read_by_reader_processes_pages_as_if_read_here(linux_view:
             got = []
             for number in range(1, MANY_COUNT // 1000 + 2):
                 got += [
-                    (e.name, e.size, e.mtime_ns) for e in page(cache, mount, where, ALL, 1000, number).entries
+                    (e.name, e.size, e.mtime_ns) for e in read_page(cache, mount, where, ALL, 1000, number).entries
                 ]
             pages.append(got)
         assert len(pages[0]) == MANY_COUNT and pages[1] == pages[0]
@@ -139,7 +139,7 @@ def test_a_reader_that_dies_fails_the_listing_cleanly(linux_view: GuestView) -> 
             time.sleep(0.05)
         readers._idle[0].process.kill()
         with pytest.raises(VolumeError, match="process reading it stopped"):
-            page(cache, _mount(linux_view), linux_view.locate("/var/many"), ALL, 1000, 5)
+            read_page(cache, _mount(linux_view), linux_view.locate("/var/many"), ALL, 1000, 5)
     finally:
         readers.close()
 
@@ -158,7 +158,7 @@ def test_a_point_whose_files_were_replaced_is_listed_from_the_files_the_mount_op
         cache = ListingCache(hold=Holds(), readers=readers, reader_min_entries=100, reader_head=1000)
         got = []
         for number in range(1, MANY_COUNT // 1000 + 1):
-            got += [e.name for e in page(cache, _mount(view), where, ALL, 1000, number).entries]
+            got += [e.name for e in read_page(cache, _mount(view), where, ALL, 1000, number).entries]
         assert got == want and len(got) == MANY_COUNT  # same order: the parts were read in place
         assert readers._count == 2 and len(readers._idle) == 2  # they refused, and stay
     finally:

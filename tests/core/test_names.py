@@ -20,4 +20,4 @@ def test_shown_is_the_engines_escape_of_control_characters(raw: bytes) -> None:
 
 def test_shown_leaves_other_escapes_and_nul_alone() -> None:
     assert shown("caf\uefe9 \uef41") == "caf\uefe9 \uef41"
-    assert shown("a\0b") == "a\0b"  # refused as a path by GuestView.split, never escaped into a name
+    assert shown("a\0b") == "a\0b"  # refused as a path by GuestView.parse, never escaped into a name

@@ -13,16 +13,17 @@ import orjson
 
 from openflr.api.render import JsonItems, json_text
 from openflr.api.schema import Link, Value
+from openflr.core.families import PointFamily
+from openflr.core.guest import Entry, GuestView, Located, Root
 from openflr.core.mounts import Mount
 from openflr.core.names import shown
 from openflr.core.tasks import FINISHED, Task
-from openflr.guestfs.filesystems.base import Entry
-from openflr.guestfs.view import GuestView, Located, Root
 
 FAMILIES = {
-    "replica": ("vmReplicaPoints", "VmReplicaPointMount"),
-    "restore": ("vmRestorePoints", "VmRestorePointMount"),
+    PointFamily.REPLICA: ("vmReplicaPoints", "VmReplicaPointMount"),
+    PointFamily.RESTORE: ("vmRestorePoints", "VmRestorePointMount"),
 }
+"""A family's URL collection and mount type."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SAFE = "/:$@!'()*,;=+~"
 _SEGMENT_SAFE = _SAFE.replace("/", "")
@@ -41,7 +42,7 @@ def url_part(path: str) -> str:
     return quote(path.lstrip("/"), safe=_SAFE, errors=_UNPAIRED)
 
 
-def mount_href(base: str, family: str, point_id: str, mount_id: int) -> str:
+def mount_href(base: str, family: PointFamily, point_id: str, mount_id: int) -> str:
     return f"{base}/{FAMILIES[family][0]}/{point_id}/mounts/{mount_id}"
 
 
@@ -87,7 +88,7 @@ def task_value(base: str, task: Task) -> Value:
     links = [Link("Delete", href, "Task")]
     for item in task.related:
         if item["kind"] == "mount":
-            family = item.get("family", "replica")
+            family = PointFamily(item.get("family", PointFamily.REPLICA))
             links.append(
                 Link(
                     "Related",
@@ -97,7 +98,8 @@ def task_value(base: str, task: Task) -> Value:
                 )
             )
         elif item["kind"] == "download":
-            target = mount_href(base, item.get("family", "replica"), item["point"], item["mount"])
+            family = PointFamily(item.get("family", PointFamily.REPLICA))
+            target = mount_href(base, family, item["point"], item["mount"])
             links.append(Link("Download", f"{target}/{url_part(shown(item['path']))}?action=download"))
     value: Value = {
         "Href": href,

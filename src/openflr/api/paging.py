@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from openflr.api.schema import Link, Value
 from openflr.api.urls import Query
@@ -29,11 +30,23 @@ def positive_int(query: Query, name: str) -> int | None:
     return value
 
 
-def page_params(query: Query, default_size: int, max_size: int) -> tuple[int, int]:
-    """(pageSize, page); pageSize is clamped to ``max_size``."""
-    size = positive_int(query, "pageSize") or default_size
-    page = positive_int(query, "page") or 1
-    return min(size, max_size), page
+@dataclass(frozen=True)
+class PageRequest:
+    """A request's ``pageSize`` and ``page``, parsed once."""
+
+    asked: int | None
+    """``pageSize`` as the client gave it, None when it gave none."""
+    size: int
+    """The page size to use: ``asked`` or the default, clamped to the maximum."""
+    number: int
+    """``page``, from 1."""
+
+
+def page_request(query: Query, default_size: int, max_size: int) -> PageRequest:
+    """The paging a request asks for; 400 for a ``pageSize`` or ``page`` that is not a positive number."""
+    asked = positive_int(query, "pageSize")
+    number = positive_int(query, "page") or 1
+    return PageRequest(asked, min(asked or default_size, max_size), number)
 
 
 def paging_info(page: int, size: int, pages: int, href_for: Callable[[int], str]) -> Value:

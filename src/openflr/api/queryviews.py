@@ -10,13 +10,14 @@ from openflr.api import views
 from openflr.api.routes.reports import repository_entity, repository_ref
 from openflr.api.schema import Value
 from openflr.core import catalog_queries as cq
+from openflr.core.families import PointFamily
 from openflr.core.protection import Protection
 from openflr.core.query import QueryType
 
 Render = Callable[[str, Protection, Any], Value]
 
 
-def _point(family: str, entity: bool) -> Render:
+def _point(family: PointFamily, entity: bool) -> Render:
     def render(base: str, prot: Protection, point: Any) -> Value:
         inv = prot.inventory
         replica = inv.replicas[point.replica_id]
@@ -37,8 +38,8 @@ def _restore_point(entity: bool) -> Render:
 
 # (Ref, Entity) renderer of each query type openflr has objects of.
 _RENDER: dict[str, tuple[Render, Render]] = {
-    cq.VM_REPLICA_POINT.name: (_point("replica", False), _point("replica", True)),
-    cq.VM_RESTORE_POINT.name: (_point("restore", False), _point("restore", True)),
+    cq.VM_REPLICA_POINT.name: (_point(PointFamily.REPLICA, False), _point(PointFamily.REPLICA, True)),
+    cq.VM_RESTORE_POINT.name: (_point(PointFamily.RESTORE, False), _point(PointFamily.RESTORE, True)),
     cq.REPLICA.name: (
         lambda b, p, r: views.replica_ref(b, p.inventory, r),
         lambda b, p, r: views.replica_entity(b, p.inventory, r),

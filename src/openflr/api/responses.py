@@ -18,7 +18,14 @@ JSON_TYPE = "application/json; charset=utf-8"
 
 
 def response_format(request: Request) -> Format:
-    return negotiate(request.headers.get("accept"))
+    """The format the client's ``Accept`` asks for, negotiated once per request."""
+    fmt: Format | None = request.scope.get(_FORMAT_KEY)
+    if fmt is None:
+        fmt = request.scope[_FORMAT_KEY] = negotiate(request.headers.get("accept"))
+    return fmt
+
+
+_FORMAT_KEY = "openflr.format"
 
 
 def camel_json(request: Request) -> bool:

@@ -9,6 +9,7 @@ from starlette import routing
 from starlette.requests import Request
 from starlette.responses import Response
 
+from openflr.core.families import PointFamily
 from openflr.seams.starlette_routes import match_any_case
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -24,13 +25,13 @@ class FamilyRoute(Route):
     """A route of one family of points: ``replica`` (``/vmReplicaPoints``) or ``restore``
     (``/vmRestorePoints``); handlers read ``request.scope["route"].family``."""
 
-    def __init__(self, path: str, endpoint: Endpoint, methods: Sequence[str], family: str) -> None:
+    def __init__(self, path: str, endpoint: Endpoint, methods: Sequence[str], family: PointFamily) -> None:
         super().__init__(path, endpoint, methods)
         self.family = family
 
 
-def family_of(request: Request) -> str:
-    family: str = getattr(request.scope.get("route"), "family", "replica")
+def family_of(request: Request) -> PointFamily:
+    family: PointFamily = getattr(request.scope.get("route"), "family", PointFamily.REPLICA)
     return family
 
 

@@ -4,12 +4,10 @@ query-string access, and the guest path of a request below a mount."""
 from __future__ import annotations
 
 import re
-from urllib.parse import unquote_to_bytes
 
 from starlette.requests import Request
 
-from openflr.core.names import shown
-from openflr.guestfs.filesystems.names import ESCAPE_BASE
+from openflr.core.names import from_url, shown
 
 _HOST_RE = re.compile(r"^[A-Za-z0-9.\-_]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
 
@@ -49,8 +47,6 @@ _BELOW_MOUNT = re.compile(rb"/api/+[^/]+/+[^/]+/+mounts/+[^/]+/?", re.IGNORECASE
 _SLASHES = re.compile(rb"/{2,}")
 _RAW_SEPARATOR = re.compile(rb"[/\\]")
 _TEXT_SEPARATOR = re.compile(r"[/\\]")
-_INVALID_BYTES = {0xDC00 + b: ESCAPE_BASE + b for b in range(0x80, 0x100)}
-"""``surrogateescape``'s stand-ins for bytes that are not UTF-8 -> the name escape of those bytes."""
 
 
 def guest_parts(request: Request) -> list[str]:
@@ -67,13 +63,4 @@ def guest_parts(request: Request) -> list[str]:
         text: str = request.path_params.get("filepath", "")
         return [shown(p) for p in _TEXT_SEPARATOR.split(text)]
     tail = _SLASHES.sub(b"/", path[found.end() :])
-    return [shown(_decoded(p)) for p in _RAW_SEPARATOR.split(tail)]
-
-
-def _decoded(segment: bytes) -> str:
-    """A percent-encoded path segment as text; bytes that are not UTF-8 become their name escape."""
-    data = unquote_to_bytes(segment)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("utf-8", "surrogateescape").translate(_INVALID_BYTES)
+    return [from_url(p) for p in _RAW_SEPARATOR.split(tail)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from openflr.api.schema import Link, Value
 from openflr.core.catalog_queries import POINT_ALGORITHM, POINT_TYPE, point_name
+from openflr.core.families import PointFamily
 from openflr.core.protection import job_id, restore_point_id, restore_point_name, vm_ref
 from openflr.inventory.model import BackupServer, Inventory, Replica, ReplicaPoint
 
@@ -23,12 +24,12 @@ def replica_href(base: str, replica: Replica) -> str:
 # The two families of points (docs/COMPATIBILITY.md): every replica point is also served as a
 # VmRestorePoint, so scripts written for backups restore from replicas unchanged.
 POINT_KINDS = {
-    "replica": ("vmReplicaPoints", "VmReplicaPoint"),
-    "restore": ("vmRestorePoints", "VmRestorePoint"),
+    PointFamily.REPLICA: ("vmReplicaPoints", "VmReplicaPoint"),
+    PointFamily.RESTORE: ("vmRestorePoints", "VmRestorePoint"),
 }
 
 
-def point_href(base: str, point: ReplicaPoint, family: str = "replica") -> str:
+def point_href(base: str, point: ReplicaPoint, family: PointFamily = PointFamily.REPLICA) -> str:
     return f"{base}/{POINT_KINDS[family][0]}/{point.id}"
 
 
@@ -42,10 +43,12 @@ def _job_up(base: str, replica: Replica) -> Link:
     return Link("Up", f"{base}/jobs/{job_id(replica.job_name)}", "JobReference", replica.job_name)
 
 
-def _point_ups(base: str, inv: Inventory, replica: Replica, point: ReplicaPoint, family: str) -> list[Link]:
+def _point_ups(
+    base: str, inv: Inventory, replica: Replica, point: ReplicaPoint, family: PointFamily
+) -> list[Link]:
     """Up links of a point: the server, the replica and, for a VmRestorePoint, its restore point."""
     ups = [server_up(base, inv.server)]
-    if family == "restore":
+    if family is PointFamily.RESTORE:
         ups.append(
             Link(
                 "Up",
@@ -121,7 +124,11 @@ def replica_entity(base: str, inv: Inventory, replica: Replica) -> Value:
 
 
 def point_ref(
-    base: str, inv: Inventory, replica: Replica, point: ReplicaPoint, family: str = "replica"
+    base: str,
+    inv: Inventory,
+    replica: Replica,
+    point: ReplicaPoint,
+    family: PointFamily = PointFamily.REPLICA,
 ) -> Value:
     href = point_href(base, point, family)
     kind = POINT_KINDS[family][1]
@@ -139,7 +146,11 @@ def point_ref(
 
 
 def point_entity(
-    base: str, inv: Inventory, replica: Replica, point: ReplicaPoint, family: str = "replica"
+    base: str,
+    inv: Inventory,
+    replica: Replica,
+    point: ReplicaPoint,
+    family: PointFamily = PointFamily.REPLICA,
 ) -> Value:
     href = point_href(base, point, family)
     kind = POINT_KINDS[family][1]
@@ -160,5 +171,5 @@ def point_entity(
         "VmName": replica.display_name,
         "Algorithm": POINT_ALGORITHM,
         "PointType": POINT_TYPE,
-        "HierarchyObjRef": vm_ref(replica) if family == "restore" else None,
+        "HierarchyObjRef": vm_ref(replica) if family is PointFamily.RESTORE else None,
     }

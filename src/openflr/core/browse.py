@@ -1,4 +1,5 @@
-"""Browsing a mount: resolve paths, list directories (streamed or paged), with a bounded page cache.
+"""Browsing a mount, the use cases front ends call: ``locate`` a path, list a folder one ``page`` at a
+time or ``entries`` streamed, ``count`` it; behind them a bounded page cache.
 
 Paging order is: directories first, then files, each in the file system's own stable order. A
 paged listing reads the directory once, in a background thread, and keeps its entries (not the
@@ -25,37 +26,121 @@ from collections import OrderedDict
 from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
-from typing import Any
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio.to_thread
 
 from openflr.core.folderreaders import FolderRead, FolderReaders
 from openflr.core.mounts import Mount
+from openflr.core.names import shown
+from openflr.core.sessions import LogonSession
 from openflr.errors import BadRequestError
 from openflr.guestfs.errors import ImagesChangedError
 from openflr.guestfs.filesystems.base import Entry
-from openflr.guestfs.view import GuestView, Located
+from openflr.guestfs.view import GuestPath, GuestView, Located
+
+if TYPE_CHECKING:
+    from openflr.core.service import Service
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
-ALL, DIRS, FILES = "listAll", "listDirs", "listFiles"
-ACTIONS = {a.lower(): a for a in (ALL, DIRS, FILES)}
+
+class ListingKind(StrEnum):
+    """What a listing holds; the value is the EM ``action`` that asks for it."""
+
+    ALL = "listAll"
+    DIRS = "listDirs"
+    FILES = "listFiles"
+
+    @classmethod
+    def of_action(cls, action: str) -> ListingKind | None:
+        """The kind an ``action`` names (case-insensitive), or None when it names none."""
+        return _KINDS.get(action.strip().lower())
+
+
+_KINDS = {k.value.lower(): k for k in ListingKind}
+ALL, DIRS, FILES = ListingKind.ALL, ListingKind.DIRS, ListingKind.FILES
 _BATCH = 256
 HEAD = 4096
 """Positions of a big folder read in the server while a reader process starts on the rest: the
 first pages come without waiting for the reader to open the point."""
 
 
-def wanted(entry: Entry, which: str) -> bool:
-    return which == ALL or (entry.is_dir if which == DIRS else not entry.is_dir)
+# --- use cases ------------------------------------------------------------------------------------
 
 
-def locate(mount: Mount, path: str | Sequence[str]) -> Located:
-    return mount.view.locate(path)
+async def locate(service: Service, mount: Mount, path: str | Sequence[str] | GuestPath) -> Located:
+    """The item ``path`` names in the mount; 400 for a path that climbs, 404 for one that is not there.
+
+    The path is checked once; an item resolved before is answered without leaving the event loop,
+    any other is looked up in a worker thread with the mount's files held open."""
+    view = mount.view
+    checked = view.parse(path)
+    where = view.cached_location(checked)
+    if where is None:
+        where = await anyio.to_thread.run_sync(held, service, mount, lambda: view.locate(checked))
+    return where
 
 
-def stream(mount: Mount, where: Located, which: str) -> Iterator[Entry]:
+def require_folder(mount: Mount, where: Located) -> None:
+    """400 unless ``where`` is a folder (or the guest's top): only folders are listed."""
+    if where.entry is not None and not where.entry.is_dir:
+        raise BadRequestError(
+            f"{shown(mount.view.path_of(where.root, where.parts))!r} is a file, not a folder."
+        )
+
+
+async def page(
+    service: Service, mount: Mount, where: Located, kind: ListingKind, size: int, number: int
+) -> Page:
+    """Page ``number`` (from 1) of ``size`` entries of a folder, folders first, as soon as its entries
+    are known; the folder is read once into the listing cache for all its pages."""
+    require_folder(mount, where)
+    return await anyio.to_thread.run_sync(read_page, service.listings, mount, where, kind, size, number)
+
+
+async def count(service: Service, mount: Mount, where: Located, kind: ListingKind) -> int:
+    """How many entries of ``kind`` the folder holds (while it is being read, the file system's own
+    count where it keeps one)."""
+    return (await page(service, mount, where, kind, 1, 1)).total
+
+
+def entries(
+    service: Service, session: LogonSession, mount: Mount, where: Located, kind: ListingKind
+) -> Iterator[Entry]:
+    """The whole folder in on-disk order, straight from the engine, never held in memory: the session
+    stays alive and the mount's files open while it is read (blocking: iterate in a worker thread)."""
+    require_folder(mount, where)
+    with session.streaming(), service.mounts.hold(mount):
+        yield from stream(mount, where, kind)
+
+
+async def folders(service: Service, mount: Mount, where: Located) -> list[Entry]:
+    """The subfolders of a folder, read in a worker thread."""
+    require_folder(mount, where)
+    return await anyio.to_thread.run_sync(held, service, mount, lambda: list(stream(mount, where, DIRS)))
+
+
+def held(service: Service, mount: Mount, read: Callable[[], T]) -> T:
+    """``read()`` with the mount's files held open: an unmount meanwhile cannot close them under the
+    engine (blocking: run it in a worker thread)."""
+    with service.mounts.hold(mount):
+        return read()
+
+
+# --- reading folders -------------------------------------------------------------------------------
+
+
+def wanted(entry: Entry, kind: ListingKind) -> bool:
+    return kind is ALL or (entry.is_dir if kind is DIRS else not entry.is_dir)
+
+
+def stream(mount: Mount, where: Located, kind: ListingKind) -> Iterator[Entry]:
     """Entries in on-disk order (blocking engine calls: iterate off the event loop)."""
     for entry in mount.view.scandir(where):
-        if wanted(entry, which):
+        if wanted(entry, kind):
             yield entry
 
 
@@ -82,46 +167,46 @@ class Scan:
     def size(self) -> int:
         return len(self.dirs) + len(self.files)
 
-    def _have(self, which: str, end: int) -> bool:
+    def _have(self, kind: ListingKind, end: int) -> bool:
         if self.done:
             return True
         if self.expected_entries is None:
             return False  # the page count is not known until the folder is read
-        if which == FILES:
+        if kind == FILES:
             return self.expected_dirs is not None and len(self.files) >= end
         dirs_known = self.expected_dirs is not None and len(self.dirs) >= self.expected_dirs
-        if which == DIRS:
+        if kind == DIRS:
             return len(self.dirs) >= end or dirs_known
         return dirs_known and len(self.dirs) + len(self.files) >= end
 
-    def wait(self, which: str, end: int, timeout: float) -> None:
+    def wait(self, kind: ListingKind, end: int, timeout: float) -> None:
         with self.ready:
-            self.ready.wait_for(lambda: self._have(which, end) or self.error is not None, timeout)
+            self.ready.wait_for(lambda: self._have(kind, end) or self.error is not None, timeout)
         if self.error is not None:
             raise self.error
 
-    def slice(self, which: str, start: int, end: int) -> Page:
+    def slice(self, kind: ListingKind, start: int, end: int) -> Page:
         with self.ready:
-            if which == FILES:
+            if kind == FILES:
                 part = self.files[start:end]
-            elif which == DIRS:
+            elif kind == DIRS:
                 part = self.dirs[start:end]
             else:
                 dirs = self.dirs
                 part = dirs[start:end]
                 if len(part) < end - start:
                     part += self.files[max(0, start - len(dirs)) : end - len(dirs)]
-            return Page(part, self._total(which))
+            return Page(part, self._total(kind))
 
-    def _total(self, which: str) -> int:
+    def _total(self, kind: ListingKind) -> int:
         done = self.done
         dirs = len(self.dirs) if done or self.expected_dirs is None else self.expected_dirs
-        if which == DIRS:
+        if kind == DIRS:
             return dirs
         entries = len(self.dirs) + len(self.files)
         if not done and self.expected_entries is not None:
             entries = max(entries, self.expected_entries)
-        return entries if which == ALL else max(0, entries - dirs)
+        return entries if kind == ALL else max(0, entries - dirs)
 
 
 Batches = Generator[list[Entry], None, None]
@@ -297,10 +382,12 @@ def _head_then_tails(view: GuestView, where: Located, head: int, tails: list[Fol
             tail.close()
 
 
-def page(cache: ListingCache, mount: Mount, where: Located, which: str, size: int, number: int) -> Page:
+def read_page(
+    cache: ListingCache, mount: Mount, where: Located, kind: ListingKind, size: int, number: int
+) -> Page:
     """One page, as soon as its entries are known (blocking: call off the event loop when the
     folder is not fully read yet)."""
     scan = cache.scan(mount, where)
     start = (number - 1) * size
-    scan.wait(which, start + size, cache.wait_seconds)
-    return scan.slice(which, start, start + size)
+    scan.wait(kind, start + size, cache.wait_seconds)
+    return scan.slice(kind, start, start + size)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from openflr.core.families import PointFamily
 from openflr.core.sessions import LogonSession
 from openflr.errors import NotFoundError, UnavailableError
 from openflr.guestfs.blocks import CancelToken, cancel_scope
@@ -48,8 +49,8 @@ class Mount:
     replica: Replica
     point: ReplicaPoint
     view: GuestView
-    family: str = "replica"
-    """``replica`` (``/vmReplicaPoints``) or ``restore`` (``/vmRestorePoints``)."""
+    family: PointFamily = PointFamily.REPLICA
+    """The family the mount was made through (and is found through)."""
     created: datetime = field(default_factory=lambda: datetime.now(UTC))
     gone: bool = False
     released: bool = False
@@ -206,7 +207,11 @@ class MountManager:
         return closing
 
     def mount(
-        self, session: LogonSession, replica: Replica, point: ReplicaPoint, family: str = "replica"
+        self,
+        session: LogonSession,
+        replica: Replica,
+        point: ReplicaPoint,
+        family: PointFamily = PointFamily.REPLICA,
     ) -> Mount:
         """Open ``point`` (shared) and register a new mount for ``session``. Blocking."""
         with self._lock:
@@ -253,7 +258,9 @@ class MountManager:
 
     # --- lookups -----------------------------------------------------------------------------------
 
-    def get(self, session: LogonSession, point_id: str, mount_id: str, family: str | None = None) -> Mount:
+    def get(
+        self, session: LogonSession, point_id: str, mount_id: str, family: PointFamily | None = None
+    ) -> Mount:
         try:
             number = int(mount_id)
         except ValueError:
@@ -266,7 +273,9 @@ class MountManager:
             raise PointGoneError(f"The restore point of mount {mount_id} is no longer in the datastore.")
         return mount
 
-    def of_point(self, session: LogonSession, point_id: str, family: str | None = None) -> list[Mount]:
+    def of_point(
+        self, session: LogonSession, point_id: str, family: PointFamily | None = None
+    ) -> list[Mount]:
         with self._lock:
             return sorted(
                 (
@@ -285,7 +294,9 @@ class MountManager:
 
     # --- teardown ----------------------------------------------------------------------------------
 
-    def unmount(self, session: LogonSession, point_id: str, mount_id: str, family: str | None = None) -> None:
+    def unmount(
+        self, session: LogonSession, point_id: str, mount_id: str, family: PointFamily | None = None
+    ) -> None:
         try:
             mount = self.get(session, point_id, mount_id, family)
         except PointGoneError:

@@ -10,15 +10,22 @@ asked for the shown name (an engine that reads names as bytes finds the same byt
 
 from __future__ import annotations
 
-import re
+from urllib.parse import unquote_to_bytes
 
-from openflr.guestfs.filesystems.names import ESCAPE_BASE
+from openflr.guestfs.filesystems.names import ESCAPE_BASE, shown
 
-_CONTROL = re.compile("[\x01-\x1f\x7f]")
+__all__ = ["from_url", "shown"]
+
+_INVALID_BYTES = {0xDC00 + b: ESCAPE_BASE + b for b in range(0x80, 0x100)}
+"""``surrogateescape``'s stand-ins for bytes that are not UTF-8 -> the name escape of those bytes."""
 
 
-def shown(name: str) -> str:
-    """``name`` (or a path) with any control character escaped as ``U+EF00 + byte``."""
-    if _CONTROL.search(name) is None:
-        return name
-    return _CONTROL.sub(lambda m: chr(ESCAPE_BASE + ord(m.group())), name)
+def from_url(segment: bytes) -> str:
+    """A percent-encoded path segment of a URL as a shown name: bytes that are not UTF-8 and control
+    characters become their name escape (an escape the client sends back stays as it is)."""
+    data = unquote_to_bytes(segment)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = data.decode("utf-8", "surrogateescape").translate(_INVALID_BYTES)
+    return shown(text)

@@ -29,6 +29,16 @@ from openflr.restore.restorer import RestoreCancelled, Restorer, RestoreReport, 
 from openflr.restore.targets.base import Credentials, Target, TargetAddress, TargetError
 from openflr.restore.targets.connect import ConnectOptions, connect
 
+__all__ = [
+    "Credentials",
+    "NoTargetError",
+    "RestoreRequest",
+    "Restores",
+    "guest_access",
+    "resolve_target",
+    "summary",
+]
+
 log = logging.getLogger(__name__)
 
 _SHOWN = 10

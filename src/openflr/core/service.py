@@ -16,6 +16,7 @@ from openflr.core import rules
 from openflr.core.audit import AuditLog
 from openflr.core.browse import ListingCache
 from openflr.core.budget import Budget
+from openflr.core.families import PointFamily
 from openflr.core.folderreaders import FolderReaders
 from openflr.core.gates import KeyedGates
 from openflr.core.mounts import Mount, MountManager
@@ -34,7 +35,9 @@ log = logging.getLogger(__name__)
 
 
 class Service:
-    """Holds the database, accounts and logon sessions; later issues add inventory, mounts, restores."""
+    """Every core component of a running openflr: the database, accounts, logon sessions and their
+    throttle, the inventory, mounts, listings, downloads' and mounts' budgets, restores and the audit
+    log. The use cases (``core/browse.py``, ``core/downloads.py``, ``core/restores.py``) take it."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -154,7 +157,9 @@ class Service:
 
     # --- mounts ------------------------------------------------------------------------------------
 
-    def start_mount(self, session: LogonSession, point_id: str, family: str = "replica") -> Task:
+    def start_mount(
+        self, session: LogonSession, point_id: str, family: PointFamily = PointFamily.REPLICA
+    ) -> Task:
         """Start mounting a point; the returned task finishes with a link to the mount or a reason."""
         replica, point = self.point(session, point_id)
         self.mount_budget.acquire()
@@ -170,7 +175,7 @@ class Service:
         return task
 
     async def _mount_job(
-        self, task: Task, session: LogonSession, replica: Replica, point: ReplicaPoint, family: str
+        self, task: Task, session: LogonSession, replica: Replica, point: ReplicaPoint, family: PointFamily
     ) -> None:
         try:
             mount: Mount = await anyio.to_thread.run_sync(self.mounts.mount, session, replica, point, family)

@@ -10,7 +10,8 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -34,6 +35,22 @@ class LogonSession:
     ended: bool = False
     data: dict[str, object] = field(default_factory=dict)
     """Per-session state owned by other services (mount table, task table, ...)."""
+
+    @contextmanager
+    def streaming(self) -> Iterator[None]:
+        """Hold the session alive while a response streams (a download, an unpaged listing): a
+        session that is busy does not expire under it, however long the client takes."""
+        with _STREAMS_LOCK:
+            self.active_streams += 1
+        try:
+            yield
+        finally:
+            with _STREAMS_LOCK:
+                self.active_streams -= 1
+
+
+_STREAMS_LOCK = threading.Lock()
+"""Streams start and end on the event loop and in worker threads alike."""
 
 
 EndListener = Callable[[LogonSession, str], None]

@@ -37,7 +37,17 @@ from openflr.guestfs.guests import guest_roots
 from openflr.guestfs.guests.base import Root
 from openflr.guestfs.volumes import Volume, is_lvm, logical_volumes, partitions
 
-__all__ = ["MAX_DISKS", "MAX_VOLUMES", "GuestView", "Located", "Opening", "Root", "open_view", "require_fs"]
+__all__ = [
+    "MAX_DISKS",
+    "MAX_VOLUMES",
+    "GuestPath",
+    "GuestView",
+    "Located",
+    "Opening",
+    "Root",
+    "open_view",
+    "require_fs",
+]
 
 MAX_DISKS = 256
 """Disks of one point (vSphere and Hyper-V allow about 256); more is a hostile or broken description."""
@@ -45,9 +55,22 @@ MAX_VOLUMES = 256
 """Volumes of one point, all disks and volume groups together: each costs file handles and caches."""
 
 
+@dataclass(frozen=True)
+class GuestPath:
+    """An EM path below a mount, checked (``GuestView.parse``): nothing in it climbs or escapes."""
+
+    parts: tuple[str, ...]
+    text: str
+    """The path as given, for messages."""
+
+    @property
+    def key(self) -> str:
+        return "/".join(self.parts)
+
+
 @dataclass
 class Located:
-    """A resolved EM path."""
+    """A resolved EM path: the item a ``GuestPath`` names in this guest."""
 
     root: Root | None
     """None for the view's top (the list of drive-style roots)."""
@@ -136,14 +159,17 @@ class GuestView:
 
     # --- resolution -------------------------------------------------------------------------------
 
-    def split(self, path: str | Sequence[str]) -> list[str]:
-        """The components of an EM path below the mount (already percent-decoded), or 400.
+    @staticmethod
+    def parse(path: str | Sequence[str] | GuestPath) -> GuestPath:
+        """An EM path below the mount (already percent-decoded), checked, or 400.
 
         In a text path ``/`` and ``\\`` both separate. A sequence is the path's components already
         split (from a URL, where an encoded ``%5C`` is a character of a name): only ``/`` separates
         inside them. Empty and ``.`` components are dropped; ``..``, NUL and the Win32 device and UNC
         prefixes (``\\\\?\\``, ``\\\\.\\``, ``\\\\server\\share``) are refused. The result never
         climbs: every component names something below a root of this guest."""
+        if isinstance(path, GuestPath):
+            return path
         shown = path if isinstance(path, str) else "/".join(path)
         if "\0" in shown:
             raise BadRequestError("The path contains a NUL character.")
@@ -153,51 +179,48 @@ class GuestView:
                 f"The path {shown!r} is a Win32 device or UNC path; give a path from the volume root "
                 "(C:/...)."
             )
-        parts = [p for p in slashed.split("/") if p not in ("", ".")]
+        parts = tuple(p for p in slashed.split("/") if p not in ("", "."))
         if any(p == ".." for p in parts):
             raise BadRequestError(f"The path {shown!r} contains '..'; give a path from the volume root.")
-        return parts
+        return GuestPath(parts, shown)
 
-    def locate(self, path: str | Sequence[str]) -> Located:
-        """Resolve an EM path to a root and the item in it; 404 when it does not exist.
+    def locate(self, path: str | Sequence[str] | GuestPath) -> Located:
+        """Resolve an EM path to a root and the item in it (reads the file system: blocking); 404
+        when it does not exist.
 
         Resolved items are kept in a small LRU: libfsntfs reads a folder's whole index when it
         creates the folder's entry (120 ms for 100,000 names), and paging asks for the same folder
         again and again. The cache is keyed by the checked components, so a refused path never
         reaches it."""
-        key = "/".join(self.split(path))
+        checked = self.parse(path)
+        hit = self.cached_location(checked)
+        if hit is not None:
+            return hit
+        found = self._locate(checked)
         with self._located_lock:
-            hit = self._located.get(key)
-            if hit is not None:
-                self._located.move_to_end(key)
-                return hit
-        found = self._locate(path)
-        with self._located_lock:
-            self._located[key] = found
+            self._located[checked.key] = found
             if len(self._located) > 256:
                 self._located.popitem(last=False)
         return found
 
-    def located(self, path: str | Sequence[str]) -> Located | None:
-        """A path resolved before (from the cache), or None; never touches the engine."""
-        try:
-            key = "/".join(self.split(path))
-        except BadRequestError:
-            return None  # locate() says why
+    def cached_location(self, path: GuestPath) -> Located | None:
+        """The item of a path resolved before, or None: never reads the file system."""
         with self._located_lock:
-            return self._located.get(key)
+            hit = self._located.get(path.key)
+            if hit is not None:
+                self._located.move_to_end(path.key)
+            return hit
 
-    def _locate(self, path: str | Sequence[str]) -> Located:
-        parts = self.split(path)
-        path = path if isinstance(path, str) else "/".join(path)
+    def _locate(self, path: GuestPath) -> Located:
+        parts, text = list(path.parts), path.text
         if not parts:
             if self.linux_tree:
                 root = self._root_for_mount(())
-                return self._in_root(root, [], path)
+                return self._in_root(root, [], text)
             return Located(None, [])
         for root in self.roots:
             if root.mount is None and root.name.lower() == parts[0].lower():
-                return self._in_root(root, parts[1:], path)
+                return self._in_root(root, parts[1:], text)
         if self.linux_tree:
             best = max(
                 (r for r in self.roots if r.mount is not None and tuple(parts[: len(r.mount)]) == r.mount),
@@ -205,8 +228,8 @@ class GuestView:
                 default=None,
             )
             if best is not None:
-                return self._in_root(best, parts[len(best.mount or ()) :], path)
-        raise GuestPathNotFoundError(f"The path {path!r} does not exist: there is no volume {parts[0]!r}.")
+                return self._in_root(best, parts[len(best.mount or ()) :], text)
+        raise GuestPathNotFoundError(f"The path {text!r} does not exist: there is no volume {parts[0]!r}.")
 
     def _root_for_mount(self, mount: tuple[str, ...]) -> Root:
         for root in self.roots:

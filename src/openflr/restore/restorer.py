@@ -22,8 +22,8 @@ from datetime import datetime
 
 import anyio.to_thread
 
-from openflr.core.names import shown
 from openflr.errors import OpenflrError
+from openflr.guestfs.filesystems.names import shown
 from openflr.guestfs.view import GuestView
 from openflr.restore.items import Item, children, read_chunks
 from openflr.restore.pump import pump

@@ -20,9 +20,9 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from openflr.core.names import shown
 from openflr.errors import OpenflrError
 from openflr.guestfs.filesystems.base import Chunk
+from openflr.guestfs.filesystems.names import shown
 from openflr.guestfs.view import GuestView
 from openflr.restore.items import CHUNK, Item, Problem, read_chunks, walk
 from openflr.seams.zipfile_internals import CentralDirectoryZip, Utf8ZipInfo, central_record, use_fast_crc32

@@ -9,13 +9,14 @@ from starlette.responses import Response
 
 from openflr.api import emtypes, querytypes, queryviews, views
 from openflr.api.auth import require, service_of
-from openflr.api.paging import page_params, paging_info
+from openflr.api.paging import page_request, paging_info
 from openflr.api.responses import em_response
 from openflr.api.routes.reports import visible_datastores
 from openflr.api.routing import FamilyRoute, Route, family_of
 from openflr.api.schema import Link, Value
 from openflr.api.urls import Query, api_base
 from openflr.core import catalog_queries as cq
+from openflr.core.families import PointFamily
 from openflr.core.protection import Protection
 from openflr.core.query import run_query
 from openflr.core.roles import Permission
@@ -93,8 +94,11 @@ async def replica_points(request: Request) -> Response:
     )
 
 
-_POINT_LISTS = {"replica": emtypes.VM_REPLICA_POINTS, "restore": emtypes.VM_RESTORE_POINTS}
-_POINT_TYPES = {"replica": emtypes.VM_REPLICA_POINT, "restore": emtypes.VM_RESTORE_POINT}
+_POINT_LISTS = {
+    PointFamily.REPLICA: emtypes.VM_REPLICA_POINTS,
+    PointFamily.RESTORE: emtypes.VM_RESTORE_POINTS,
+}
+_POINT_TYPES = {PointFamily.REPLICA: emtypes.VM_REPLICA_POINT, PointFamily.RESTORE: emtypes.VM_RESTORE_POINT}
 
 
 async def list_points(request: Request) -> Response:
@@ -171,7 +175,8 @@ async def run(request: Request) -> Response:
         raise BadRequestError(f"Unknown format {query.get('format')!r}; use Refs or Entities.")
     entities = fmt.startswith("entit")
     settings = service.settings.api
-    size, page = page_params(query, settings.default_page_size, settings.max_page_size)
+    paging = page_request(query, settings.default_page_size, settings.max_page_size)
+    size, page = paging.size, paging.number
     sort = _sort(query)
     inv = service.inventory(session)
     limited = bool(session.user.restore_scope)
@@ -204,10 +209,10 @@ routes = [
     Route("/api/replicas", list_replicas, ["GET"]),
     Route("/api/replicas/{id}", get_replica, ["GET"]),
     Route("/api/replicas/{id}/vmReplicaPoints", replica_points, ["GET"]),
-    FamilyRoute("/api/vmReplicaPoints", list_points, ["GET"], "replica"),
-    FamilyRoute("/api/vmReplicaPoints/{id}", get_point, ["GET"], "replica"),
-    FamilyRoute("/api/vmRestorePoints", list_points, ["GET"], "restore"),
-    FamilyRoute("/api/vmRestorePoints/{id}", get_point, ["GET"], "restore"),
+    FamilyRoute("/api/vmReplicaPoints", list_points, ["GET"], PointFamily.REPLICA),
+    FamilyRoute("/api/vmReplicaPoints/{id}", get_point, ["GET"], PointFamily.REPLICA),
+    FamilyRoute("/api/vmRestorePoints", list_points, ["GET"], PointFamily.RESTORE),
+    FamilyRoute("/api/vmRestorePoints/{id}", get_point, ["GET"], PointFamily.RESTORE),
     Route("/api/querySvc", query_service, ["GET"]),
     Route("/api/query", run, ["GET"]),
 ]

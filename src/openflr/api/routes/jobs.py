@@ -19,6 +19,7 @@ from openflr.api.responses import em_response
 from openflr.api.routing import Route
 from openflr.api.schema import Value
 from openflr.api.urls import Query, api_base
+from openflr.core.families import PointFamily
 from openflr.core.protection import Protection
 from openflr.core.roles import Permission
 from openflr.core.sessions import LogonSession
@@ -144,9 +145,9 @@ async def restore_point_vms(request: Request) -> Response:
     _job, replica, point = prot.restore_point(request.path_params["id"])
     base, inv = api_base(request), prot.inventory
     if entity_format(request):
-        value = views.point_entity(base, inv, replica, point, "restore")
+        value = views.point_entity(base, inv, replica, point, PointFamily.RESTORE)
         return em_response(request, emtypes.VM_RESTORE_POINTS, {"VmRestorePoints": [value]})
-    return _refs(request, [views.point_ref(base, inv, replica, point, "restore")])
+    return _refs(request, [views.point_ref(base, inv, replica, point, PointFamily.RESTORE)])
 
 
 routes = [

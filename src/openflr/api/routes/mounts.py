@@ -3,11 +3,9 @@ restore points)."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
-import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -16,25 +14,31 @@ from openflr.api.auth import require, service_of
 from openflr.api.bodies import parse_body
 from openflr.api.flrviews import FAMILIES, Listing, dir_links, mount_href, mount_value, task_value
 from openflr.api.negotiation import Format
-from openflr.api.paging import page_params, paging_info, positive_int
+from openflr.api.paging import page_request, paging_info
 from openflr.api.responses import camel_json, em_response, response_format
 from openflr.api.routing import FamilyRoute, Route, family_of
 from openflr.api.schema import Value
 from openflr.api.urls import Query, api_base, guest_parts
 from openflr.core import browse
+from openflr.core.browse import ListingKind
+from openflr.core.families import PointFamily
+from openflr.core.guest import Entry, Located
 from openflr.core.mounts import Mount
 from openflr.core.names import shown
-from openflr.core.restores import RestoreRequest
+from openflr.core.restores import Credentials, RestoreRequest
 from openflr.core.roles import Permission
 from openflr.core.service import bare_id
 from openflr.core.sessions import LogonSession
 from openflr.errors import BadRequestError
-from openflr.restore.targets.base import Credentials
 
-T = TypeVar("T")
-
-_MOUNT_LIST_TYPES = {"replica": emtypes.VM_REPLICA_POINT_MOUNTS, "restore": emtypes.VM_RESTORE_POINT_MOUNTS}
-_MOUNT_TYPES = {"replica": emtypes.VM_REPLICA_POINT_MOUNT, "restore": emtypes.VM_RESTORE_POINT_MOUNT}
+_MOUNT_LIST_TYPES = {
+    PointFamily.REPLICA: emtypes.VM_REPLICA_POINT_MOUNTS,
+    PointFamily.RESTORE: emtypes.VM_RESTORE_POINT_MOUNTS,
+}
+_MOUNT_TYPES = {
+    PointFamily.REPLICA: emtypes.VM_REPLICA_POINT_MOUNT,
+    PointFamily.RESTORE: emtypes.VM_RESTORE_POINT_MOUNT,
+}
 
 
 # --- tasks ---------------------------------------------------------------------------------------------
@@ -123,25 +127,21 @@ async def browse_path(request: Request) -> Response:
         request, Permission.RESTORE if action.lower() == "download" else Permission.BROWSE_FILES
     )
     mount = _mount(request, session)
-    path = guest_parts(request)
-    where = mount.view.located(path)  # an already resolved path needs no thread hop
-    if where is None:
-        where = await anyio.to_thread.run_sync(_held, request, mount, lambda: browse.locate(mount, path))
+    service = service_of(request)
+    where = await browse.locate(service, mount, guest_parts(request))
     if not action:
         if where.entry is not None or (where.root is not None):
             return em_response(request, emtypes.FILE_SYSTEM_ENTRY, _item(request, mount, where))
-        action = browse.ALL  # the top of a Windows guest is not an item: list its drives
+        action = ListingKind.ALL  # the top of a Windows guest is not an item: list its drives
     if action.lower() == "download":
         return await downloads.download(request, session, mount, where)
-    which = browse.ACTIONS.get(action.lower())
-    if which is None:
+    kind = ListingKind.of_action(action)
+    if kind is None:
         if action.lower() == "restore":
             raise BadRequestError("action=restore needs a POST with a FileRestoreSpec.")
         raise BadRequestError(f"Unknown action {action!r}; use listAll, listDirs, listFiles or download.")
-    if where.entry is not None and not where.entry.is_dir:
-        path_shown = shown(mount.view.path_of(where.root, where.parts))
-        raise BadRequestError(f"{path_shown!r} is a file, not a folder.")
-    return await _listing(request, session, mount, where, which, query)
+    browse.require_folder(mount, where)
+    return await _listing(request, session, mount, where, kind, query)
 
 
 async def restore_path(request: Request) -> Response:
@@ -160,16 +160,15 @@ async def restore_path(request: Request) -> Response:
         spec = restore_request(
             parse_body(emtypes.FILE_RESTORE_SPEC, body, request.headers.get("content-type"))
         )
-    where = mount.view.located(path)
-    if where is None:
-        where = await anyio.to_thread.run_sync(_held, request, mount, lambda: browse.locate(mount, path))
+    service = service_of(request)
+    where = await browse.locate(service, mount, path)
     if spec is None:
         return await downloads.download(request, session, mount, where)
     if where.root is None:
         raise BadRequestError(
             "Name a file or folder to restore (a drive or folder, not the top of the guest)."
         )
-    task = service_of(request).restores.start(session, mount, where, spec, downloads.client_of(request))
+    task = service.restores.start(session, mount, where, spec, downloads.client_of(request))
     return em_response(request, emtypes.TASK, task_value(api_base(request), task), status=202)
 
 
@@ -204,13 +203,13 @@ def restore_request(spec: dict[str, Any]) -> RestoreRequest:
     )
 
 
-def _item(request: Request, mount: Mount, where: Any) -> Value:
+def _item(request: Request, mount: Mount, where: Located) -> Value:
     listing = Listing(api_base(request), mount, where)
     href = listing.dir_url
     up = listing.parent_link()
     if where.entry is not None and not where.entry.is_dir:
-        value = Listing(api_base(request), mount, _parent(mount, where)).file(where.entry)
-        return {"FileEntry": value}
+        parent = Located(where.root, where.parts[:-1])
+        return {"FileEntry": Listing(api_base(request), mount, parent).file(where.entry)}
     name = shown(where.parts[-1]) if where.parts else listing.dir_path
     return {
         "DirectoryEntry": {
@@ -223,29 +222,21 @@ def _item(request: Request, mount: Mount, where: Any) -> Value:
     }
 
 
-def _parent(mount: Mount, where: Any) -> Any:
-    from openflr.guestfs.view import Located
-
-    return Located(where.root, where.parts[:-1])
-
-
 async def _listing(
-    request: Request, session: LogonSession, mount: Mount, where: Any, which: str, query: Query
+    request: Request, session: LogonSession, mount: Mount, where: Located, kind: ListingKind, query: Query
 ) -> Response:
     service = service_of(request)
-    base = api_base(request)
-    listing = Listing(base, mount, where)
-    size = positive_int(query, "pageSize")
-    url = f"{listing.dir_url}?action={which}"
+    listing = Listing(api_base(request), mount, where)
+    settings = service.settings.api
+    paging = page_request(query, settings.max_page_size, settings.max_page_size)
+    url = f"{listing.dir_url}?action={kind.value}"
     value: Value = {
-        "Href": f"{url}&pageSize={size}&page={positive_int(query, 'page') or 1}" if size else url,
+        "Href": f"{url}&pageSize={paging.asked}&page={paging.number}" if paging.asked else url,
         "Links": [listing.parent_link()],
     }
-    if size is not None:
-        size, number = page_params(query, size, service.settings.api.max_page_size)
-        page = await anyio.to_thread.run_sync(
-            browse.page, service.listings, mount, where, which, size, number
-        )
+    if paging.asked is not None:
+        size, number = paging.size, paging.number
+        page = await browse.page(service, mount, where, kind, size, number)
         # PascalCase JSON (the common case) skips building each file's value first.
         fast = response_format(request) is Format.JSON and not camel_json(request)
         files, dirs = listing.split(page.entries, json=fast)
@@ -258,54 +249,34 @@ async def _listing(
         return em_response(request, emtypes.FILE_SYSTEM_ENTRIES, value)
     # No pageSize: everything, streamed while it is read. Files go out as they come; folders are
     # held back (there are usually few) because the document lists them after the files.
-    held: list[Any] = []
+    held: list[Entry] = []
     count = 0
 
     def file_values() -> Iterator[Value]:
         nonlocal count
-        with _busy(session), service.mounts.hold(mount):
-            for item in listing.stream_files(browse.stream(mount, where, which), held):
-                count += 1
-                yield item
+        for item in listing.stream_files(browse.entries(service, session, mount, where, kind), held):
+            count += 1
+            yield item
 
     def directories() -> list[Value] | None:
         nonlocal count
         count += len(held)
         return [listing.directory(e) for e in held] or None
 
-    def paging() -> Value:
+    def paging_value() -> Value:
         return paging_info(1, count, 1, lambda n: url)
 
     value.update(
-        Files=file_values() if which != browse.DIRS else None, Directories=directories, PagingInfo=paging
+        Files=file_values() if kind is not ListingKind.DIRS else None,
+        Directories=directories,
+        PagingInfo=paging_value,
     )
-    if which == browse.DIRS:  # nothing streams: collect the folders off the event loop first
-        held.extend(
-            await anyio.to_thread.run_sync(
-                _held, request, mount, lambda: list(browse.stream(mount, where, which))
-            )
-        )
+    if kind is ListingKind.DIRS:  # nothing streams: collect the folders off the event loop first
+        held.extend(await browse.folders(service, mount, where))
     return em_response(request, emtypes.FILE_SYSTEM_ENTRIES, value)
 
 
-def _held(request: Request, mount: Mount, read: Callable[[], T]) -> T:
-    """``read()`` with the mount's files held open: an unmount meanwhile cannot close them under the
-    engine (blocking: run it in a worker thread)."""
-    with service_of(request).mounts.hold(mount):
-        return read()
-
-
-@contextlib.contextmanager
-def _busy(session: LogonSession) -> Iterator[None]:
-    """A session streaming a response does not expire under it."""
-    session.active_streams += 1
-    try:
-        yield
-    finally:
-        session.active_streams -= 1
-
-
-def _family_routes(family: str) -> list[Route]:
+def _family_routes(family: PointFamily) -> list[Route]:
     prefix = f"/api/{FAMILIES[family][0]}/{{point_id}}/mounts"
     return [
         FamilyRoute(prefix, create_mount, ["POST"], family),
@@ -321,8 +292,8 @@ routes = [
     Route("/api/tasks", list_tasks, ["GET"]),
     Route("/api/tasks/{task_id}", get_task, ["GET"]),
     Route("/api/tasks/{task_id}", delete_task, ["DELETE"]),
-    *_family_routes("replica"),
-    *_family_routes("restore"),
+    *_family_routes(PointFamily.REPLICA),
+    *_family_routes(PointFamily.RESTORE),
 ]
 
 __all__ = ["mount_href", "routes"]

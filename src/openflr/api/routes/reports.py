@@ -35,10 +35,7 @@ Every resource needs a logon session with the inventory-reading permission.
 
 from __future__ import annotations
 
-import os
-import stat
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import anyio.to_thread
 from starlette.requests import Request
@@ -54,11 +51,10 @@ from openflr.api.views import server_href, urn
 from openflr.config import DatastoreSettings
 from openflr.core.protection import Protection
 from openflr.core.roles import Permission
+from openflr.core.usage import datastore_space, datastore_usage, replica_bytes, source_bytes
 from openflr.errors import NotFoundError
 from openflr.inventory.model import BackupServer, Inventory, stable_id
 
-UNKNOWN_SIZE = -1
-"""EM's Capacity/FreeSpace for a repository whose size it cannot tell."""
 REPOSITORY_KIND = "Datastore"
 
 
@@ -89,46 +85,6 @@ def visible_datastores(request: Request, inv: Inventory, limited: bool) -> list[
 def _job_count(request: Request, inv: Inventory, limited: bool) -> int:
     """The replication jobs the caller can see (as ``/jobs`` lists them)."""
     return len(Protection.of(service_of(request).settings.datastores, inv, limited).jobs)
-
-
-def _replica_bytes(folders: list[Path]) -> int:
-    """Bytes of the regular files under the replica folders, each file counted once; a folder that
-    holds another replica's folder does not count that one twice."""
-    own = {f.resolve() for f in folders}
-    seen: set[tuple[int, int]] = set()
-    total = 0
-    for folder in own:
-        for root, dirs, files in os.walk(folder, onerror=lambda _e: None):
-            here = Path(root)
-            dirs[:] = [d for d in dirs if (here / d).resolve() not in own]
-            for name in files:
-                try:
-                    st = os.stat(here / name, follow_symlinks=False)
-                except OSError:
-                    continue
-                key = (st.st_dev, st.st_ino)
-                if stat.S_ISREG(st.st_mode) and key not in seen:
-                    seen.add(key)
-                    total += st.st_size
-    return total
-
-
-def _source_bytes(inv: Inventory) -> int:
-    """Virtual size of each replica's newest disks: the size of the VMs as last replicated."""
-    total = 0
-    for replica in inv.replicas.values():
-        if replica.points:
-            newest = max(replica.points, key=lambda p: p.created)
-            total += sum(d.virtual_size or 0 for d in newest.disks)
-    return total
-
-
-def _space(path: Path) -> tuple[int, int]:
-    try:
-        st = os.statvfs(path)
-    except OSError:
-        return UNKNOWN_SIZE, UNKNOWN_SIZE
-    return st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
 
 
 # --- /reports/summary --------------------------------------------------------------------------------
@@ -171,7 +127,7 @@ async def vms_overview(request: Request) -> Response:
     session = require(request, Permission.BROWSE_INVENTORY)
     inv = service_of(request).inventory(session)
     folders = [r.folder for r in inv.replicas.values()]
-    replica_bytes = await anyio.to_thread.run_sync(_replica_bytes, folders)
+    occupied = await anyio.to_thread.run_sync(replica_bytes, folders)
     value: Value = {
         "ProtectedVms": len(inv.replicas),
         "BackedUpVms": 0,
@@ -179,8 +135,8 @@ async def vms_overview(request: Request) -> Response:
         "RestorePoints": len(inv.points),
         "FullBackupPointsSize": 0,
         "IncrementalBackupPointsSize": 0,
-        "ReplicaRestorePointsSize": replica_bytes,
-        "SourceVmsSize": _source_bytes(inv),
+        "ReplicaRestorePointsSize": occupied,
+        "SourceVmsSize": source_bytes(inv),
         "SuccessBackupPercents": 0,
         "ProtectedVmsReportLink": "",
     }
@@ -210,21 +166,15 @@ async def job_statistics(request: Request) -> Response:
     return em_response(request, reporttypes.JOB_STATISTICS_REPORT, value)
 
 
-def _periods(stores: list[DatastoreSettings], inv: Inventory) -> list[Value]:
-    periods = []
-    for store in stores:
-        capacity, free = _space(store.path)
-        folders = [r.folder for r in inv.replicas.values() if r.datastore == store.name]
-        size = _replica_bytes(folders)
-        periods.append({"Name": store.name, "Capacity": capacity, "FreeSpace": free, "BackupSize": size})
-    return periods
-
-
 async def repository_report(request: Request) -> Response:
     session = require(request, Permission.BROWSE_INVENTORY)
     inv = service_of(request).inventory(session)
     stores = visible_datastores(request, inv, bool(session.user.restore_scope))
-    periods = await anyio.to_thread.run_sync(_periods, stores, inv)
+    usage = await anyio.to_thread.run_sync(datastore_usage, stores, inv)
+    periods: list[Value] = [
+        {"Name": u.name, "Capacity": u.capacity, "FreeSpace": u.free, "BackupSize": u.replica_bytes}
+        for u in usage
+    ]
     value: Value = {"Periods": periods, "CapacityPlanningReportLink": ""}
     return em_response(request, reporttypes.REPOSITORY_REPORT, value)
 
@@ -276,7 +226,7 @@ def repository_ref(base: str, server: BackupServer, store: DatastoreSettings) ->
 
 def repository_entity(base: str, server: BackupServer, store: DatastoreSettings) -> Value:
     href = f"{base}/repositories/{repository_id(store)}"
-    capacity, free = _space(store.path)
+    capacity, free = datastore_space(store.path)
     return {
         "Type": "Repository",
         "Href": f"{href}?format=Entity",

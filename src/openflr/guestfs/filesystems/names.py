@@ -77,3 +77,15 @@ def name_from_text(text: str) -> str:
 def is_escaped(name: str) -> bool:
     """Whether ``name`` holds escaped bytes (its on-disk form is not the UTF-8 of its text)."""
     return _ESCAPES.search(name) is not None
+
+
+_CONTROL = re.compile("[\x01-\x1f\x7f]")
+
+
+def shown(name: str) -> str:
+    """``name`` (or a path) with any control character escaped as ``U+EF00 + byte``: the control-
+    character part of the escape, for text that did not come through ``name_from_bytes`` (a volume
+    label, an fstab mount point, a name a URL spelled with ``%0A``)."""
+    if _CONTROL.search(name) is None:
+        return name
+    return _CONTROL.sub(lambda m: chr(ESCAPE_BASE + ord(m.group())), name)

@@ -1,0 +1,237 @@
+"""Downloads, the use case: a file (whole or a byte range) or a folder as a ZIP, streamed while it is
+read from the point.
+
+``prepare`` says what a download of an item would send and applies the user's rules (403 before
+anything is read); ``start`` takes a unit of the download budget (503 when none is free), opens the
+audit record and returns the ``Download`` whose ``body`` a front end sends. While the body streams
+the logon session stays alive and the mount's files stay open. The front end tells the download
+what reached its transport (``handed``) and closes it at the end: the audit record then says how many
+bytes were sent and whether the client took them all. Ranges, validators and headers are the front
+end's business (``api/downloads.py`` for HTTP).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncGenerator, Callable, Iterator
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from openflr import malloc
+from openflr.core import rules
+from openflr.core.audit import FAILED, INTERRUPTED, SUCCESS
+from openflr.core.mounts import Mount
+from openflr.core.names import shown
+from openflr.core.sessions import LogonSession
+from openflr.guestfs.filesystems.base import Chunk
+from openflr.guestfs.view import Located
+from openflr.restore.items import item_of, read_chunks, top_name
+from openflr.restore.pump import pump
+from openflr.restore.zipstream import PIECE, ZipReport, zip_parts
+
+if TYPE_CHECKING:
+    from openflr.core.service import Service
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    """A file to download: what the front end needs for its headers before any byte is read."""
+
+    path: str
+    """The shown guest path."""
+    name: str
+    size: int
+    mtime_ns: int | None
+    etag: str
+    """A strong validator (quoted): a point never changes, so path, size and time name the bytes."""
+
+
+@dataclass(frozen=True)
+class FolderFacts:
+    """A folder to download as a ZIP, streamed while it is read (its length is not known ahead)."""
+
+    path: str
+    zip_name: str
+
+
+def prepare(session: LogonSession, mount: Mount, where: Located) -> FileFacts | FolderFacts:
+    """What a download of ``where`` sends; 403 when the user's rules refuse it."""
+    user = session.user
+    rules.check_download(user)
+    view = mount.view
+    path = shown(view.path_of(where.root, where.parts))
+    entry = where.entry
+    if entry is None or entry.is_dir:
+        return FolderFacts(path, top_name(view, where) + ".zip")
+    rules.check_file(user, entry.name)
+    digest = hashlib.sha256(f"{mount.point_id}\0{path}\0{entry.size}\0{entry.mtime_ns}".encode()).hexdigest()
+    return FileFacts(path, entry.name, entry.size, entry.mtime_ns, f'"{digest[:32]}"')
+
+
+def start(
+    service: Service,
+    session: LogonSession,
+    mount: Mount,
+    where: Located,
+    facts: FileFacts | FolderFacts,
+    client: str,
+    byte_range: tuple[int, int] | None = None,
+    channel: str = "HTTP",
+) -> Download:
+    """Start sending ``facts`` (from ``prepare``): the whole file, or bytes ``[start, end)`` of it.
+
+    ``client`` is the client's address and ``channel`` how the bytes leave (both for the audit log)."""
+    view = mount.view
+    item = item_of(view, where)
+    producer: Callable[[], Iterator[Chunk]] | Callable[[], Iterator[list[Chunk]]]
+    report: ZipReport | None = None
+    if isinstance(facts, FileFacts):
+        start_at, end = byte_range if byte_range is not None else (0, facts.size)
+        target = f"{channel} bytes {start_at}-{end - 1}/{facts.size}" if byte_range is not None else channel
+        expected: int | None = end - start_at
+        producer = lambda: read_chunks(view, item, start_at, end)  # noqa: E731
+        piece = 0
+    else:
+        report = ZipReport()
+        user = session.user
+        target, expected, piece = f"{channel} (ZIP)", None, PIECE
+        zip_report = report
+        producer = lambda: zip_parts(  # noqa: E731
+            view, item, zip_report, lambda name: rules.refusal(user, name, "download")
+        )
+    service.download_budget.acquire()
+    try:
+        record = service.audit.start(
+            user=session.user.name,
+            client=client,
+            action="download",
+            vm=mount.replica.display_name,
+            point_id=mount.point_id,
+            point_time=mount.point.created,
+            path=facts.path,
+            target=target,
+        )
+    except BaseException:
+        service.download_budget.release()
+        raise
+    return Download(service, session, mount, record, expected, report, producer, piece)
+
+
+class Download:
+    """One download under way: its body, its hold on the download budget and its audit record.
+
+    Complete is decided by what reached the transport, never by who closed the connection first:
+    curl closes as soon as it holds the ``Content-Length``-th byte, and the server may learn of that
+    close (and cancel the stream) before the response's own end. A file whose every byte was handed
+    over is complete; a ZIP (its length unknown in advance) once its end was handed over."""
+
+    def __init__(
+        self,
+        service: Service,
+        session: LogonSession,
+        mount: Mount,
+        record: int,
+        expected: int | None,
+        report: ZipReport | None,
+        producer: Callable[[], Iterator[Chunk]] | Callable[[], Iterator[list[Chunk]]],
+        piece: int,
+    ) -> None:
+        self._service = service
+        self._record = record
+        self.expected = expected
+        """Body bytes of a file; None for a ZIP."""
+        self.report = report
+        self.sent = 0
+        """Body bytes handed to the transport."""
+        self.ended = False
+        """The body's last piece was handed to the transport."""
+        self.client_gone = False
+        """The transport told of the client's disconnect: what is sent after that goes nowhere."""
+        self.error = ""
+        """Why reading the body failed, if it did."""
+        self._held = True
+        self._finished = False
+        self.body: AsyncGenerator[Chunk, None] = self._stream(session, mount, producer, piece)
+
+    def handed(self, size: int, last: bool) -> None:
+        """``size`` body bytes reached the transport; ``last``: they were the end of the body."""
+        self.sent += size
+        self.ended = last
+
+    async def close(self) -> None:
+        """End the download however it went: stop reading, give back its budget unit and finish its
+        audit record (idempotent)."""
+        try:
+            await self.body.aclose()
+        finally:
+            self.release()
+            self._finish()
+
+    def release(self) -> None:
+        """Give back the unit of the download budget (also for a download whose body never started)."""
+        if not self._held:
+            return
+        self._held = False
+        budget = self._service.download_budget
+        budget.release()
+        if budget.in_use == 0:  # the last download ended: give what the burst freed back
+            malloc.trim_soon()
+
+    def _finish(self) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        if self.error:
+            result, message = FAILED, self.error
+        elif self.ended or (self.expected is not None and self.sent == self.expected):
+            result, message = SUCCESS, ""
+        else:
+            result, message = INTERRUPTED, "the client closed the connection before the end"
+        items, failed = 1, 0
+        if self.report is not None:
+            items = self.report.files + self.report.folders
+            failed = len(self.report.skipped)
+            if failed and result == SUCCESS:
+                message = f"{failed} item(s) left out: " + "; ".join(
+                    f"{'/'.join(p.rel)}: {p.reason}" for p in self.report.skipped[:10]
+                )
+        self._service.audit.finish(
+            self._record, result, bytes_done=self.sent, items=items, failed_items=failed, message=message
+        )
+
+    async def _stream(
+        self,
+        session: LogonSession,
+        mount: Mount,
+        producer: Callable[[], Iterator[Chunk]] | Callable[[], Iterator[list[Chunk]]],
+        piece: int,
+    ) -> AsyncGenerator[Chunk, None]:
+        """The body: keeps the session alive and the mount's files open while it streams; a failure
+        to read it is noted for the audit record.
+
+        A chunk may be a list of parts (a ZIP's), sent one by one and dropped once sent; with
+        ``piece``, nothing larger is sent at once. For a body without a length (chunked encoding) the
+        server copies what it sends and holds the copy until the client takes it: a ZIP stream holds
+        a part of its chunk that way, not all of it."""
+        try:
+            with session.streaming(), self._service.mounts.hold(mount):
+                async with aclosing(pump(producer())) as chunks:
+                    async for data in chunks:
+                        if not isinstance(data, list):
+                            yield data
+                            continue
+                        while data:
+                            part = data.pop(0)
+                            if piece and len(part) > piece:
+                                view = memoryview(part)
+                                del part
+                                for at in range(0, len(view), piece):
+                                    yield view[at : at + piece]
+                                del view
+                            else:
+                                yield part
+                                del part
+        except Exception as exc:
+            self.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            raise
