@@ -4,5 +4,5 @@ Each module touches one dependency's internals and nothing else; the rest of ope
 small public names it offers. ``tests/seams/`` checks, module by module, exactly the upstream
 behaviour each seam relies on and names the dependency and its installed version when it changed.
 The pins in ``pyproject.toml`` for these dependencies are narrow for the same reason
-(docs/DEPENDENCIES.md, "Narrow pins").
+(docs/DEPENDENCIES.md, "Pins").
 """
