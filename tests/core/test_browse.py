@@ -120,7 +120,8 @@ def test_a_big_folder_read_by_reader_processes_pages_as_if_read_here(linux_view:
             got = []
             for number in range(1, MANY_COUNT // 1000 + 2):
                 got += [
-                    (e.name, e.size, e.mtime_ns) for e in read_page(cache, mount, where, ALL, 1000, number).entries
+                    (e.name, e.size, e.mtime_ns)
+                    for e in read_page(cache, mount, where, ALL, 1000, number).entries
                 ]
             pages.append(got)
         assert len(pages[0]) == MANY_COUNT and pages[1] == pages[0]

@@ -10,7 +10,7 @@ import pytest
 from openflr.config import DatastoreSettings, GuestAccess, Settings
 from openflr.core.restores import NoTargetError, guest_access, resolve_target
 from openflr.inventory.model import Replica
-from openflr.restore.restorer import restored_name
+from openflr.restore.writer import restored_name
 
 ACCESS = GuestAccess(
     vm="*",

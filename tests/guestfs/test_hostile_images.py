@@ -46,7 +46,7 @@ def open_case(folder: str, datastore: str, start: str = "") -> dict[str, Any]:
     from openflr.errors import OpenflrError
     from openflr.guestfs.view import open_view
     from openflr.inventory import manifest
-    from openflr.inventory.scanning import ScanContext, ScanError
+    from openflr.inventory.points import ScanContext, ScanError
     from openflr.restore.items import Problem, item_of, read_chunks, walk
 
     out: dict[str, Any] = {"stage": "scan"}

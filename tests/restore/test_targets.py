@@ -166,7 +166,7 @@ def exception_texts(exc: BaseException) -> list[str]:
 
 async def test_write_in_chunks_lands_on_disk(case: Case) -> None:
     data = os.urandom(4 * MiB + 12345)
-    await write_file(case.target, ("restored.bin",), data)  # 1 MiB chunks, as the restorer writes
+    await write_file(case.target, ("restored.bin",), data)  # 1 MiB chunks, as the restore writer writes
     assert (case.folder / "restored.bin").read_bytes() == data
     item = await case.target.stat(("restored.bin",))
     assert item is not None and not item.is_dir and item.size == len(data) and item.name == "restored.bin"

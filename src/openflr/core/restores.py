@@ -25,9 +25,9 @@ from openflr.errors import OpenflrError
 from openflr.guestfs.view import GuestView, Located
 from openflr.inventory.model import Replica
 from openflr.restore.items import item_of
-from openflr.restore.restorer import RestoreCancelled, Restorer, RestoreReport, restore_permissions
 from openflr.restore.targets.base import Credentials, Target, TargetAddress, TargetError
 from openflr.restore.targets.connect import ConnectOptions, connect
+from openflr.restore.writer import RestoreCancelled, RestoreReport, RestoreWriter, restore_permissions
 
 __all__ = [
     "Credentials",
@@ -253,7 +253,7 @@ class Restores:
             await restore_permissions(view, target, top, dest, task.cancel, report)
             return
 
-        await Restorer(
+        await RestoreWriter(
             view,
             target,
             dest,

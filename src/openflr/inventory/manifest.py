@@ -25,7 +25,7 @@ from typing import Any
 
 from openflr.config import ConfigError, GuestAccess, guest_access
 from openflr.inventory.model import DiskChain, ReplicaPoint, stable_id
-from openflr.inventory.scanning import ScanContext, ScanError
+from openflr.inventory.points import ScanContext, ScanError
 
 FILE_NAME = "openflr-vm.toml"
 

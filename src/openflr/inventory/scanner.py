@@ -23,7 +23,7 @@ from openflr.guestfs.formats import FORMATS
 from openflr.guestfs.formats.base import Folder
 from openflr.inventory import manifest, vmware
 from openflr.inventory.model import BackupServer, Inventory, Problem, Replica, ReplicaPoint, stable_id
-from openflr.inventory.scanning import ScanContext, ScanError, layered_points
+from openflr.inventory.points import ScanContext, ScanError, layered_points
 
 log = logging.getLogger(__name__)
 

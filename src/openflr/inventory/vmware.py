@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PureWindowsPath
 
 from openflr.inventory.model import DiskChain, ReplicaPoint, stable_id
-from openflr.inventory.scanning import ScanContext, ScanError
+from openflr.inventory.points import ScanContext, ScanError
 
 _LINE_RE = re.compile(r'^\s*([A-Za-z0-9_.:\-]+)\s*=\s*"(.*)"\s*$')
 _ESCAPE_RE = re.compile(r"\|([0-9A-Fa-f]{2})")

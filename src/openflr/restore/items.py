@@ -8,7 +8,7 @@ time with ``children``).
 A guest file system is not trusted: a folder may contain itself or an ancestor, or be linked from many
 places. The items of one restore share a ``FolderGuard`` (``guestfs/loops.py``): a folder met again
 (or nested absurdly deep) is still an item, but ``blocked`` says why, and ``children`` of it is empty.
-So every walk over ``children`` ends, including the restorer's own.
+So every walk over ``children`` ends, including the restore writer's own.
 """
 
 from __future__ import annotations

@@ -14,13 +14,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from openflr.api import emtypes, protectiontypes
-from openflr.api import protectionviews as pv
+from openflr.api import protectionvalues as pv
+from openflr.api.inventoryvalues import urn
 from openflr.api.responses import em_response
 from openflr.api.routes.jobs import entity_format, protection
 from openflr.api.routing import Route
 from openflr.api.schema import Link
 from openflr.api.urls import Query, api_base
-from openflr.api.views import urn
 from openflr.errors import BadRequestError
 
 

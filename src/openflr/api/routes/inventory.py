@@ -7,7 +7,7 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import Response
 
-from openflr.api import emtypes, querytypes, queryviews, views
+from openflr.api import emtypes, inventoryvalues, querytypes, queryvalues
 from openflr.api.auth import require, service_of
 from openflr.api.paging import page_request, paging_info
 from openflr.api.responses import em_response
@@ -33,9 +33,13 @@ async def list_servers(request: Request) -> Response:
     base = api_base(request)
     if _entity(Query(request)):
         return em_response(
-            request, emtypes.BACKUP_SERVERS, {"BackupServers": [views.server_entity(base, inv.server)]}
+            request,
+            emtypes.BACKUP_SERVERS,
+            {"BackupServers": [inventoryvalues.server_entity(base, inv.server)]},
         )
-    return em_response(request, emtypes.ENTITY_REFERENCES, {"Refs": [views.server_ref(base, inv.server)]})
+    return em_response(
+        request, emtypes.ENTITY_REFERENCES, {"Refs": [inventoryvalues.server_ref(base, inv.server)]}
+    )
 
 
 async def get_server(request: Request) -> Response:
@@ -46,8 +50,8 @@ async def get_server(request: Request) -> Response:
         raise NotFoundError(f"Backup server {request.path_params['id']!r} does not exist.")
     base = api_base(request)
     if _entity(Query(request)):
-        return em_response(request, emtypes.BACKUP_SERVER, views.server_entity(base, inv.server))
-    return em_response(request, emtypes.ENTITY_REF, views.server_ref(base, inv.server))
+        return em_response(request, emtypes.BACKUP_SERVER, inventoryvalues.server_entity(base, inv.server))
+    return em_response(request, emtypes.ENTITY_REF, inventoryvalues.server_ref(base, inv.server))
 
 
 async def list_replicas(request: Request) -> Response:
@@ -57,10 +61,14 @@ async def list_replicas(request: Request) -> Response:
     replicas = sorted(inv.replicas.values(), key=lambda r: (r.vm_name.casefold(), r.id))
     if _entity(Query(request)):
         return em_response(
-            request, emtypes.REPLICAS, {"Replicas": [views.replica_entity(base, inv, r) for r in replicas]}
+            request,
+            emtypes.REPLICAS,
+            {"Replicas": [inventoryvalues.replica_entity(base, inv, r) for r in replicas]},
         )
     return em_response(
-        request, emtypes.ENTITY_REFERENCES, {"Refs": [views.replica_ref(base, inv, r) for r in replicas]}
+        request,
+        emtypes.ENTITY_REFERENCES,
+        {"Refs": [inventoryvalues.replica_ref(base, inv, r) for r in replicas]},
     )
 
 
@@ -71,8 +79,8 @@ async def get_replica(request: Request) -> Response:
     inv = service.inventory(session)
     base = api_base(request)
     if _entity(Query(request)):
-        return em_response(request, emtypes.REPLICA, views.replica_entity(base, inv, replica))
-    return em_response(request, emtypes.ENTITY_REF, views.replica_ref(base, inv, replica))
+        return em_response(request, emtypes.REPLICA, inventoryvalues.replica_entity(base, inv, replica))
+    return em_response(request, emtypes.ENTITY_REF, inventoryvalues.replica_ref(base, inv, replica))
 
 
 async def replica_points(request: Request) -> Response:
@@ -85,12 +93,16 @@ async def replica_points(request: Request) -> Response:
         return em_response(
             request,
             emtypes.VM_REPLICA_POINTS,
-            {"VmReplicaPoints": [views.point_entity(base, inv, replica, p) for p in replica.points]},
+            {
+                "VmReplicaPoints": [
+                    inventoryvalues.point_entity(base, inv, replica, p) for p in replica.points
+                ]
+            },
         )
     return em_response(
         request,
         emtypes.ENTITY_REFERENCES,
-        {"Refs": [views.point_ref(base, inv, replica, p) for p in replica.points]},
+        {"Refs": [inventoryvalues.point_ref(base, inv, replica, p) for p in replica.points]},
     )
 
 
@@ -115,12 +127,12 @@ async def list_points(request: Request) -> Response:
         return em_response(
             request,
             _POINT_LISTS[family],
-            {key: [views.point_entity(base, inv, r, p, family) for r, p in pairs]},
+            {key: [inventoryvalues.point_entity(base, inv, r, p, family) for r, p in pairs]},
         )
     return em_response(
         request,
         emtypes.ENTITY_REFERENCES,
-        {"Refs": [views.point_ref(base, inv, r, p, family) for r, p in pairs]},
+        {"Refs": [inventoryvalues.point_ref(base, inv, r, p, family) for r, p in pairs]},
     )
 
 
@@ -133,9 +145,11 @@ async def get_point(request: Request) -> Response:
     base = api_base(request)
     if _entity(Query(request)):
         return em_response(
-            request, _POINT_TYPES[family], views.point_entity(base, inv, replica, point, family)
+            request, _POINT_TYPES[family], inventoryvalues.point_entity(base, inv, replica, point, family)
         )
-    return em_response(request, emtypes.ENTITY_REF, views.point_ref(base, inv, replica, point, family))
+    return em_response(
+        request, emtypes.ENTITY_REF, inventoryvalues.point_ref(base, inv, replica, point, family)
+    )
 
 
 async def query_service(request: Request) -> Response:
@@ -195,7 +209,7 @@ async def run(request: Request) -> Response:
         return f"{base}/query?" + "&".join(parts)
 
     value: Value = {"PagingInfo": paging_info(page, size, result.pages, href_for)}
-    found = queryviews.render(base, prot, qtype, [r["_object"] for r in result.records], entities)
+    found = queryvalues.render(base, prot, qtype, [r["_object"] for r in result.records], entities)
     if entities:
         value["Entities"] = {querytypes.PLURAL[qtype.name]: found}
     else:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from openflr.api import emtypes, protectiontypes, views
-from openflr.api import protectionviews as pv
+from openflr.api import emtypes, inventoryvalues, protectiontypes
+from openflr.api import protectionvalues as pv
 from openflr.api.auth import require, service_of
 from openflr.api.reporttypes import BACKUP_JOB_SESSIONS
 from openflr.api.responses import em_response
@@ -145,9 +145,9 @@ async def restore_point_vms(request: Request) -> Response:
     _job, replica, point = prot.restore_point(request.path_params["id"])
     base, inv = api_base(request), prot.inventory
     if entity_format(request):
-        value = views.point_entity(base, inv, replica, point, PointFamily.RESTORE)
+        value = inventoryvalues.point_entity(base, inv, replica, point, PointFamily.RESTORE)
         return em_response(request, emtypes.VM_RESTORE_POINTS, {"VmRestorePoints": [value]})
-    return _refs(request, [views.point_ref(base, inv, replica, point, PointFamily.RESTORE)])
+    return _refs(request, [inventoryvalues.point_ref(base, inv, replica, point, PointFamily.RESTORE)])
 
 
 routes = [

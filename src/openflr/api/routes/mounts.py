@@ -12,7 +12,7 @@ from starlette.responses import Response
 from openflr.api import downloads, emtypes
 from openflr.api.auth import require, service_of
 from openflr.api.bodies import parse_body
-from openflr.api.flrviews import FAMILIES, Listing, dir_links, mount_href, mount_value, task_value
+from openflr.api.mountvalues import FAMILIES, Listing, dir_links, mount_href, mount_value, task_value
 from openflr.api.negotiation import Format
 from openflr.api.paging import page_request, paging_info
 from openflr.api.responses import camel_json, em_response, response_format

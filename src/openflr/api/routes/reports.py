@@ -43,11 +43,11 @@ from starlette.responses import Response
 
 from openflr.api import emtypes, reporttypes
 from openflr.api.auth import require, service_of
+from openflr.api.inventoryvalues import server_href, urn
 from openflr.api.responses import em_response
 from openflr.api.routing import Endpoint, Route
 from openflr.api.schema import EmType, Link, Value
 from openflr.api.urls import Query, api_base
-from openflr.api.views import server_href, urn
 from openflr.config import DatastoreSettings
 from openflr.core.protection import Protection
 from openflr.core.roles import Permission

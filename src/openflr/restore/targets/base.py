@@ -1,4 +1,4 @@
-"""What every restore target offers the restorer, and the errors it raises.
+"""What every restore target offers the restore writer (restore/writer.py), and the errors it raises.
 
 A target is one open connection to a folder on the guest (a share, an SFTP path, a local folder). Paths
 are lists of shown names below that folder (docs/STORAGE-NOTES.md, "Names"). POSIX targets (file://,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from openflr.api.inventoryvalues import replica_href, server_up, urn
 from openflr.api.schema import Link, Value
-from openflr.api.views import replica_href, server_up, urn
 from openflr.core.protection import HierarchyRoot, Job, restore_point_id, restore_point_name, vm_ref
 from openflr.inventory.model import BackupServer, Replica, ReplicaPoint, stable_id
 

@@ -81,7 +81,7 @@ def _reason(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-class Restorer:
+class RestoreWriter:
     """One restore of one item (file or folder) into one target location."""
 
     def __init__(

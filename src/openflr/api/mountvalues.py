@@ -183,7 +183,7 @@ class Listing:
 
     def file_json(self, e: Entry) -> orjson.Fragment:
         """``file(e)`` as the JSON renderer would write it (PascalCase keys), made as text in one
-        step: the listing hot path (tests/api/test_flrviews.py holds the two to the same bytes)."""
+        step: the listing hot path (tests/api/test_mountvalues.py holds the two to the same bytes)."""
         name = e.name
         if _PLAIN.match(name):  # nothing to escape, in JSON or in the URL
             href = name_text = name

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from openflr.api import emtypes
-from openflr.api.flrviews import Listing, time_of, time_text
+from openflr.api.mountvalues import Listing, time_of, time_text
 from openflr.api.render import JsonItems, format_time, json_document, json_object, json_text, xml_document
 from openflr.guestfs.filesystems.base import Entry
 from openflr.guestfs.view import GuestView, Located, open_view

@@ -1,4 +1,5 @@
-"""Shared scanning machinery: the per-datastore context and chains grouped into points by layer."""
+"""Turning a VM folder's images into replica points: the per-datastore scan context, the error a
+folder that cannot be used raises, and backing chains grouped into points by layer (qcow2, AVHDX)."""
 
 from __future__ import annotations
 

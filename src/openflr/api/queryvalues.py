@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from openflr.api import protectionviews as pv
-from openflr.api import views
+from openflr.api import inventoryvalues
+from openflr.api import protectionvalues as pv
 from openflr.api.routes.reports import repository_entity, repository_ref
 from openflr.api.schema import Value
 from openflr.core import catalog_queries as cq
@@ -21,7 +21,7 @@ def _point(family: PointFamily, entity: bool) -> Render:
     def render(base: str, prot: Protection, point: Any) -> Value:
         inv = prot.inventory
         replica = inv.replicas[point.replica_id]
-        make = views.point_entity if entity else views.point_ref
+        make = inventoryvalues.point_entity if entity else inventoryvalues.point_ref
         return make(base, inv, replica, point, family)
 
     return render
@@ -41,12 +41,12 @@ _RENDER: dict[str, tuple[Render, Render]] = {
     cq.VM_REPLICA_POINT.name: (_point(PointFamily.REPLICA, False), _point(PointFamily.REPLICA, True)),
     cq.VM_RESTORE_POINT.name: (_point(PointFamily.RESTORE, False), _point(PointFamily.RESTORE, True)),
     cq.REPLICA.name: (
-        lambda b, p, r: views.replica_ref(b, p.inventory, r),
-        lambda b, p, r: views.replica_entity(b, p.inventory, r),
+        lambda b, p, r: inventoryvalues.replica_ref(b, p.inventory, r),
+        lambda b, p, r: inventoryvalues.replica_entity(b, p.inventory, r),
     ),
     cq.BACKUP_SERVER.name: (
-        lambda b, p, s: views.server_ref(b, s),
-        lambda b, p, s: views.server_entity(b, s),
+        lambda b, p, s: inventoryvalues.server_ref(b, s),
+        lambda b, p, s: inventoryvalues.server_entity(b, s),
     ),
     cq.JOB.name: (
         lambda b, p, j: pv.job_ref(b, p.inventory.server, j),
