@@ -120,7 +120,10 @@ def test_any_filter_runs_or_is_a_clean_400(text: str, sort: str | None) -> None:
 FIELDS = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.]{0,15}", fullmatch=True)
 QUOTED = st.text(st.characters(exclude_categories=["Cs"]), max_size=30)
 BARE = st.text(
-    st.characters(exclude_categories=["Cs", "Zs", "Cc"], exclude_characters=';,()"'), min_size=1, max_size=20
+    # No white space of any kind (the parser trims a bare value as str.strip does) and no delimiter.
+    st.characters(exclude_categories=["Cs", "Zs", "Zl", "Zp", "Cc"], exclude_characters=';,()"'),
+    min_size=1,
+    max_size=20,
 )
 
 
