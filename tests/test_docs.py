@@ -40,7 +40,8 @@ def text_files() -> list[Path]:
     found: list[Path] = []
     for tree in TREES:
         for path in sorted((ROOT / tree).rglob("*")):
-            if not path.is_file() or SKIPPED_DIRS.intersection(path.relative_to(ROOT).parts):
+            parts = path.relative_to(ROOT).parts
+            if not path.is_file() or any(p in SKIPPED_DIRS or p.endswith(".egg-info") for p in parts):
                 continue
             data = path.read_bytes()
             if b"\0" in data:
