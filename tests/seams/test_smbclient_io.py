@@ -10,8 +10,6 @@ from typing import Any
 
 import pytest
 import smbclient  # type: ignore[import-untyped,unused-ignore]
-import smbclient._io  # type: ignore[import-untyped,unused-ignore]
-import smbclient._pool  # type: ignore[import-untyped,unused-ignore]
 from smbprotocol.open import (  # type: ignore[import-untyped,unused-ignore]
     Open,
     SMB2CloseRequest,
@@ -19,8 +17,15 @@ from smbprotocol.open import (  # type: ignore[import-untyped,unused-ignore]
     SMB2QueryInfoRequest,
 )
 
-from openflr.seams.smbclient_io import connection_cache_key
 from tests.seams import changed
+
+try:  # the private modules, and the seam that imports names from them
+    import smbclient._io  # type: ignore[import-untyped,unused-ignore]
+    import smbclient._pool  # type: ignore[import-untyped,unused-ignore]
+
+    from openflr.seams.smbclient_io import connection_cache_key
+except ImportError as exc:
+    raise ImportError(changed("smbprotocol", f"smbclient's private modules: {exc}")) from exc
 
 RELATED_FILE_ID = b"\xff" * 16
 """MS-SMB2 3.2.4.1.4: the file id that names "the file the previous CREATE of this compound opened"."""

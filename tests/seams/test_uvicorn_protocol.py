@@ -9,12 +9,17 @@ from collections.abc import Callable
 from typing import Any
 
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
-from uvicorn.server import ServerState
 
-from openflr.seams.uvicorn_protocol import HttpToolsHooks
-from openflr.server import CasePreservingHttpTools
 from tests.seams import changed
+
+try:  # the private module, and the seam and server that import names from it
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+    from uvicorn.server import ServerState
+
+    from openflr.seams.uvicorn_protocol import HttpToolsHooks
+    from openflr.server import CasePreservingHttpTools
+except ImportError as exc:
+    raise ImportError(changed("uvicorn", f"its httptools protocol module: {exc}")) from exc
 
 PEER = ("192.0.2.7", 50123)
 REQUEST = b"GET /api/ HTTP/1.1\r\nHost: x\r\n\r\n"

@@ -13,6 +13,7 @@ What openflr needs from upstream: a documented case-insensitive option for route
 from __future__ import annotations
 
 import re
+from importlib.metadata import version
 
 from starlette.routing import Route
 
@@ -21,4 +22,8 @@ __all__ = ["match_any_case"]
 
 def match_any_case(route: Route) -> None:
     """Have ``route`` match request paths whatever the case of their literal parts."""
-    route.path_regex = re.compile(route.path_regex.pattern, route.path_regex.flags | re.IGNORECASE)
+    regex = getattr(route, "path_regex", None)
+    if not isinstance(regex, re.Pattern):  # fail at start-up, saying why, not with an AttributeError
+        changed = f"starlette {version('starlette')} changed Route.path_regex ({regex!r})"
+        raise RuntimeError(f"{changed}: see openflr.seams.starlette_routes")
+    route.path_regex = re.compile(regex.pattern, regex.flags | re.IGNORECASE)
