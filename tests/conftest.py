@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from pathlib import Path
+from types import CodeType
 
 import pytest
 from starlette.testclient import TestClient
 
 from openflr.api.app import create_app
+from tests import support
 from tests.imagebuilder import Fixtures, ensure_fixtures
 from tests.support import (
     SHARED_SERVER,
@@ -20,6 +23,82 @@ from tests.support import (
     plain_client,
     run_server,
 )
+
+# --- the fast tier ---------------------------------------------------------------------------------------
+# `./scripts/test --fast` is `pytest -m "not server and not slow"`: the in-process tests only. A test is
+# marked `server` here when it, a fixture it uses or a test helper they call reaches one of STARTS_SERVERS
+# (a real `openflr serve`, smbd or sshd; fixtures asked for by a literal name, as in
+# ``request.getfixturevalue("samba_server")``, count as used), when a parameter picks a real server
+# (``api[http]``, ``faulty[https]``; an ``inproc`` parameter is in-process whatever its fixture does for the
+# others), or when it lives below tests/clients (real third-party clients, each in its own virtualenv).
+STARTS_SERVERS = frozenset({"run_server", "run_samba", "run_sshd"})
+SERVER_PARAMS = frozenset({"http", "https"})
+CLIENT_TESTS = Path(__file__).parent / "clients"
+
+
+def _names(code: CodeType) -> tuple[set[str], set[str]]:
+    """The global and attribute names, and the string constants, of ``code`` and the code nested in it."""
+    names, strings = set(code.co_names), set()
+    for const in code.co_consts:
+        if isinstance(const, CodeType):
+            inner_names, inner_strings = _names(const)
+            names |= inner_names
+            strings |= inner_strings
+        elif isinstance(const, str):
+            strings.add(const)
+    return names, strings
+
+
+class _ServerFinder:
+    """Whether a test's own code, its fixtures or the test helpers they call start a server."""
+
+    def __init__(self, item: pytest.Function) -> None:
+        self.item = item
+        self.seen: set[CodeType] = set()
+
+    def fixture(self, name: str) -> bool:
+        defs = self.item.session._fixturemanager.getfixturedefs(name, self.item)
+        return defs is not None and len(defs) > 0 and self.reaches(defs[-1].func)
+
+    def reaches(self, func: object) -> bool:
+        code = getattr(func, "__code__", None)
+        if not isinstance(code, CodeType) or code in self.seen:
+            return False
+        self.seen.add(code)
+        names, strings = _names(code)
+        if not STARTS_SERVERS.isdisjoint(names):
+            return True
+        scope: dict[str, object] = getattr(func, "__globals__", {})
+        helpers = (scope.get(name) for name in names)
+        return any(
+            inspect.isfunction(helper) and helper.__module__.startswith("tests.") and self.reaches(helper)
+            for helper in helpers
+        ) or any(self.fixture(s) for s in strings if s.isidentifier())
+
+
+def _starts_a_server(item: pytest.Function) -> bool:
+    if CLIENT_TESTS in item.path.parents:
+        return True
+    params: dict[str, object] = dict(item.callspec.params) if hasattr(item, "callspec") else {}
+    if not SERVER_PARAMS.isdisjoint(p for p in params.values() if isinstance(p, str)):
+        return True
+    finder = _ServerFinder(item)
+    return finder.reaches(item.function) or any(
+        params.get(name) != "inproc" and finder.reaches(defs[-1].func)
+        for name, defs in item._fixtureinfo.name2fixturedefs.items()
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if isinstance(item, pytest.Function) and _starts_a_server(item):
+            item.add_marker(pytest.mark.server)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # In a run that leaves the server tests out, a test that starts a server anyway is marked wrongly:
+    # it fails at once instead of slowing the fast tier down.
+    support.SERVERS_ALLOWED = "not server" not in (config.option.markexpr or "")
 
 
 @pytest.fixture(scope="session")

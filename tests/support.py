@@ -63,6 +63,10 @@ def make_service(data_dir: Path, config: str = "", **env: str) -> Service:
     return service
 
 
+SERVERS_ALLOWED = True
+"""False in a run that deselects the ``server`` tests (`./scripts/test --fast`, tests/conftest.py)."""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -124,6 +128,7 @@ def run_server(
     command: str = "serve",
 ) -> Iterator[RunningServer]:
     """Start `openflr serve` (or ``command``, e.g. ``demo``) on a free port and wait until it answers."""
+    assert SERVERS_ALLOWED, "this test starts a server but is not marked `server` (tests/conftest.py)"
     port = free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     args = [*OPENFLR, command, "--host", "127.0.0.1", "--port", str(port), *extra_args]
@@ -224,3 +229,22 @@ def xml(response: httpx.Response) -> etree._Element:
 
 def local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
+
+
+def find(parent: etree._Element, path: str) -> etree._Element:
+    """The first ``path`` (``em:`` names the EM namespace) below ``parent``; the test fails without one."""
+    found = parent.find(path, NS)
+    assert found is not None, f"no {path} in {local(parent.tag)}"
+    return found
+
+
+def text(parent: etree._Element, path: str) -> str:
+    """The text of the first ``path`` below ``parent`` ("" when it is empty); the test fails without one."""
+    return find(parent, path).text or ""
+
+
+def attr(element: etree._Element, name: str) -> str:
+    """The attribute ``name`` of ``element``; the test fails without it."""
+    value = element.get(name)
+    assert value is not None, f"{local(element.tag)} has no {name}"
+    return value

@@ -76,6 +76,14 @@ def test_the_test_script_installs_the_test_tools_once(tmp_path: Path) -> None:
     assert calls.read_text().splitlines()[2:] == ["python -m pytest -k nothing"]
 
 
+def test_the_test_script_fast_flag_leaves_the_server_and_slow_tests_out(tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    calls = fake_venv(venv)
+    done = run("test", venv, "-x", "--fast", "-k", "sessions")
+    assert done.returncode == 0, done.stderr
+    assert calls.read_text().splitlines()[-1] == "python -m pytest -x -m not server and not slow -k sessions"
+
+
 def test_make_venv_says_it_creates_the_virtualenv(tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     script = f'source "{ROOT}/scripts/_env.sh"; make_venv'

@@ -10,6 +10,8 @@ import pytest
 
 from tests.guestfs.oracle import CaseResult, repro_command, run_case, tree_for
 
+pytestmark = pytest.mark.slow  # every case writes its image with outside tools: not in the fast tier
+
 CASES = [
     # (file system, seed, partition table, image format): every wrapper is met at least once;
     # the first case of each file system also gets a chain of folders at least 4,000 bytes deep

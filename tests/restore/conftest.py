@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import support
 from tests.restore import services
 from tests.restore.services import SambaServer, SshServer
 
@@ -18,6 +19,9 @@ def anyio_backend() -> str:
 
 
 def _require_servers() -> None:
+    assert support.SERVERS_ALLOWED, (
+        "this test starts smbd or sshd but is not marked `server` (tests/conftest.py)"
+    )
     missing = services.missing_tools()
     if missing:
         pytest.fail(
