@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any, Literal, overload
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from lxml import etree
 
-from tests.support import NS, Api, local, xml
+from tests.support import NS, Api, attr, find, local, text, xml
 
 TOKEN = "X-RestSvcSessionId"
 JSON = {"Accept": "application/json"}
 
 
-def get(api: Api, token: str, path: str, json: bool = False) -> object:
+@overload
+def get(api: Api, token: str, path: str, json: Literal[False] = False) -> etree._Element: ...
+@overload
+def get(api: Api, token: str, path: str, json: Literal[True]) -> Any: ...
+def get(api: Api, token: str, path: str, json: bool = False) -> Any:
+    """The XML document at ``path``, or with ``json`` its JSON (parsed, so of no fixed type)."""
     r = api.get(path, headers={TOKEN: token, **(JSON if json else {})})
     assert r.status_code == 200, r.text
     return r.json() if json else xml(r)
@@ -20,13 +27,15 @@ def get(api: Api, token: str, path: str, json: bool = False) -> object:
 
 def test_backup_server(api: Api, token: str) -> None:
     refs = get(api, token, "/api/backupServers")
-    ref = refs.find("em:Ref", NS)
-    assert ref.get("Type") == "BackupServerReference" and ref.get("UID").startswith("urn:veeam:BackupServer:")
-    ent = get(api, token, ref.get("Href") + "?format=Entity")
+    ref = find(refs, "em:Ref")
+    assert attr(ref, "Type") == "BackupServerReference" and attr(ref, "UID").startswith(
+        "urn:veeam:BackupServer:"
+    )
+    ent = get(api, token, attr(ref, "Href") + "?format=Entity")
     assert local(ent.tag) == "BackupServer"
-    assert ent.findtext("em:Description", namespaces=NS).startswith("openflr")
+    assert text(ent, "em:Description").startswith("openflr")
     body = get(api, token, "/api/backupServers?format=Entity", json=True)
-    assert body["BackupServers"][0]["Name"] == ref.get("Name")
+    assert body["BackupServers"][0]["Name"] == attr(ref, "Name")
     assert (
         api.get("/api/backupServers/00000000-0000-0000-0000-000000000000", headers={TOKEN: token}).status_code
         == 404
@@ -35,7 +44,7 @@ def test_backup_server(api: Api, token: str) -> None:
 
 def test_replicas_and_their_points(api: Api, token: str) -> None:
     refs = get(api, token, "/api/replicas").findall("em:Ref", NS)
-    names = sorted(r.get("Name") for r in refs)
+    names = sorted(attr(r, "Name") for r in refs)
     assert names == sorted(
         [
             "Win File Server_replica",
@@ -47,15 +56,15 @@ def test_replicas_and_their_points(api: Api, token: str) -> None:
         ]
     )
     for ref in refs:
-        links = {(lk.get("Rel"), lk.get("Type")): lk.get("Href") for lk in ref.find("em:Links", NS)}
+        links = {(lk.get("Rel"), lk.get("Type")): attr(lk, "Href") for lk in find(ref, "em:Links")}
         down = links[("Down", "VmReplicaPointReferenceList")]
         points = get(api, token, down).findall("em:Ref", NS)
         assert len(points) == 3
         assert all(p.get("Type") == "VmReplicaPointReference" for p in points)
         ent = get(api, token, links[("Alternate", "Replica")])
         assert local(ent.tag) == "Replica"
-        assert ent.findtext("em:Platform", namespaces=NS) in ("VMware", "HyperV", "KVM")
-        assert ent.findtext("em:JobName", namespaces=NS).endswith("Replication")
+        assert text(ent, "em:Platform") in ("VMware", "HyperV", "KVM")
+        assert text(ent, "em:JobName").endswith("Replication")
     body = get(api, token, "/api/replicas?format=entity", json=True)
     assert len(body["Replicas"]) == 6
 
@@ -63,25 +72,25 @@ def test_replicas_and_their_points(api: Api, token: str) -> None:
 def test_points_ref_and_entity(api: Api, token: str) -> None:
     refs = get(api, token, "/api/vmReplicaPoints").findall("em:Ref", NS)
     assert len(refs) == 18
-    ref = next(r for r in refs if r.get("Name") == "lin-web01@2026-11-03 21:00:12")
-    links = [(lk.get("Rel"), lk.get("Type")) for lk in ref.find("em:Links", NS)]
+    ref = next(r for r in refs if attr(r, "Name") == "lin-web01@2026-11-03 21:00:12")
+    links = [(lk.get("Rel"), lk.get("Type")) for lk in find(ref, "em:Links")]
     assert links == [
         ("Up", "BackupServerReference"),
         ("Up", "ReplicaReference"),
         ("Alternate", "VmReplicaPoint"),
     ]
-    single = get(api, token, ref.get("Href"))
-    assert local(single.tag) == "EntityRef" and single.get("UID") == ref.get("UID")
-    ent = get(api, token, ref.get("Href") + "?format=Entity")
+    single = get(api, token, attr(ref, "Href"))
+    assert local(single.tag) == "EntityRef" and attr(single, "UID") == attr(ref, "UID")
+    ent = get(api, token, attr(ref, "Href") + "?format=Entity")
     assert local(ent.tag) == "VmReplicaPoint"
-    assert ent.get("VmDisplayName") == "lin-web01"
+    assert attr(ent, "VmDisplayName") == "lin-web01"
     assert [local(c.tag) for c in ent] == ["Links", "CreationTimeUTC", "VmName", "Algorithm", "PointType"]
-    assert ent.findtext("em:CreationTimeUTC", namespaces=NS) == "2026-11-03T21:00:12.407Z"
-    assert ent.findtext("em:PointType", namespaces=NS) == "Snapshot"
-    elinks = {(lk.get("Rel"), lk.get("Type")): lk.get("Href") for lk in ent.find("em:Links", NS)}
-    assert elinks[("Create", "VmReplicaPointMount")] == ref.get("Href") + "/mounts"
-    assert elinks[("Down", "VmReplicaPointMountList")] == ref.get("Href") + "/mounts"
-    by_urn = api.get("/api/vmReplicaPoints/" + ref.get("UID"), headers={TOKEN: token})
+    assert text(ent, "em:CreationTimeUTC") == "2026-11-03T21:00:12.407Z"
+    assert text(ent, "em:PointType") == "Snapshot"
+    elinks = {(lk.get("Rel"), lk.get("Type")): attr(lk, "Href") for lk in find(ent, "em:Links")}
+    assert elinks[("Create", "VmReplicaPointMount")] == attr(ref, "Href") + "/mounts"
+    assert elinks[("Down", "VmReplicaPointMountList")] == attr(ref, "Href") + "/mounts"
+    by_urn = api.get("/api/vmReplicaPoints/" + attr(ref, "UID"), headers={TOKEN: token})
     assert by_urn.status_code == 200
     missing = api.get("/api/vmReplicaPoints/0badc0de-0000-0000-0000-000000000000", headers={TOKEN: token})
     assert missing.status_code == 404 and local(xml(missing).tag) == "Error"
@@ -93,8 +102,8 @@ def test_points_ref_and_entity(api: Api, token: str) -> None:
 
 def test_query_service_lists_types(api: Api, token: str) -> None:
     svc = get(api, token, "/api/querySvc")
-    assert svc.get("Type") == "QueryService"
-    names = {lk.get("Name") for lk in svc.find("em:Links", NS)}
+    assert attr(svc, "Type") == "QueryService"
+    names = {lk.get("Name") for lk in find(svc, "em:Links")}
     served = {"VmReplicaPoint", "VmRestorePoint", "Replica", "BackupServer", "Job", "Backup"}
     assert served | {"RestorePoint", "Repository", "HierarchyRoot", "BackupJobSession"} <= names
 
@@ -113,12 +122,12 @@ def test_acceptance_query_xml(api: Api, token: str) -> None:
     root = xml(r)
     assert local(root.tag) == "QueryResult"
     points = root.findall("em:Entities/em:VmReplicaPoints/em:VmReplicaPoint", NS)
-    times = [p.findtext("em:CreationTimeUTC", namespaces=NS) for p in points]
+    times = [text(p, "em:CreationTimeUTC") for p in points]
     assert len(points) == 9 and all(p.get("VmDisplayName") == "Win File Server" for p in points)
     assert times == sorted(times, reverse=True)
-    paging = root.find("em:PagingInfo", NS)
-    assert paging.attrib == {"PageNum": "1", "PageSize": "100", "PagesCount": "1"}
-    assert [lk.get("Rel") for lk in paging.find("em:Links", NS)] == ["First", "Last"]
+    paging = find(root, "em:PagingInfo")
+    assert dict(paging.attrib.items()) == {"PageNum": "1", "PageSize": "100", "PagesCount": "1"}
+    assert [lk.get("Rel") for lk in find(paging, "em:Links")] == ["First", "Last"]
 
 
 def test_acceptance_query_json(api: Api, token: str) -> None:
@@ -207,7 +216,7 @@ def test_inventory_needs_a_session(api: Api) -> None:
 
 def test_logon_session_links_down_to_inventory(api: Api) -> None:
     r = api.post("/api/sessionMngr/?v=latest", auth=("flrop", "Secret1"))
-    links = {lk.get("Type"): lk.get("Href") for lk in xml(r).find("em:Links", NS)}
+    links = {lk.get("Type"): attr(lk, "Href") for lk in find(xml(r), "em:Links")}
     assert links["VmReplicaPointReferenceList"] == f"{api.base}/api/vmReplicaPoints"
     assert links["QueryService"] == f"{api.base}/api/querySvc"
     token = r.headers[TOKEN]

@@ -12,9 +12,10 @@ import orjson
 import pytest
 from lxml import etree
 from starlette.testclient import TestClient
+from starlette.types import Message, Scope
 
 from tests.api.flr import TOKEN, headers, list_all, mount, point_href, roots, wait_task
-from tests.support import NS, Api, local, xml
+from tests.support import NS, Api, attr, find, local, text, xml
 
 
 def test_mount_flow_in_xml(api: Api, op: str) -> None:
@@ -23,34 +24,34 @@ def test_mount_flow_in_xml(api: Api, op: str) -> None:
     assert r.status_code == 202
     task = xml(r)
     assert local(task.tag) == "Task"
-    assert task.findtext("em:Operation", namespaces=NS) == "MountRestorePoint"
-    assert task.findtext("em:State", namespaces=NS) in ("Running", "Finished")
-    href = task.get("Href")
+    assert text(task, "em:Operation") == "MountRestorePoint"
+    assert text(task, "em:State") in ("Running", "Finished")
+    href = attr(task, "Href")
     wait_task(api, op, href)
     done = xml(api.get(href, headers={TOKEN: op}))
-    assert done.findtext("em:State", namespaces=NS) == "Finished"
-    result = done.find("em:Result", NS)
-    assert result.get("Success") == "true" and result.findtext("em:Message", namespaces=NS) == "Ok"
-    related = done.find("em:Links/em:Link[@Rel='Related']", NS)
-    mount_id = related.get("Href").rsplit("/", 1)[1]
-    assert related.get("Type") == "VmReplicaPointMount"
-    assert related.get("Name") == f"{point.rsplit('/', 1)[1]}@{mount_id}"
-    mnt = xml(api.get(related.get("Href"), headers={TOKEN: op}))
+    assert text(done, "em:State") == "Finished"
+    result = find(done, "em:Result")
+    assert result.get("Success") == "true" and text(result, "em:Message") == "Ok"
+    related = find(done, "em:Links/em:Link[@Rel='Related']")
+    mount_id = attr(related, "Href").rsplit("/", 1)[1]
+    assert attr(related, "Type") == "VmReplicaPointMount"
+    assert attr(related, "Name") == f"{point.rsplit('/', 1)[1]}@{mount_id}"
+    mnt = xml(api.get(attr(related, "Href"), headers={TOKEN: op}))
     assert local(mnt.tag) == "VmReplicaPointMount"
-    assert [lk.get("Rel") for lk in mnt.find("em:Links", NS)] == ["Delete"]
-    assert [
-        e.findtext("em:Path", namespaces=NS) for e in mnt.findall("em:FSRoots/em:DirectoryEntry", NS)
-    ] == ["C:", "S:"]
-    listing = xml(api.get(related.get("Href") + "/C:?action=listAll", headers={TOKEN: op}))
+    assert [lk.get("Rel") for lk in find(mnt, "em:Links")] == ["Delete"]
+    assert [text(e, "em:Path") for e in mnt.findall("em:FSRoots/em:DirectoryEntry", NS)] == ["C:", "S:"]
+    listing = xml(api.get(attr(related, "Href") + "/C:?action=listAll", headers={TOKEN: op}))
     assert local(listing.tag) == "FileSystemEntries"
-    assert {
-        d.findtext("em:Name", namespaces=NS) for d in listing.findall("em:Directories/em:DirectoryEntry", NS)
-    } >= {"Documents", "Windows", "Users"}
+    assert {text(d, "em:Name") for d in listing.findall("em:Directories/em:DirectoryEntry", NS)} >= {
+        "Documents",
+        "Windows",
+        "Users",
+    }
     mounts = xml(api.get(point + "/mounts", headers={TOKEN: op}))
     assert local(mounts.tag) == "VmReplicaPointMounts"
-    assert related.get("Href") in [m.get("Href") for m in mounts.findall("em:VmReplicaPointMount", NS)]
-    assert api.delete(related.get("Href"), headers={TOKEN: op}).status_code == 204
-    gone = api.get(related.get("Href"), headers={TOKEN: op})
+    assert attr(related, "Href") in [attr(m, "Href") for m in mounts.findall("em:VmReplicaPointMount", NS)]
+    assert api.delete(attr(related, "Href"), headers={TOKEN: op}).status_code == 204
+    gone = api.get(attr(related, "Href"), headers={TOKEN: op})
     assert gone.status_code == 404 and local(xml(gone).tag) == "Error"
     tasks = xml(api.get("/api/tasks", headers={TOKEN: op}))
     assert href in [t.get("Href") for t in tasks.findall("em:Task", NS)]
@@ -166,9 +167,9 @@ def test_item_without_action(api: Api, op: str, win: str) -> None:
     assert f["DirectoryEntry"] is None and f["FileEntry"]["Size"] > 0
     d = xml(api.get(win + "/C:/Documents", headers={TOKEN: op}))
     assert local(d.tag) == "FileSystemEntry"
-    entry = d.find("em:DirectoryEntry", NS)
-    assert entry.findtext("em:Path", namespaces=NS) == "C:/Documents"
-    assert [lk.get("Rel") for lk in entry.find("em:Links", NS)] == ["Up", "Down", "Down", "Down", "Restore"]
+    entry = find(d, "em:DirectoryEntry")
+    assert text(entry, "em:Path") == "C:/Documents"
+    assert [lk.get("Rel") for lk in find(entry, "em:Links")] == ["Up", "Down", "Down", "Down", "Restore"]
     top = api.get(win + "/", headers=headers(op)).json()  # the top of a Windows guest lists its drives
     assert [d["Path"] for d in top["Directories"]["DirectoryEntries"]] == ["C:", "S:"]
 
@@ -291,10 +292,7 @@ def test_bad_paths(api: Api, op: str, win: str, path: str, status: int, message:
 def test_listing_in_xml_streams_files_then_directories(api: Api, op: str, lin: str) -> None:
     root = xml(api.get(lin + "/?action=listAll", headers={TOKEN: op}))
     assert [local(c.tag) for c in root] == ["Links", "Files", "Directories", "PagingInfo"]
-    names = {
-        e.findtext("em:Name", namespaces=NS)
-        for e in root.iter("{http://www.veeam.com/ent/v1.0}DirectoryEntry")
-    }
+    names = {text(e, "em:Name") for e in root.iter("{http://www.veeam.com/ent/v1.0}DirectoryEntry")}
     assert {"etc", "srv", "scratch", "home"} <= names
 
 
@@ -308,7 +306,7 @@ def raw_get(api: Api, target: str, headers: dict[str, str]) -> tuple[int, str, b
     if api.mode == "inproc":
         client: TestClient = api.client
         path, _, query = target.partition("?")
-        scope = {
+        scope: Scope = {
             "type": "http",
             "asgi": {"version": "3.0"},
             "http_version": "1.1",
@@ -326,14 +324,14 @@ def raw_get(api: Api, target: str, headers: dict[str, str]) -> tuple[int, str, b
         messages: list[Any] = []
         requested = False
 
-        async def receive() -> dict[str, Any]:
+        async def receive() -> Message:
             nonlocal requested
             if requested:  # the client stays connected until the response is complete
                 await anyio.sleep_forever()
             requested = True
             return {"type": "http.request", "body": b"", "more_body": False}
 
-        async def send(message: dict[str, Any]) -> None:
+        async def send(message: Message) -> None:
             messages.append(message)
 
         assert client.portal is not None
@@ -343,6 +341,7 @@ def raw_get(api: Api, target: str, headers: dict[str, str]) -> tuple[int, str, b
         ctype = dict(start["headers"]).get(b"content-type", b"").decode()
         return start["status"], ctype, body
     parts = urlsplit(api.base)
+    assert parts.hostname is not None, api.base
     if parts.scheme == "https":
         conn: http.client.HTTPConnection = http.client.HTTPSConnection(
             parts.hostname, parts.port, context=ssl._create_unverified_context(), timeout=30

@@ -3,8 +3,8 @@ exactly what the general renderer gives."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from types import SimpleNamespace
-from typing import Any
 
 import orjson
 import pytest
@@ -52,7 +52,7 @@ NAMES = [
 
 
 @pytest.fixture(scope="module")
-def windows_view(fixtures: Fixtures) -> Any:
+def windows_view(fixtures: Fixtures) -> Iterator[GuestView]:
     _folder, vm = _vm(fixtures, "vmware", 0)
     point = vm["points"][0]
     view = open_view([[fixtures.datastore("vmware") / f for f in disk] for disk in point["disks"]])

@@ -126,7 +126,7 @@ def test_error_type() -> None:
     doc = etree.fromstring(
         xml_document(emtypes.ERROR, {"Message": "m", "StatusCode": 403, "Status": "Forbidden"})
     )
-    assert doc.attrib == {"Message": "m", "StatusCode": "403", "Status": "Forbidden"}
+    assert dict(doc.attrib.items()) == {"Message": "m", "StatusCode": "403", "Status": "Forbidden"}
     assert len(doc) == 0
 
 

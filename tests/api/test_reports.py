@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, Literal, overload
 
 import pytest
+from lxml import etree
 from starlette.testclient import TestClient
 
 from openflr.api.app import create_app
@@ -19,9 +21,12 @@ from tests.support import (
     NS,
     SHARED_SERVER,
     Api,
+    attr,
     datastore_config,
+    find,
     local,
     make_service,
+    text,
     xml,
 )
 
@@ -30,7 +35,12 @@ JSON = {"Accept": "application/json"}
 TAIL = ["Links", "Href", "Type"]
 
 
-def get(api: Api, token: str, path: str, json: bool = False) -> object:
+@overload
+def get(api: Api, token: str, path: str, json: Literal[False] = False) -> etree._Element: ...
+@overload
+def get(api: Api, token: str, path: str, json: Literal[True]) -> Any: ...
+def get(api: Api, token: str, path: str, json: bool = False) -> Any:
+    """The XML document at ``path``, or with ``json`` its JSON (parsed, so of no fixed type)."""
     r = api.get(path, headers={TOKEN: token, **(JSON if json else {})})
     assert r.status_code == 200, r.text
     return r.json() if json else xml(r)
@@ -56,7 +66,7 @@ def folder_bytes(folders: list[Path]) -> int:
 def test_summary_links_to_the_reports(api: Api, token: str) -> None:
     root = get(api, token, "/api/reports/summary")
     assert local(root.tag) == "SummaryReport"
-    links = root.find("em:Links", NS)
+    links = find(root, "em:Links")
     assert [lk.get("Name") for lk in links] == [
         "Overview",
         "VmsOverview",
@@ -65,8 +75,8 @@ def test_summary_links_to_the_reports(api: Api, token: str) -> None:
         "Repository",
     ]
     for lk in links:
-        assert lk.get("Rel") == "Down" and lk.get("Type") == "ReportFrame"
-        assert api.get(lk.get("Href"), headers={TOKEN: token}).status_code == 200
+        assert attr(lk, "Rel") == "Down" and attr(lk, "Type") == "ReportFrame"
+        assert api.get(attr(lk, "Href"), headers={TOKEN: token}).status_code == 200
 
 
 def test_overview(api: Api, token: str) -> None:
@@ -163,25 +173,25 @@ def test_job_statistics(api: Api, token: str) -> None:
 
 def test_repositories(api: Api, token: str, fixtures: Fixtures) -> None:
     refs = get(api, token, "/api/repositories").findall("em:Ref", NS)
-    assert sorted(r.get("Name") for r in refs) == sorted(FIXTURE_DATASTORES)
-    ref = next(r for r in refs if r.get("Name") == "qcow2")
-    assert ref.get("Type") == "RepositoryReference"
-    assert ref.get("UID") == "urn:veeam:Repository:" + ref.get("Href").rsplit("/", 1)[1]
-    assert [(lk.get("Rel"), lk.get("Type")) for lk in ref.find("em:Links", NS)] == [
+    assert sorted(attr(r, "Name") for r in refs) == sorted(FIXTURE_DATASTORES)
+    ref = next(r for r in refs if attr(r, "Name") == "qcow2")
+    assert attr(ref, "Type") == "RepositoryReference"
+    assert attr(ref, "UID") == "urn:veeam:Repository:" + attr(ref, "Href").rsplit("/", 1)[1]
+    assert [(lk.get("Rel"), lk.get("Type")) for lk in find(ref, "em:Links")] == [
         ("Up", "BackupServerReference"),
         ("Alternate", "Repository"),
     ]
-    ent = get(api, token, ref.get("Href") + "?format=Entity")
-    assert local(ent.tag) == "Repository" and ent.get("Name") == "qcow2"
+    ent = get(api, token, attr(ref, "Href") + "?format=Entity")
+    assert local(ent.tag) == "Repository" and attr(ent, "Name") == "qcow2"
     assert [local(c.tag) for c in ent] == ["Links", "Capacity", "FreeSpace", "Kind"]
-    assert ent.findtext("em:Kind", namespaces=NS) == "Datastore"
+    assert text(ent, "em:Kind") == "Datastore"
     vfs = os.statvfs(fixtures.datastore("qcow2"))
-    capacity = int(ent.findtext("em:Capacity", namespaces=NS))
+    capacity = int(text(ent, "em:Capacity"))
     assert capacity == vfs.f_blocks * vfs.f_frsize
-    assert 0 <= int(ent.findtext("em:FreeSpace", namespaces=NS)) <= capacity
-    single = get(api, token, ref.get("Href"))
-    assert local(single.tag) == "EntityRef" and single.get("UID") == ref.get("UID")
-    by_urn = api.get("/api/repositories/" + ref.get("UID"), headers={TOKEN: token})
+    assert 0 <= int(text(ent, "em:FreeSpace")) <= capacity
+    single = get(api, token, attr(ref, "Href"))
+    assert local(single.tag) == "EntityRef" and attr(single, "UID") == attr(ref, "UID")
+    by_urn = api.get("/api/repositories/" + attr(ref, "UID"), headers={TOKEN: token})
     assert by_urn.status_code == 200
 
     body = get(api, token, "/api/repositories?format=Entity", json=True)

@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from tests.api.flr import TOKEN, headers, list_all, point_href, roots, wait_task
 from tests.imagebuilder import Fixtures
-from tests.support import NS, Api, local, xml
+from tests.support import Api, find, local, xml
 
 REPORT = "Documents/report.txt"
 
@@ -36,7 +36,7 @@ def test_restore_point_entity_in_xml(api: Api, op: str) -> None:
     doc = xml(api.get(href + "?format=Entity", headers={TOKEN: op}))
     assert local(doc.tag) == "VmRestorePoint"
     assert doc.get("Type") == "VmRestorePoint"
-    links = {lk.get("Rel"): lk for lk in doc.find("em:Links", NS)}
+    links = {lk.get("Rel"): lk for lk in find(doc, "em:Links")}
     assert links["Create"].get("Href") == href + "/mounts"
     assert links["Create"].get("Type") == "VmRestorePointMount"
     assert links["Down"].get("Type") == "VmRestorePointMountList"

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from tests.support import NS, USERS, Api, local, xml
+from tests.support import NS, USERS, Api, attr, find, local, xml
 
 TOKEN = "X-RestSvcSessionId"
 
@@ -54,7 +54,7 @@ def test_logon_with_any_version(api: Api, version: str | None) -> None:
     assert root.get("Href") == r.headers["Location"]
     cookie = r.headers["set-cookie"]
     assert cookie.startswith(f"{TOKEN}={token}; Path=/api")
-    links = {(lnk.get("Rel"), lnk.get("Type")): lnk.get("Href") for lnk in root.find("em:Links", NS)}
+    links = {(lnk.get("Rel"), lnk.get("Type")): lnk.get("Href") for lnk in find(root, "em:Links")}
     assert links[("Up", "EnterpriseManager")] == f"{api.base}/api/"
     assert links[("Delete", None)] == r.headers["Location"]
     assert token != session_id
@@ -115,9 +115,7 @@ def test_token_works_then_logout_kills_it(api: Api) -> None:
     assert r.status_code == 200
     sessions = xml(r)
     assert local(sessions.tag) == "LogonSessions"
-    first = sessions.find("em:LogonSession", NS)
-    assert first is not None
-    href = first.get("Href")
+    href = attr(find(sessions, "em:LogonSession"), "Href")
     assert api.get(href, headers={TOKEN: token}).status_code == 200
     assert api.delete(href, headers={TOKEN: token}).status_code == 204
     after = api.get("/api/logonSessions", headers={TOKEN: token})

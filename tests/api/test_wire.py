@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2 as httpx
@@ -89,7 +90,7 @@ def test_body_over_limit_is_413(api: Api) -> None:
 
 
 def test_streamed_body_over_limit_is_413(api: Api) -> None:
-    def chunks():  # no Content-Length: chunked transfer encoding
+    def chunks() -> Iterator[bytes]:  # no Content-Length: chunked transfer encoding
         for _ in range(20):
             yield b"y" * 65536 * 2
 

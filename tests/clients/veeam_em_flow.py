@@ -22,7 +22,7 @@ XML = "application/xml"
 
 def wait_json(em: VeeamEm, href: str) -> dict[str, Any]:
     for _ in range(600):
-        task = em.request(href)
+        task: dict[str, Any] = em.request(href)
         if task["State"] == "Finished":
             return task
         time.sleep(0.05)

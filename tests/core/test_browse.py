@@ -28,7 +28,7 @@ from tests.imagebuilder.trees import MANY_COUNT
 @pytest.fixture
 def linux_view(fixtures: Fixtures) -> Iterator[GuestView]:
     _folder, vm = _vm(fixtures, "vmware", 1)
-    point = vm["points"][0]  # type: ignore[index]
+    point = vm["points"][0]
     view = open_view([[fixtures.datastore("vmware") / f for f in disk] for disk in point["disks"]])
     yield view
     view.close()
@@ -83,7 +83,12 @@ def test_releasing_a_hold_that_closes_the_view_does_not_deadlock(linux_view: Gue
     holds.on_release = lambda: cache.forget_view(linux_view.serial)  # what closing a view does
     scans: list[Any] = []
     done = threading.Event()
-    threading.Thread(target=lambda: (scans.append(cache.scan(mount, where)), done.set()), daemon=True).start()
+
+    def scan() -> None:
+        scans.append(cache.scan(mount, where))
+        done.set()
+
+    threading.Thread(target=scan, daemon=True).start()
     assert done.wait(30), "scan() deadlocked on its own lock"
     scans[0].wait(ALL, MANY_COUNT, 60)  # let the background read end before the view closes
     assert scans[0].error is None

@@ -28,7 +28,7 @@ POINTS = [(ds, vm) for ds in ("vmware", "hyperv", "qcow2", "esxi") for vm in ran
 
 def _open(fixtures: Fixtures, datastore: str, vm_index: int) -> GuestView:
     _folder, vm = _vm(fixtures, datastore, vm_index)
-    point = vm["points"][0]  # type: ignore[index]
+    point = vm["points"][0]
     return open_view([[fixtures.datastore(datastore) / f for f in disk] for disk in point["disks"]])
 
 
@@ -203,7 +203,7 @@ def linked_point(fixtures: Fixtures, where: Path) -> tuple[list[list[Path]], Pat
     linked), and the link of its first image: replacing that link is what a replica job's snapshot
     merge does to the path while a mount still reads the file it opened."""
     _folder, vm = _vm(fixtures, "vmware", 1)
-    disks = vm["points"][0]["disks"]  # type: ignore[index]
+    disks = vm["points"][0]["disks"]
     source = fixtures.datastore("vmware") / Path(disks[0][0]).parent
     folder = where / source.name
     folder.mkdir()

@@ -38,7 +38,9 @@ class FakeFileSystem(FileSystem):
         self.tree = tree
         self.case_sensitive = case_sensitive
         self.sep = sep
-        self.streams: dict[tuple[str, ...], dict[str, bytes]] = {("Documents", "report.txt"): {"secret": b"stream data"}}
+        self.streams: dict[tuple[str, ...], dict[str, bytes]] = {
+            ("Documents", "report.txt"): {"secret": b"stream data"}
+        }
 
     def root(self) -> Node:
         return FakeNode(self, (), self.tree)

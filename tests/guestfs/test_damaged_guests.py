@@ -322,7 +322,9 @@ def test_a_damaged_mft_record_costs_only_its_file(fixtures: Fixtures, tmp_path: 
     at = part + struct.unpack_from("<Q", boot, 0x30)[0] * cluster
     view = open_view([[disk]])
     try:
-        number = view.locate("C:/Documents/report.txt").entry.ident
+        entry = view.locate("C:/Documents/report.txt").entry
+        assert entry is not None
+        number = entry.ident
     finally:
         view.close()
     with open(disk, "rb") as f:

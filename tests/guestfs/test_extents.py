@@ -10,7 +10,7 @@ import pytest
 
 from openflr.guestfs.blocks import BlockSource, CachedReader
 from openflr.guestfs.filesystems.extents import HOLE, MIN_SIZE, SPARSE, ExtentReader, runs_of
-from openflr.guestfs.filesystems.inodefs import Inode
+from openflr.guestfs.filesystems.inodefs import Inode, InodeFileSystem
 from openflr.guestfs.view import GuestView, open_view
 from tests.guestfs.test_view import _vm
 from tests.imagebuilder import Fixtures
@@ -66,7 +66,7 @@ def test_reads_cross_runs_and_holes() -> None:
 
 def _open(fixtures: Fixtures, datastore: str, index: int) -> GuestView:
     _folder, vm = _vm(fixtures, datastore, index)
-    point = vm["points"][0]  # type: ignore[index]
+    point = vm["points"][0]
     return open_view([[fixtures.datastore(datastore) / f for f in disk] for disk in point["disks"]])
 
 
@@ -74,14 +74,16 @@ def _library_read(view: GuestView, path: str, length: int, offset: int) -> bytes
     """The same bytes read by the file-system library (libfsext and libfsxfs for ext and XFS, which
     openflr no longer uses for them: independent readers of the same volume)."""
     where = view.locate(path)
+    assert where.root is not None, path
     fs = where.root.fs
     assert fs is not None
     if isinstance(where.node, Inode):
+        assert isinstance(fs, InodeFileSystem)
         import pyfsext
         import pyfsxfs
 
         volume = (pyfsxfs if fs.kind == "xfs" else pyfsext).volume()
-        volume.open_file_object(CachedReader(fs.reader.source))  # type: ignore[attr-defined]
+        volume.open_file_object(CachedReader(fs.reader.source))
         try:
             return bytes(
                 volume.get_file_entry_by_inode(where.node.number).read_buffer_at_offset(length, offset)

@@ -68,7 +68,7 @@ def open_case(folder: str, datastore: str, start: str = "") -> dict[str, Any]:
             )
             out["roots"] = [{"name": r.name, "problem": r.problem} for r in view.roots if r.fs is None]
             for top in tops:
-                shown = {"name": top, "items": 0}
+                shown: dict[str, Any] = {"name": top, "items": 0}
                 out["roots"].append(shown)
                 try:
                     where = view.locate(top)

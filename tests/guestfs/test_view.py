@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,8 @@ CASES = [
 ] + [("misc", 0, 0)]
 
 
-def _vm(fixtures: Fixtures, datastore: str, index: int) -> tuple[str, dict[str, object]]:
+def _vm(fixtures: Fixtures, datastore: str, index: int) -> tuple[str, dict[str, Any]]:
+    """The folder and expected facts (parsed JSON) of the ``index``-th VM of ``datastore``."""
     entries = [(k, v) for k, v in fixtures.expected(datastore).items() if k != "problems"]
     return sorted(entries)[index]
 
@@ -30,12 +32,13 @@ def _vm(fixtures: Fixtures, datastore: str, index: int) -> tuple[str, dict[str, 
 @pytest.mark.parametrize(("datastore", "vm_index", "point"), CASES)
 def test_point_matches_ground_truth(fixtures: Fixtures, datastore: str, vm_index: int, point: int) -> None:
     _folder, vm = _vm(fixtures, datastore, vm_index)
-    pt = vm["points"][point]  # type: ignore[index]
+    pt = vm["points"][point]
     view = open_view([[fixtures.datastore(datastore) / f for f in disk] for disk in pt["disks"]])
     try:
-        truth = fixtures.manifest["vms"][vm["display_name"]][f"p{point + 1}"]  # type: ignore[index]
+        truth = fixtures.manifest["vms"][vm["display_name"]][f"p{point + 1}"]
         assert view.notes == []
-        owners = {} if datastore == "misc" else None  # the misc VM has no /etc/passwd: uids stay numbers
+        # the misc VM has no /etc/passwd: uids stay numbers
+        owners: dict[int, str] | None = {} if datastore == "misc" else None
         for volume in truth["volumes"].values():
             check_volume(view, root_for(view, volume), volume, hash_limit=150, owners=owners)
         assert len(view.roots) == len(truth["volumes"])
@@ -65,8 +68,10 @@ def test_linux_tree_follows_fstab(fixtures: Fixtures) -> None:
         ]
         top = {e.name for e in view.scandir(view.locate("/"))}
         assert {"etc", "home", "srv", "scratch"} <= top  # srv and scratch exist only as mount points
-        assert view.locate("/srv/www/index.html").root.name == "/srv"
-        assert view.locate("srv/www").entry.is_dir
+        index = view.locate("/srv/www/index.html")
+        assert index.root is not None and index.root.name == "/srv"
+        www = view.locate("srv/www")
+        assert www.entry is not None and www.entry.is_dir
         assert view.path_of(view.locate("srv/www").root, ["www"]) == "/srv/www"
     finally:
         view.close()

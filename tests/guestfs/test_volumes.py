@@ -17,7 +17,7 @@ MiB = 1024 * 1024
 
 
 def raw_disk(fixtures: Fixtures, vm: str, disk: int, point: str = "p1") -> Path:
-    return fixtures.root / fixtures.manifest["raw"][vm][point][disk]
+    return fixtures.root / str(fixtures.manifest["raw"][vm][point][disk])
 
 
 def test_gpt_partitions_have_their_exact_size(fixtures: Fixtures) -> None:

@@ -88,6 +88,7 @@ def check_volume(
             assert got.owner == names.get(want["uid"], str(want["uid"])), f"{rel}: owner {got.owner}"
         if "sha256" in want and hashed < hash_limit:
             where = view.locate(view.path_of(root, rel.split("/")))
+            assert root.fs is not None, root.name
             reader = root.fs.open(where.node)
             assert hashlib.sha256(reader.pread(reader.size, 0)).hexdigest() == want["sha256"], (
                 f"{root.name}/{rel}"

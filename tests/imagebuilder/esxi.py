@@ -19,7 +19,7 @@ SECTOR = 512
 
 
 def _changed_grains(before: Path, after: Path, grain: int) -> list[tuple[int, bytes]]:
-    out = []
+    out: list[tuple[int, bytes]] = []
     with open(before, "rb") as fa, open(after, "rb") as fb:
         index = 0
         while True:

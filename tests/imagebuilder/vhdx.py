@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import struct
 import uuid
+from typing import Any
 
 KB = 1024
 MB = 1024 * KB
@@ -37,8 +38,8 @@ VHDX_PARENT_LOC_TYPE = uuid.UUID("B04AEFB7-D19E-4A81-B789-25B8E9445913")
 NOT_PRESENT, FULLY_PRESENT, PARTIALLY_PRESENT, SB_PRESENT = 0, 6, 7, 6
 
 
-def _crc32c_table():
-    t = []
+def _crc32c_table() -> list[int]:
+    t: list[int] = []
     for i in range(256):
         c = i
         for _ in range(8):
@@ -57,10 +58,10 @@ def crc32c(data: bytes) -> int:
     return c ^ 0xFFFFFFFF
 
 
-def read_parent_info(path: str) -> dict:
+def read_parent_info(path: str) -> dict[str, Any]:
     """Current header's DataWriteGuid + virtual size/sector size of an existing VHDX."""
     with open(path, "rb") as fh:
-        best = None
+        best: tuple[int, uuid.UUID] | None = None
         for off in (64 * KB, 128 * KB):
             fh.seek(off)
             h = fh.read(4096)
@@ -69,15 +70,17 @@ def read_parent_info(path: str) -> dict:
             seq = struct.unpack_from("<Q", h, 8)[0]
             if best is None or seq > best[0]:
                 best = (seq, uuid.UUID(bytes_le=h[32:48]))
+        assert best is not None, f"{path}: no VHDX header"
         fh.seek(192 * KB)
         rt = fh.read(64 * KB)
         assert rt[:4] == b"regi"
         n = struct.unpack_from("<I", rt, 8)[0]
-        meta_off = None
+        meta_off: int | None = None
         for i in range(n):
             g, off, ln, _req = struct.unpack_from("<16sQII", rt, 16 + 32 * i)
             if uuid.UUID(bytes_le=g) == META_GUID:
                 meta_off = off
+        assert meta_off is not None, f"{path}: no metadata region"
         fh.seek(meta_off)
         mt = fh.read(64 * KB)
         cnt = struct.unpack_from("<H", mt, 10)[0]
@@ -166,7 +169,7 @@ def write_diff(
     garbage: bool = True,
     relative_name: str | None = None,
     bitmap_every_chunk: bool = True,
-) -> dict:
+) -> dict[str, int]:
     """Write CHILD as a differencing disk of PARENT holding exactly the sectors where P2 differs from P1.
 
     ``bitmap_every_chunk`` allocates a (possibly all-zero) sector bitmap for every chunk; without it a
@@ -255,8 +258,8 @@ def write_diff(
         out.write(_metadata(block_size, size, lss, 4096, uuid.uuid4(), locator))
         out.seek(bat_off)
         out.write(struct.pack(f"<{bat_entries}Q", *bat))
-        for off, data in payload:
+        for off, written in payload:
             out.seek(off)
-            out.write(data)
+            out.write(written)
     stats.update(size=size, block_size=block_size, chunk_ratio=chunk_ratio, file_size=next_off)
     return stats

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+import httpx2 as httpx
 
 from tests.imagebuilder import Fixtures
 from tests.inventory.test_scanner import _clone
@@ -18,19 +21,19 @@ FOURTH = (
 )
 
 
-def point_count(c: object, base: str, token: str) -> int:
+def point_count(c: httpx.Client, base: str, token: str) -> int:
     r = c.get(
         base + "/api/query?type=VmReplicaPoint&pageSize=1",
         headers={TOKEN: token, "Accept": "application/json"},
-    )  # type: ignore[attr-defined]
+    )
     assert r.status_code == 200
     return int(r.json()["PagingInfo"]["PagesCount"])
 
 
-def wait_for(predicate: object, timeout: float = 15.0) -> bool:
+def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
+        if predicate():
             return True
         time.sleep(0.2)
     return False

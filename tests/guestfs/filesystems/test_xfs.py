@@ -42,6 +42,13 @@ Facts = tuple[str, int, int, int, str]
 """(kind, size, mtime ns, inode number, sha256 of the content or link target)."""
 
 
+def _inode(fs: XfsFileSystem, parts: list[str]) -> Inode:
+    """The inode at ``parts``; the test fails when there is none."""
+    node = fs.lookup(parts)
+    assert isinstance(node, Inode), parts
+    return node
+
+
 @contextlib.contextmanager
 def mounted(image: Path, where: Path, *options: str) -> Iterator[Path]:
     where.mkdir(exist_ok=True)
@@ -244,7 +251,7 @@ def test_folders_in_every_format_and_big_extent_maps(v5: tuple[Path, dict[tuple[
         assert took < 2.0, f"listing 20,000 entries took {took:.2f} s"
         assert fs.counts(node) == (20_000, 0)
         assert fs.lookup(["node", "file-19999-with-a-longer-name"]) is not None
-        assert len(fs.extent_list(fs.lookup(["fragmented"]))) >= 1000
+        assert len(fs.extent_list(_inode(fs, ["fragmented"]))) >= 1000
     finally:
         fs.close()
 
@@ -332,14 +339,14 @@ def test_damage_costs_only_the_damaged_block_or_inode(tmp_path: Path) -> None:
                 f.write(b"y" * 4096)
     fs = open_xfs(image)
     try:
-        leaf = fs.lookup(["leaf"])
+        leaf = _inode(fs, ["leaf"])
         blocks = list(fs._folder_blocks(leaf))
         assert len(blocks) > 2
         _logical, second_at, second = blocks[1]
         lost = {name for name, _ in fs._data_block(leaf.number, second, second_at >> 9)}
-        victim = fs.lookup(["few", "file-00003-with-a-longer-name"])
+        victim = _inode(fs, ["few", "file-00003-with-a-longer-name"])
         victim_at = fs.inode_offset(victim.number)
-        pointer_at = _second_pointer(fs, fs.lookup(["fragmented"]))
+        pointer_at = _second_pointer(fs, _inode(fs, ["fragmented"]))
     finally:
         fs.close()
     with open(image, "r+b") as f:

@@ -510,6 +510,16 @@ def _sparse_embedded(path: Path, replace: Callable[[str], str]) -> None:
     _patch(path, desc_off * SECTOR, new.ljust(desc_size * SECTOR, b"\0"))
 
 
+def _in_sparse_chain(which: str) -> Callable[[Builder, Path], Path]:
+    """Make the VMDK sparse chain of ``_vmdk_sparse_chain`` and return its file ``which``."""
+
+    def make(b: Builder, vm: Path) -> Path:
+        _vmdk_sparse_chain(b, vm)
+        return vm / which
+
+    return make
+
+
 def _vmdk_sparse_chain(b: Builder, vm: Path, base: str = "base.vmdk", delta: str = "delta.vmdk") -> None:
     _copy(b.vmdk_stream, vm / base)
     _copy(b.vmdk_sparse, vm / delta)
@@ -537,12 +547,13 @@ def _vmdk_parent_hint(delta_hints: dict[str, str], top: str) -> Callable[[Builde
     def build(b: Builder, vm: Path) -> list[str]:
         for name, hint in delta_hints.items():
             _copy(b.vmdk_sparse, vm / name)
-            _sparse_embedded(
-                vm / name,
-                lambda t, name=name, hint=hint: t.replace('"lin-web01_replica_1.vmdk"', f'"{hint}"').replace(
+
+            def named(t: str, name: str = name, hint: str = hint) -> str:
+                return t.replace('"lin-web01_replica_1.vmdk"', f'"{hint}"').replace(
                     "lin-web01_replica_1-000001.vmdk", name
-                ),
-            )
+                )
+
+            _sparse_embedded(vm / name, named)
         return [top]
 
     return build
@@ -1092,7 +1103,7 @@ def _ntfs_loop(target: str) -> Callable[[Builder, Path], list[str]]:
         area = bytearray(_read(disk, mft, 200 * record))
         for r in range(200):  # undo the update sequence (fixups) of each record before searching
             rec = memoryview(area)[r * record : (r + 1) * record]
-            if rec[:4] != b"FILE":
+            if rec[:4].tobytes() != b"FILE":
                 continue
             usa, count = struct.unpack_from("<HH", rec, 4)
             for k in range(1, count):
@@ -1107,7 +1118,7 @@ def _ntfs_loop(target: str) -> Callable[[Builder, Path], list[str]]:
         parent_ref = area[entry + 16 : entry + 24]
         ref = parent_ref if target == "self" else struct.pack("<Q", (5 << 48) | 5)
         assert entry % SECTOR <= SECTOR - 10, "the patch would touch an update sequence slot"
-        return b.over(vm, "win.raw", [(mft + entry, ref)])
+        return b.over(vm, "win.raw", [(mft + entry, bytes(ref))])
 
     return build
 
@@ -1255,14 +1266,12 @@ _FLIP_KINDS: dict[str, tuple[str, Callable[[str], Callable[[Builder, Path], list
     ),
     "vmdk-sparse": (
         "VMDK metadata flips",
-        _flip_file(
-            lambda b, vm: (_vmdk_sparse_chain(b, vm), vm / "delta.vmdk")[1], lambda p: [(0, 64 * KiB)]
-        ),
+        _flip_file(_in_sparse_chain("delta.vmdk"), lambda p: [(0, 64 * KiB)]),
     ),
     "vmdk-stream": (
         "VMDK metadata flips",
         _flip_file(
-            lambda b, vm: (_vmdk_sparse_chain(b, vm), vm / "base.vmdk")[1],
+            _in_sparse_chain("base.vmdk"),
             lambda p: [(0, p.stat().st_size)],
             top="delta.vmdk",
         ),
@@ -1329,7 +1338,7 @@ def _good(b: Builder, vm: Path) -> list[str]:
     return ["disk1-p2.qcow2"]
 
 
-def _file(name: str, make: Callable[[Path], None]) -> Callable[[Builder, Path], list[str]]:
+def _file(name: str, make: Callable[[Path], object]) -> Callable[[Builder, Path], list[str]]:
     def build(b: Builder, vm: Path) -> list[str]:
         make(vm / name)
         return [name]
