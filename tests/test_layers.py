@@ -18,6 +18,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "restore": ("restore", "guestfs", "errors", "seams"),
     "store": ("store", "errors"),
     "seams": ("seams",),
+    "web": (),
 }
 """Per package under ``openflr``: what its modules may import from ``openflr`` (a package, or one
 module of it). Every package may read the version (``openflr.__version__``)."""

@@ -16,7 +16,7 @@ from openflr.api import openapi
 from openflr.api.auth import REALM_HEADER
 from openflr.api.middleware import ApiMiddleware
 from openflr.api.responses import error_response
-from openflr.api.routes import admin, empty, hierarchy, inventory, jobs, mounts, reports, sessions
+from openflr.api.routes import admin, empty, hierarchy, inventory, jobs, mounts, page, reports, sessions, web
 from openflr.core.service import Service
 from openflr.errors import OpenflrError
 
@@ -74,11 +74,13 @@ def create_app(service: Service, manage_service: bool = True) -> Starlette:
             *inventory.routes,
             *mounts.routes,
             *admin.routes,
+            *web.routes,
             *reports.routes,
             *jobs.routes,
             *hierarchy.routes,
             *empty.routes,
             *openapi.routes,
+            *page.routes,
         ],
         middleware=[
             Middleware(

@@ -141,6 +141,17 @@ async def download(request: Request, session: LogonSession, mount: Mount, where:
     return _DownloadResponse(started, status, headers, media)
 
 
+def download_list(request: Request, session: LogonSession, mount: Mount, wheres: list[Located]) -> Response:
+    """Several items of one mount as one ZIP (``core.downloads.prepare_list``)."""
+    facts = downloads.prepare_list(session, mount, wheres)
+    headers = {
+        "Content-Disposition": content_disposition(facts.zip_name),
+        "Cache-Control": "private, no-transform",
+    }
+    started = downloads.start(service_of(request), session, mount, wheres, facts, client_of(request))
+    return _DownloadResponse(started, 200, headers, "application/zip")
+
+
 class _DownloadResponse(StreamingResponse):
     """A download's streaming response: tells the download what reached the server, and closes it
     (budget, audit) when the response ends or is dropped."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, func, select, update
 
 from openflr.store.db import Database
 from openflr.store.models import AuditRow
@@ -123,24 +123,60 @@ class AuditLog:
         since: datetime | None = None,
         until: datetime | None = None,
         limit: int = 1000,
+        offset: int = 0,
     ) -> list[AuditRecord]:
-        stmt = select(AuditRow).order_by(AuditRow.started_at.desc(), AuditRow.id.desc()).limit(limit)
-        if user:
-            stmt = stmt.where(AuditRow.user.ilike(user))
-        if action:
-            stmt = stmt.where(AuditRow.action == action)
-        if result:
-            stmt = stmt.where(AuditRow.result == result)
-        if vm:
-            stmt = stmt.where(AuditRow.vm.ilike(f"%{vm}%"))
-        if since:
-            stmt = stmt.where(AuditRow.started_at >= since)
-        if until:
-            stmt = stmt.where(AuditRow.started_at < until)
+        """Records matching every filter given, newest first: ``user`` exactly (case-insensitive),
+        ``vm`` as a substring (case-insensitive), started in ``[since, until)``."""
+        stmt = _filtered(select(AuditRow), user, action, result, vm, since, until)
+        stmt = stmt.order_by(AuditRow.started_at.desc(), AuditRow.id.desc()).limit(limit).offset(offset)
         with self._db.session() as s:
             return [_record(r) for r in s.scalars(stmt)]
+
+    def count(
+        self,
+        *,
+        user: str | None = None,
+        action: str | None = None,
+        result: str | None = None,
+        vm: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> int:
+        """How many records ``query`` with the same filters would find without a limit."""
+        stmt = _filtered(select(func.count()).select_from(AuditRow), user, action, result, vm, since, until)
+        with self._db.session() as s:
+            return int(s.scalar(stmt) or 0)
 
     def get(self, record_id: int) -> AuditRecord | None:
         with self._db.session() as s:
             row = s.get(AuditRow, record_id)
             return None if row is None else _record(row)
+
+
+def _filtered(
+    stmt: Select[Any],
+    user: str | None,
+    action: str | None,
+    result: str | None,
+    vm: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> Select[Any]:
+    if user:
+        stmt = stmt.where(AuditRow.user.ilike(_literal(user), escape="\\"))
+    if action:
+        stmt = stmt.where(AuditRow.action == action)
+    if result:
+        stmt = stmt.where(AuditRow.result == result)
+    if vm:
+        stmt = stmt.where(AuditRow.vm.ilike(f"%{_literal(vm)}%", escape="\\"))
+    if since:
+        stmt = stmt.where(AuditRow.started_at >= since)
+    if until:
+        stmt = stmt.where(AuditRow.started_at < until)
+    return stmt
+
+
+def _literal(text: str) -> str:
+    """``text`` for a LIKE pattern that matches it literally (``%`` and ``_`` are not wildcards)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

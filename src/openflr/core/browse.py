@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Generator, Iterator, Sequence
@@ -35,7 +36,7 @@ from openflr.core.folderreaders import FolderRead, FolderReaders
 from openflr.core.mounts import Mount
 from openflr.core.names import shown
 from openflr.core.sessions import LogonSession
-from openflr.errors import BadRequestError
+from openflr.errors import BadRequestError, UnavailableError
 from openflr.guestfs.errors import ImagesChangedError
 from openflr.guestfs.filesystems.base import Entry
 from openflr.guestfs.view import GuestPath, GuestView, Located
@@ -61,6 +62,32 @@ class ListingKind(StrEnum):
 
 
 _KINDS = {k.value.lower(): k for k in ListingKind}
+
+
+class SortKey(StrEnum):
+    """A column a paged listing can be sorted by (folders always come first)."""
+
+    NAME = "name"
+    SIZE = "size"
+    MODIFIED = "modified"
+    OWNER = "owner"
+
+
+@dataclass(frozen=True)
+class Arrangement:
+    """How a paged listing is ordered and narrowed; the default is the file system's own order."""
+
+    key: SortKey | None = None
+    descending: bool = False
+    name_contains: str = ""
+    """Only entries whose name holds this text (case-insensitive)."""
+
+    @property
+    def is_default(self) -> bool:
+        return self.key is None and not self.name_contains
+
+
+ON_DISK = Arrangement()
 ALL, DIRS, FILES = ListingKind.ALL, ListingKind.DIRS, ListingKind.FILES
 _BATCH = 256
 HEAD = 4096
@@ -93,12 +120,21 @@ def require_folder(mount: Mount, where: Located) -> None:
 
 
 async def page(
-    service: Service, mount: Mount, where: Located, kind: ListingKind, size: int, number: int
+    service: Service,
+    mount: Mount,
+    where: Located,
+    kind: ListingKind,
+    size: int,
+    number: int,
+    arrangement: Arrangement = ON_DISK,
 ) -> Page:
-    """Page ``number`` (from 1) of ``size`` entries of a folder, folders first, as soon as its entries
-    are known; the folder is read once into the listing cache for all its pages."""
+    """Page ``number`` (from 1) of ``size`` entries of a folder, folders first; the folder is read
+    once into the listing cache for all its pages. In the file system's order a page is answered as
+    soon as its entries are known; sorted or filtered, once the whole folder is read."""
     require_folder(mount, where)
-    return await anyio.to_thread.run_sync(read_page, service.listings, mount, where, kind, size, number)
+    return await anyio.to_thread.run_sync(
+        read_page, service.listings, mount, where, kind, size, number, arrangement
+    )
 
 
 async def count(service: Service, mount: Mount, where: Located, kind: ListingKind) -> int:
@@ -163,6 +199,7 @@ class Scan:
     done: bool = False
     error: BaseException | None = None
     ready: threading.Condition = field(default_factory=threading.Condition)
+    _arranged: dict[tuple[ListingKind, Arrangement], list[Entry]] = field(default_factory=dict)
 
     def size(self) -> int:
         return len(self.dirs) + len(self.files)
@@ -184,6 +221,26 @@ class Scan:
             self.ready.wait_for(lambda: self._have(kind, end) or self.error is not None, timeout)
         if self.error is not None:
             raise self.error
+
+    def arranged(self, kind: ListingKind, arrangement: Arrangement) -> list[Entry]:
+        """The folder's entries of ``kind`` sorted and filtered (folders first); kept for the next
+        pages (the last few arrangements of the folder). Call once the folder is read."""
+        key = (kind, arrangement)
+        with self.ready:
+            found = self._arranged.get(key)
+            if found is not None:
+                return found
+            dirs, files = list(self.dirs), list(self.files)
+        entries = []
+        if kind is not FILES:
+            entries += _arrange(dirs, arrangement)
+        if kind is not DIRS:
+            entries += _arrange(files, arrangement)
+        with self.ready:
+            if len(self._arranged) >= 4:
+                self._arranged.pop(next(iter(self._arranged)))
+            self._arranged[key] = entries
+        return entries
 
     def slice(self, kind: ListingKind, start: int, end: int) -> Page:
         with self.ready:
@@ -383,11 +440,49 @@ def _head_then_tails(view: GuestView, where: Located, head: int, tails: list[Fol
 
 
 def read_page(
-    cache: ListingCache, mount: Mount, where: Located, kind: ListingKind, size: int, number: int
+    cache: ListingCache,
+    mount: Mount,
+    where: Located,
+    kind: ListingKind,
+    size: int,
+    number: int,
+    arrangement: Arrangement = ON_DISK,
 ) -> Page:
     """One page, as soon as its entries are known (blocking: call off the event loop when the
     folder is not fully read yet)."""
     scan = cache.scan(mount, where)
     start = (number - 1) * size
-    scan.wait(kind, start + size, cache.wait_seconds)
-    return scan.slice(kind, start, start + size)
+    if arrangement.is_default:
+        scan.wait(kind, start + size, cache.wait_seconds)
+        return scan.slice(kind, start, start + size)
+    scan.wait(kind, sys.maxsize, cache.wait_seconds)
+    if not scan.done:
+        raise UnavailableError(
+            "The folder is still being read; sorting or filtering it needs all of it. Try again shortly."
+        )
+    entries = scan.arranged(kind, arrangement)
+    return Page(entries[start : start + size], len(entries))
+
+
+_NO_TIME = -(2**63)
+
+
+def _arrange(entries: list[Entry], arrangement: Arrangement) -> list[Entry]:
+    wanted = arrangement.name_contains.casefold()
+    if wanted:
+        entries = [e for e in entries if wanted in e.name.casefold()]
+    key = arrangement.key
+    if key is None:
+        return entries
+    entries.sort(key=lambda e: e.name.casefold())  # ties in the other columns go by name
+    reverse = arrangement.descending
+    if key is SortKey.NAME:
+        if reverse:
+            entries.reverse()
+    elif key is SortKey.SIZE:
+        entries.sort(key=lambda e: e.size, reverse=reverse)
+    elif key is SortKey.MODIFIED:
+        entries.sort(key=lambda e: _NO_TIME if e.mtime_ns is None else e.mtime_ns, reverse=reverse)
+    else:
+        entries.sort(key=lambda e: (e.owner or "").casefold(), reverse=reverse)
+    return entries

@@ -12,8 +12,9 @@ end's business (``api/downloads.py`` for HTTP).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-from collections.abc import AsyncGenerator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -24,9 +25,10 @@ from openflr.core.audit import FAILED, INTERRUPTED, SUCCESS
 from openflr.core.mounts import Mount
 from openflr.core.names import shown
 from openflr.core.sessions import LogonSession
+from openflr.errors import BadRequestError
 from openflr.guestfs.filesystems.base import Chunk
-from openflr.guestfs.view import Located
-from openflr.restore.items import item_of, read_chunks, top_name
+from openflr.guestfs.view import GuestView, Located
+from openflr.restore.items import Item, item_of, read_chunks, top_name
 from openflr.restore.pump import pump
 from openflr.restore.zipstream import PIECE, ZipReport, zip_parts
 
@@ -69,28 +71,53 @@ def prepare(session: LogonSession, mount: Mount, where: Located) -> FileFacts | 
     return FileFacts(path, entry.name, entry.size, entry.mtime_ns, f'"{digest[:32]}"')
 
 
+LIST_ZIP_NAME = "restore-list.zip"
+MAX_LIST_ITEMS = 1000
+"""Items one list download may name."""
+
+
+def prepare_list(session: LogonSession, mount: Mount, wheres: Sequence[Located]) -> FolderFacts:
+    """A download of several items of one mount as one ZIP, each under its guest path (``C/Users/x``,
+    ``etc/hosts``); 403 when the user may not download, 400 for an empty or too long list."""
+    rules.check_download(session.user)
+    if not wheres:
+        raise BadRequestError("Name at least one item to download.")
+    if len(wheres) > MAX_LIST_ITEMS:
+        raise BadRequestError(f"A list download holds at most {MAX_LIST_ITEMS} items, not {len(wheres)}.")
+    view = mount.view
+    paths = [shown(view.path_of(w.root, w.parts)) for w in wheres]
+    shown_paths = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+    return FolderFacts(f"{len(paths)} item(s): {shown_paths}", LIST_ZIP_NAME)
+
+
 def start(
     service: Service,
     session: LogonSession,
     mount: Mount,
-    where: Located,
+    where: Located | Sequence[Located],
     facts: FileFacts | FolderFacts,
     client: str,
     byte_range: tuple[int, int] | None = None,
     channel: str = "HTTP",
 ) -> Download:
-    """Start sending ``facts`` (from ``prepare``): the whole file, or bytes ``[start, end)`` of it.
+    """Start sending ``facts`` (from ``prepare`` or ``prepare_list``): the whole file, bytes
+    ``[start, end)`` of it, or the ZIP of a folder or of a list of items.
 
     ``client`` is the client's address and ``channel`` how the bytes leave (both for the audit log)."""
     view = mount.view
-    item = item_of(view, where)
+    if isinstance(where, Located):
+        item: Item | list[Item] = item_of(view, where)
+    else:
+        item = _list_items(view, where)
     producer: Callable[[], Iterator[Chunk]] | Callable[[], Iterator[list[Chunk]]]
     report: ZipReport | None = None
     if isinstance(facts, FileFacts):
+        assert isinstance(item, Item)
+        file_item = item
         start_at, end = byte_range if byte_range is not None else (0, facts.size)
         target = f"{channel} bytes {start_at}-{end - 1}/{facts.size}" if byte_range is not None else channel
         expected: int | None = end - start_at
-        producer = lambda: read_chunks(view, item, start_at, end)  # noqa: E731
+        producer = lambda: read_chunks(view, file_item, start_at, end)  # noqa: E731
         piece = 0
     else:
         report = ZipReport()
@@ -116,6 +143,29 @@ def start(
         service.download_budget.release()
         raise
     return Download(service, session, mount, record, expected, report, producer, piece)
+
+
+def _list_items(view: GuestView, wheres: Sequence[Located]) -> list[Item]:
+    """The items of a list download, each named by its guest path; an item inside another one of the
+    list (or named twice) is left to that one."""
+    named: dict[tuple[str, ...], Item] = {}
+    for where in wheres:
+        item = item_of(view, where)
+        named.setdefault(_guest_rel(where), item)
+    kept: list[Item] = []
+    for rel in sorted(named):
+        if not any(rel[: len(k.rel)] == k.rel and len(rel) > len(k.rel) for k in kept):
+            kept.append(dataclasses.replace(named[rel], rel=rel))
+    return kept
+
+
+def _guest_rel(where: Located) -> tuple[str, ...]:
+    root = where.root
+    if root is None:
+        return ("guest",)
+    if root.mount is None:
+        return (root.name.rstrip(":") or "volume", *where.parts)
+    return (*root.mount, *where.parts) or ("root",)
 
 
 class Download:

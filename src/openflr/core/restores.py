@@ -137,6 +137,13 @@ class Restores:
             check_host_keys=self.settings.restore.check_host_keys,
         )
 
+    def destination(self, mount: Mount, where: Located) -> str:
+        """Where a restore of ``where`` to its original location writes (a target URL and the path
+        below it); 409 when no restore target is configured for it."""
+        path = shown(mount.view.path_of(where.root, where.parts))
+        address, dest, _key = resolve_target(guest_access(self.settings, mount.replica), path)
+        return address.url.rstrip("/") + "/" + "/".join(dest)
+
     def start(
         self, session: LogonSession, mount: Mount, where: Located, request: RestoreRequest, client: str
     ) -> Task:

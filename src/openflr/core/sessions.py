@@ -33,6 +33,9 @@ class LogonSession:
     active_streams: int = 0
     """Downloads or restores in flight; a session that is busy does not expire."""
     ended: bool = False
+    csrf: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    """A second secret for a session held in a browser cookie: requests that change something must
+    also carry it (docs/SECURITY.md, "The web page"), so the cookie alone is never enough."""
     data: dict[str, object] = field(default_factory=dict)
     """Per-session state owned by other services (mount table, task table, ...)."""
 

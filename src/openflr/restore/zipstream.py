@@ -17,7 +17,7 @@ import struct
 import time
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from openflr.errors import OpenflrError
@@ -188,7 +188,7 @@ def _time_fields(mtime_ns: int | None) -> bytes:
 
 def zip_chunks(
     view: GuestView,
-    top: Item,
+    top: Item | Sequence[Item],
     report: ZipReport,
     allowed: Callable[[str], str | None] = lambda name: None,
     min_chunk: int = CHUNK,
@@ -200,20 +200,22 @@ def zip_chunks(
 
 def zip_parts(
     view: GuestView,
-    top: Item,
+    top: Item | Sequence[Item],
     report: ZipReport,
     allowed: Callable[[str], str | None] = lambda name: None,
     min_chunk: int = CHUNK,
 ) -> Iterator[list[Chunk]]:
-    """The ZIP of ``top`` (a folder), as chunks of about ``min_chunk`` bytes, each a list of parts of
-    up to ``PIECE`` bytes (or a piece of a large file as it was read). Blocking: each ``next`` does
-    engine reads, so drive it from a worker thread. ``allowed(name)`` returns why a file must be
-    left out, or None. A read error inside a file already begun ends the stream with the error (the
-    archive would otherwise hold a wrong file)."""
+    """The ZIP of ``top`` (a folder, or several items each stored under its ``rel``), as chunks of
+    about ``min_chunk`` bytes, each a list of parts of up to ``PIECE`` bytes (or a piece of a large
+    file as it was read). Blocking: each ``next`` does engine reads, so drive it from a worker
+    thread. ``allowed(name)`` returns why a file must be left out, or None. A read error inside a
+    file already begun ends the stream with the error (the archive would otherwise hold a wrong
+    file)."""
     sink = _Sink()
     problems: list[Problem] = []
+    tops = [top] if isinstance(top, Item) else list(top)
     with _CompactZip(sink) as archive:
-        for item in walk(view, top, problems):
+        for item in (found for each in tops for found in walk(view, each, problems)):
             name = "/".join(item.rel)
             entry = item.entry
             if entry.is_dir:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,7 +21,7 @@ from openflr.api.routing import FamilyRoute, Route, family_of
 from openflr.api.schema import Value
 from openflr.api.urls import Query, api_base, guest_parts
 from openflr.core import browse
-from openflr.core.browse import ListingKind
+from openflr.core.browse import Arrangement, ListingKind, SortKey
 from openflr.core.families import PointFamily
 from openflr.core.guest import Entry, Located
 from openflr.core.mounts import Mount
@@ -229,14 +230,15 @@ async def _listing(
     listing = Listing(api_base(request), mount, where)
     settings = service.settings.api
     paging = page_request(query, settings.max_page_size, settings.max_page_size)
-    url = f"{listing.dir_url}?action={kind.value}"
+    arrangement = _arrangement(query)
+    url = f"{listing.dir_url}?action={kind.value}{_arrangement_query(arrangement)}"
     value: Value = {
         "Href": f"{url}&pageSize={paging.asked}&page={paging.number}" if paging.asked else url,
         "Links": [listing.parent_link()],
     }
     if paging.asked is not None:
         size, number = paging.size, paging.number
-        page = await browse.page(service, mount, where, kind, size, number)
+        page = await browse.page(service, mount, where, kind, size, number, arrangement)
         # PascalCase JSON (the common case) skips building each file's value first.
         fast = response_format(request) is Format.JSON and not camel_json(request)
         files, dirs = listing.split(page.entries, json=fast)
@@ -247,6 +249,8 @@ async def _listing(
             PagingInfo=paging_info(number, size, pages, lambda n: f"{url}&pageSize={size}&page={n}"),
         )
         return em_response(request, emtypes.FILE_SYSTEM_ENTRIES, value)
+    if not arrangement.is_default:
+        raise BadRequestError("orderBy and filter need pageSize: a sorted or filtered listing is paged.")
     # No pageSize: everything, streamed while it is read. Files go out as they come; folders are
     # held back (there are usually few) because the document lists them after the files.
     held: list[Entry] = []
@@ -274,6 +278,37 @@ async def _listing(
     if kind is ListingKind.DIRS:  # nothing streams: collect the folders off the event loop first
         held.extend(await browse.folders(service, mount, where))
     return em_response(request, emtypes.FILE_SYSTEM_ENTRIES, value)
+
+
+def _arrangement(query: Query) -> Arrangement:
+    """``orderBy`` (name, size, modified, owner), ``order`` (asc, desc) and ``filter`` (text the name
+    holds, case-insensitive): openflr's sorting and filtering of a paged listing."""
+    order_by = (query.get("orderBy") or "").strip().lower()
+    order = (query.get("order") or "asc").strip().lower()
+    name_filter = query.get("filter") or ""
+    if len(name_filter) > 255:
+        raise BadRequestError("filter is longer than a file name can be (255 characters).")
+    key = None
+    if order_by:
+        try:
+            key = SortKey(order_by)
+        except ValueError:
+            raise BadRequestError(
+                f"orderBy must be one of {', '.join(k.value for k in SortKey)}, not {order_by[:40]!r}."
+            ) from None
+    if order not in ("asc", "desc"):
+        raise BadRequestError(f"order must be asc or desc, not {order[:40]!r}.")
+    return Arrangement(key, order == "desc", name_filter)
+
+
+def _arrangement_query(arrangement: Arrangement) -> str:
+    """The query parameters that repeat ``arrangement`` in the listing's own links."""
+    text = ""
+    if arrangement.key is not None:
+        text += f"&orderBy={arrangement.key.value}&order={'desc' if arrangement.descending else 'asc'}"
+    if arrangement.name_contains:
+        text += "&filter=" + quote(arrangement.name_contains, safe="")
+    return text
 
 
 def _family_routes(family: PointFamily) -> list[Route]:
