@@ -136,6 +136,8 @@ def test_demo_prints_a_working_password(tmp_path: Path) -> None:
         points = j["Entities"]["VmReplicaPoints"]["VmReplicaPoints"]
         assert [p["CreationTimeUTC"] for p in points] == times
         assert {p["VmDisplayName"] for p in points} == {"Win File Server"}
+        page = c.get(base + "/")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert (tmp_path / "openflr.db").exists()
 
 
@@ -157,6 +159,7 @@ def test_demo_listens_on_loopback_unless_told(tmp_path: Path) -> None:
         while not any("Uvicorn running" in line for line in lines) and time.monotonic() < deadline:
             lines.append(proc.stdout.readline())
         assert f"Uvicorn running on http://127.0.0.1:{port}" in "".join(lines), "".join(lines)
+        assert f"web page: http://127.0.0.1:{port}/" in "".join(lines), "".join(lines)
     finally:
         proc.terminate()
         proc.wait(timeout=20)

@@ -163,6 +163,7 @@ def demo(config_file: Path | None, host: str | None, port: int | None, plain_htt
         f"  restores to the original location land in: {escape(str(setup.restored))}\n"
         f"{escape(config_line)}"
         f"  user: [bold]{DEMO_USER}[/bold]  password: [bold]{password}[/bold]\n"
+        f"  web page: {scheme}://{shown_host}:{settings.server.port}/  (log on as {DEMO_USER})\n"
         f"  try:  curl {insecure}-i -u {DEMO_USER}:{password} -X POST "
         f"'{scheme}://{shown_host}:{settings.server.port}/api/sessionMngr/?v=latest'",
         highlight=False,
