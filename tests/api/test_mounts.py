@@ -217,7 +217,8 @@ def test_windows_path_forms(api: Api, op: str, win: str, path: str) -> None:
 
 
 def test_an_encoded_backslash_is_part_of_a_name(api: Api, op: str, win: str) -> None:
-    """A raw ``\\`` separates; ``%5C`` is a character of a name (docs/COMPATIBILITY.md, "Deliberate differences")."""
+    """A raw ``\\`` separates; ``%5C`` is a character of a name (docs/COMPATIBILITY.md,
+    "Deliberate differences")."""
     encoded = quote("C:\\Documents\\report.txt", safe=":")
     r = api.get(f"{win}/{encoded}", headers=headers(op))
     assert r.status_code == 404, r.text
