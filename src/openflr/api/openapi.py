@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from openflr import __version__
-from openflr.api import emtypes, protectiontypes, querytypes, reporttypes
+from openflr.api import emtypes, protectiontypes, querytypes, reporttypes, webtypes
 from openflr.api.routes.empty import EMPTY_COLLECTIONS
 from openflr.api.routes.empty import list_type as empty_list_type
 from openflr.api.routing import Route
@@ -86,6 +86,17 @@ _BROWSE_ACTION = Param(
     description="List the folder (paged with `pageSize`/`page`, whole and streamed without) or "
     "download the item (a folder downloads as a ZIP). Without it: the item itself.",
 )
+_LISTING_ORDER = (
+    Param(
+        "orderBy",
+        schema={"type": "string", "enum": ["name", "size", "modified", "owner"]},
+        description="openflr: sort a paged listing by this column (folders first); needs pageSize.",
+    ),
+    Param("order", schema={"type": "string", "enum": ["asc", "desc"]}, description="openflr: sort order."),
+    Param(
+        "filter", description="openflr: only entries whose name holds this text (any case); needs pageSize."
+    ),
+)
 _RESTORE_ACTION = Param(
     "action",
     schema={"type": "string", "enum": ["restore", "download"]},
@@ -135,7 +146,7 @@ def _family(
         ("GET", item): Operation(
             "An item, a folder listing or a download",
             (emtypes.FILE_SYSTEM_ENTRY, emtypes.FILE_SYSTEM_ENTRIES),
-            params=(_BROWSE_ACTION, _PAGE_SIZE, _PAGE, _RANGE, _IF_RANGE),
+            params=(_BROWSE_ACTION, _PAGE_SIZE, _PAGE, *_LISTING_ORDER, _RANGE, _IF_RANGE),
             errors=(403, 416, 501),
             download=True,
             extra_status=(206, 304),
@@ -217,6 +228,61 @@ _OPERATIONS: dict[tuple[str, str], Operation] = {
         "Rescan the datastores now (administrators)",
         (emtypes.INVENTORY_SUMMARY,),
         errors=(403,),
+        tag="openflr",
+    ),
+    ("POST", "/api/openflr/web/logon"): Operation(
+        "The web page's log-on: an HttpOnly session cookie; changes need the Csrf value as the "
+        "X-Openflr-Csrf header",
+        (webtypes.ME,),
+        auth="none",
+        body=webtypes.WEB_LOGON_SPEC,
+        errors=(400, 429),
+        tag="openflr",
+    ),
+    ("POST", "/api/openflr/web/logoff"): Operation(
+        "End the web page's session", status=204, errors=(403,), tag="openflr"
+    ),
+    ("GET", "/api/openflr/me"): Operation(
+        "Who is logged on, the role and what it may do", (webtypes.ME,), tag="openflr"
+    ),
+    ("POST", "/api/openflr/zip"): Operation(
+        "Several items of one mount as one ZIP (a form: mount, item repeated, csrf)",
+        errors=(400, 403, 404),
+        download=True,
+        tag="openflr",
+    ),
+    ("GET", "/api/openflr/restoreTarget"): Operation(
+        "Where a restore of an item to its original location would write",
+        (webtypes.RESTORE_TARGET,),
+        params=(
+            Param("mount", description="The mount's Href or path."),
+            Param("path", description="The item's Path."),
+        ),
+        errors=(400, 403, 404),
+        tag="openflr",
+    ),
+    ("GET", "/api/openflr/audit"): Operation(
+        "The audit log, newest first (administrators)",
+        (webtypes.AUDIT_RECORDS,),
+        params=(
+            Param("user", description="A user name (any case)."),
+            Param("vm", description="Part of a VM's name (any case)."),
+            Param(
+                "action", schema={"type": "string", "enum": ["download", "restore", "restore-permissions"]}
+            ),
+            Param(
+                "result",
+                schema={
+                    "type": "string",
+                    "enum": ["running", "success", "failed", "cancelled", "interrupted"],
+                },
+            ),
+            Param("since", description="Started at or after (ISO 8601)."),
+            Param("until", description="Started before (ISO 8601)."),
+            _PAGE_SIZE,
+            _PAGE,
+        ),
+        errors=(400, 403),
         tag="openflr",
     ),
     ("GET", "/api/reports/summary"): Operation("The summary reports", (reporttypes.SUMMARY_REPORT,)),
@@ -372,9 +438,10 @@ def _template(path: str) -> str:
 
 
 def _routes(routes: Iterable[routing.BaseRoute]) -> list[tuple[str, str, routing.Route]]:
+    """The API's routes (the web page's files at ``/`` and ``/static/`` are not the API)."""
     out = []
     for r in routes:
-        if isinstance(r, routing.Route) and r.methods:
+        if isinstance(r, routing.Route) and r.methods and r.path.startswith("/api"):
             for method in sorted(r.methods - {"HEAD"}):
                 out.append((method, _template(r.path), r))
     return out
