@@ -1,8 +1,8 @@
 """Typed errors shared by every layer.
 
 Each error also subclasses the matching builtin (``FileNotFoundError``, ``PermissionError``, ...) so
-that plain Python code can catch it naturally, and ``api/`` maps it to an HTTP status by type,
-never by message text.
+that plain Python code can catch it naturally, and carries its HTTP status as a class attribute
+(``status``): ``api/`` renders that status, never deciding by message text.
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Errors of the disk stack, typed by what went wrong (and mapped to HTTP by ``api/``)."""
+"""Errors of the disk stack, typed by what went wrong. Each subclasses a built-in exception (so callers
+that know nothing of openflr can catch it) and an openflr error that carries its own HTTP status; the
+API renders that status and message without knowing the disk stack."""
 
 from __future__ import annotations
 
