@@ -28,10 +28,18 @@ _HTTP_MESSAGES = {
 }
 
 
+def _challenge(request: Request) -> bool:
+    """Whether a 401 asks for Basic credentials: not for the web page's own calls (its fetches carry
+    ``Sec-Fetch-Mode`` other than ``navigate``, and ``/api/openflr/`` is the page's), where a browser
+    would stop the call to show its own password prompt instead of letting the page answer."""
+    mode = request.headers.get("sec-fetch-mode", "navigate").lower()
+    return mode == "navigate" and not request.url.path.startswith("/api/openflr/")
+
+
 async def _openflr_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, OpenflrError)
     headers = exc.headers()
-    if exc.status == 401:
+    if exc.status == 401 and _challenge(request):
         headers.update(REALM_HEADER)
     return error_response(request, exc.status, exc.message, headers)
 
