@@ -53,7 +53,11 @@ HOSTILE_NAMES: tuple[bytes, ...] = (
     b"caf\xe9-latin1.txt",  # not UTF-8
     b"\xff\xfe-bytes.txt",  # not UTF-8
 )
-"""The names of the ``names`` folder, as bytes on disk (ext4 holds any byte but ``/`` and NUL)."""
+"""The files of the ``names`` folder, as bytes on disk (ext4 holds any byte but ``/`` and NUL); the
+content of the n-th is ``hostile name {n}\n``."""
+HOSTILE_DIR = b"<img src=x onerror=window.__pwned=2> folder"
+"""A folder of the ``names`` folder, holding :data:`INNER_FILE`."""
+INNER_FILE = "inside.txt"
 
 
 def size_of(i: int) -> int:
@@ -114,6 +118,10 @@ def _edge_ext4(image: Path, work: Path) -> None:
     for n, name in enumerate(HOSTILE_NAMES):
         with open(os.path.join(os.fsencode(folder), name), "wb") as fh:
             fh.write(f"hostile name {n}\n".encode())
+    inner = os.path.join(os.fsencode(folder), HOSTILE_DIR)
+    os.mkdir(inner)
+    with open(os.path.join(inner, INNER_FILE.encode()), "wb") as fh:
+        fh.write(b"inside the hostile folder\n")
     for path, data in NORMAL_FILES.items():
         (src / path).parent.mkdir(parents=True, exist_ok=True)
         (src / path).write_bytes(data)

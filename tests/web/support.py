@@ -4,10 +4,11 @@ server's configuration, the EM API as a test checks the page against it, and axe
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, quote_from_bytes
+from urllib.parse import quote, quote_from_bytes, unquote, urlsplit
 
 import tomli_w
 from playwright.sync_api import ConsoleMessage, Dialog, Page
@@ -46,6 +47,36 @@ def shown_name(raw: bytes) -> str:
     """A name as the API shows it (escapes for bytes that are not UTF-8 and for control characters,
     docs/STORAGE-NOTES.md, "Names") from the bytes on disk."""
     return from_url(quote_from_bytes(raw, safe="").encode("ascii"))
+
+
+_MARKED = re.compile(
+    "[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u115f\u1160\u180e\u200b-\u200f\u2028-\u202e"
+    "\u2060-\u206f\u3164\ufeff\ufff9-\ufffb\uef00-\uefff]"
+)
+
+
+def displayed(name: str) -> str:
+    """The text the page must show for a name the API gives: the name itself, except that a byte
+    that is not UTF-8 (or a control character; the API's escape U+EF00 + byte) shows as ``\\xNN`` and
+    a character that is invisible or turns the text's direction as ``[U+XXXX]``
+    (src/openflr/web/static/js/dom.js, ``nameText``)."""
+
+    def marker(found: re.Match[str]) -> str:
+        code = ord(found.group())
+        return f"\\x{code - 0xEF00:02X}" if 0xEF00 <= code <= 0xEFFF else f"[U+{code:04X}]"
+
+    return _MARKED.sub(marker, name)
+
+
+def point_id(point_href: str) -> str:
+    """The id the page's routes use for a point (the last segment of its Href)."""
+    return unquote(urlsplit(point_href).path.rstrip("/").rsplit("/", 1)[-1])
+
+
+def folder_route(point_href: str, mount_href: str, entry_href: str) -> str:
+    """The page's address of a folder: ``/#/point/<id>/<path below the mount, as the API encodes it>``."""
+    below = urlsplit(entry_href).path[len(urlsplit(mount_href).path) + 1 :]
+    return f"/#/point/{quote(point_id(point_href), safe='')}/{below}"
 
 
 def user_args(role: str) -> tuple[str, ...]:
@@ -114,6 +145,19 @@ class EmApi:
         query = "&".join(f"{k}={quote(str(v), safe='')}" for k, v in {"action": "listAll", **params}.items())
         body: dict[str, Any] = self.get(f"{mount_href}/{quote(path, safe='/:')}?{query}")
         return body
+
+    def entries(self, mount_href: str, path: str, **params: str | int) -> list[dict[str, Any]]:
+        """A folder's entries (folders first) as the API gives them, of one page when ``params`` ask."""
+        body = self.folder(mount_href, path, **params)
+        dirs = (body["Directories"] or {}).get("DirectoryEntries", [])
+        files = (body["Files"] or {}).get("FileEntries", [])
+        return [*dirs, *files]
+
+    def entry(self, mount_href: str, path: str) -> dict[str, Any]:
+        """One file or folder (its FileEntry or DirectoryEntry)."""
+        body = self.get(f"{mount_href}/{quote(path, safe='/:')}")
+        found: dict[str, Any] = body.get("DirectoryEntry") or body["FileEntry"]
+        return found
 
     def names(self, mount_href: str, path: str) -> list[str]:
         """The ``Name`` of every entry of a folder (folders first), as the API gives them."""

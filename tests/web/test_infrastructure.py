@@ -25,6 +25,6 @@ def test_the_edge_vm_holds_the_hostile_names_and_the_big_folder(em_api: Callable
     api = em_api(OPERATOR)
     m = api.mount(datastore.EDGE_VM)
     names = api.names(m, f"{datastore.EDGE_ROOT}/{datastore.HOSTILE_FOLDER}")
-    assert sorted(names) == sorted(shown_name(n) for n in datastore.HOSTILE_NAMES)
+    assert sorted(names) == sorted(shown_name(n) for n in (*datastore.HOSTILE_NAMES, datastore.HOSTILE_DIR))
     page = api.folder(m, f"{datastore.BIG_ROOT}/{datastore.BIG_FOLDER}", pageSize=10, page=1)
     assert page["PagingInfo"]["PagesCount"] == datastore.BIG_COUNT // 10, page["PagingInfo"]
