@@ -226,6 +226,7 @@ function go(path, params, { replace = false } = {}) {
 
 async function route() {
   if (!app.me) return;
+  clearTimeout(vmFilterTimer);
   const generation = ++app.generation;
   const { path, params } = parseHash();
   clearError();
@@ -350,7 +351,7 @@ async function renderVm(generation, replicaId) {
       h("td", null, nameNode(replica.job || "")),
       h("td", null, [p.type, p.algorithm].filter(Boolean).join(", ")),
       h("td", null,
-        can("Mount") || can("BrowseFiles")
+        can("Mount")
           ? h("a", { class: "button", href: `#/point/${enc(p.id)}`, "aria-label": `Open the point of ${formatTime(p.time).text}` }, "Open")
           : null)));
   fill($("point-rows"), rows);
@@ -708,7 +709,13 @@ let filterTimer = 0;
 function wireBrowser() {
   $("folder-filter").addEventListener("input", () => {
     clearTimeout(filterTimer);
-    filterTimer = setTimeout(() => changeFolderParams({ filter: $("folder-filter").value, page: 1 }, { replace: true }), 300);
+    const where = app.point && `${app.point.pointId}/${app.point.rel}`;
+    filterTimer = setTimeout(() => {
+      // Only where it was typed: the user may have gone to another folder meanwhile.
+      if (app.view === "point" && app.point && `${app.point.pointId}/${app.point.rel}` === where) {
+        changeFolderParams({ filter: $("folder-filter").value, page: 1 }, { replace: true });
+      }
+    }, 300);
   });
   $("folder-filter").addEventListener("keydown", (e) => {
     if (e.key === "Enter") {
@@ -1147,6 +1154,7 @@ function wire() {
     if (app.inventory) drawVmRows(app.inventory);
     clearTimeout(vmFilterTimer);
     vmFilterTimer = setTimeout(() => {
+      if (app.view !== "vms" || parseHash().path !== "/") return; // the user has gone elsewhere
       const value = $("vm-filter").value;
       const params = new URLSearchParams();
       if (value) params.set("q", value);
