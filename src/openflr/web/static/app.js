@@ -604,7 +604,7 @@ async function drawFolder(generation, pointId, mount, rel, fp, newFolder) {
   const zip = $("folder-zip");
   show(zip, can("Download"));
   zip.setAttribute("href", `${folderUrl}?action=download`);
-  zip.setAttribute("aria-label", `Download the folder ${folder ? nameText(folder.Path) : ""} as ZIP`);
+  zip.setAttribute("aria-label", `Download this folder as ZIP${folder ? ` (${nameText(folder.Path)})` : ""}`);
   show($("folder-basket"), can("Restore") || can("Download"));
   if (newFolder) {
     const current = document.querySelector("#crumbs [aria-current] .current");
