@@ -19,9 +19,10 @@ Fixtures (names are stable; other test modules of tests/web use them):
   ``InPlaceOnly``, a RestoreOperator with ``--inplace-only``).
 - ``browser`` (session): Playwright's Chromium, Debian's ``/usr/bin/chromium`` (``OPENFLR_CHROMIUM``
   names another), headless.
-- ``page_for(role, *, log_on=True)``: a fresh browser context (1280x800, base URL the server) and
-  page at ``/``, logged on as ``role`` through the page's own log-on form (``#logon-user``,
-  ``#logon-password``, ``#logon-submit``; logged on once ``#who`` shows); closed after the test.
+- ``page_for(role, *, log_on=True)``: a fresh browser context (1280x800, en-US, UTC, base URL the
+  server) and page at ``/``, logged on as ``role`` through the page's own log-on form
+  (``#logon-user``, ``#logon-password``, ``#logon-submit``; logged on once ``#who`` shows); closed
+  after the test.
   ``log_on=False`` leaves it at the log-on view.
 - ``events_of(page)``: the :class:`tests.web.support.PageEvents` of a page from ``page_for``: its
   dialogs (each dismissed), console messages, uncaught errors and CSP violations, from its start.
@@ -129,7 +130,12 @@ def page_for(browser: Browser, web_server: RunningServer) -> Iterator[Callable[.
     contexts = []
 
     def open_page(role: str, *, log_on: bool = True) -> Page:
-        context = browser.new_context(viewport=VIEWPORT, base_url=web_server.base)  # type: ignore[arg-type]
+        context = browser.new_context(
+            viewport=VIEWPORT,  # type: ignore[arg-type]
+            base_url=web_server.base,
+            locale="en-US",
+            timezone_id="UTC",
+        )
         context.set_default_timeout(20_000)
         contexts.append(context)
         page = context.new_page()
