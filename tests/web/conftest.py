@@ -39,6 +39,8 @@ Fixtures (names are stable; other test modules of tests/web use them):
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -82,10 +84,11 @@ def web_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def restored(web_data_dir: Path) -> Path:
-    folder = web_data_dir / "restored"
-    folder.mkdir(exist_ok=True)
-    return folder
+def restored() -> Iterator[Path]:
+    # Short: the page shows it in the restore confirmation (and so in docs/screenshots/).
+    folder = Path(tempfile.mkdtemp(prefix="restored-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
