@@ -8,24 +8,29 @@ from __future__ import annotations
 
 import io
 import re
+import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
-from playwright.sync_api import Download, Page, expect
+from playwright.sync_api import Browser, Download, Page, expect
 
+from tests.support import cli, run_server
 from tests.web import datastore
 from tests.web.support import (
     ADMIN,
     OPERATOR,
+    VIEWPORT,
     WEB_USERS,
     EmApi,
     PageEvents,
     displayed,
     folder_route,
     point_id,
+    server_config,
     target_folder,
+    user_args,
 )
 
 VM = "Win File Server"
@@ -315,6 +320,12 @@ def test_restore_keep_both_and_overwrite(
         expect(page.locator("#task-list li").nth(n).locator(".state")).to_have_text("Done", timeout=30_000)
     assert other.read_bytes() == api_bytes(api, mount, OTHER)
     assert target.read_bytes() == original
+    # After a reload the panel still lists the session's restores, named, with their results.
+    page.reload()
+    expect(page.locator("#task-list li")).to_have_count(5)
+    expect(page.locator("#task-list li .state")).to_have_text(["Done"] * 5)
+    expect(page.locator("#task-list")).to_contain_text(f"Restore (keep both) {REPORT}")
+    expect(page.locator("#task-list")).to_contain_text(f"Restore (overwrite) {OTHER}")
     no_trouble(events_of(page))
 
 
@@ -393,3 +404,41 @@ def test_log_off_and_the_end_of_a_session(
     expect(page.locator("#logon-message")).to_contain_text("Logon failed")
     expect(page.locator("#who")).to_be_hidden()
     no_trouble(events_of(page))
+
+
+def test_an_idle_session_ends_and_the_page_says_so(
+    browser: Browser, web_store: Path, tmp_path: Path, restored: Path
+) -> None:
+    """A server of its own whose sessions end after 3 idle seconds."""
+    data = tmp_path / "data"
+    data.mkdir()
+    name, password = WEB_USERS[OPERATOR]
+    cli(data, *user_args(OPERATOR), stdin=password + "\n")
+    config = server_config(web_store, restored).replace(
+        "[sessions]\n", "[sessions]\nidle_timeout = 3\nsweep_interval = 0.5\n", 1
+    )
+    with run_server(data, https=False, config=config) as server:
+        context = browser.new_context(viewport=VIEWPORT, base_url=server.base)  # type: ignore[arg-type]
+        try:
+            page = context.new_page()
+            page.goto("/#/?q=lin")
+            page.locator("#logon-user").fill(name)
+            page.locator("#logon-password").fill(password)
+            page.locator("#logon-submit").click()
+            expect(page.locator("#vm-rows tr")).to_have_count(1)
+            page.locator("#vm-rows a").first.click()
+            page.locator("#point-rows a", has_text="Open").first.click()
+            expect(page.locator("#root-list a").first).to_be_visible()
+            where = page.url
+            time.sleep(5)  # idle past the timeout and a sweep
+            page.locator("#root-list a").first.click()
+            expect(page.locator("#logon-message")).to_have_text(ENDED)
+            expect(page.locator("#logon-user")).to_be_focused()
+            page.locator("#logon-user").fill(name)
+            page.locator("#logon-password").fill(password)
+            page.locator("#logon-submit").click()
+            # Back where the click was going, on a new mount.
+            expect(page.locator("#entry-rows tr").first).to_be_visible()
+            assert page.url.startswith(where + "/")
+        finally:
+            context.close()

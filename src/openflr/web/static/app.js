@@ -981,6 +981,25 @@ function setTaskState(row, task, failure) {
   row.message.textContent = task.Result?.Message || "";
 }
 
+// What each restore of this session was, kept in the tab so that a reload still names them.
+function taskLabels() {
+  try {
+    const stored = JSON.parse(sessionStorage.getItem("openflr.tasks") || "{}");
+    return stored.session === app.me?.SessionId ? stored.labels || {} : {};
+  } catch {
+    return {};
+  }
+}
+
+function rememberTask(taskId, label) {
+  try {
+    const labels = { ...taskLabels(), [taskId]: label };
+    sessionStorage.setItem("openflr.tasks", JSON.stringify({ session: app.me?.SessionId, labels }));
+  } catch {
+    // storage full or disabled: the label is only lost on reload
+  }
+}
+
 async function startRestore(pointId, mount, item, target, overwrite) {
   const vm = app.inventory?.points.get(pointId)?.vmName || "";
   const label = h("span", null,
@@ -993,6 +1012,7 @@ async function startRestore(pointId, mount, item, target, overwrite) {
     const task = await post(`${mount.path}/${item.rel}?action=restore`, { ToOriginalLocation: { Overwrite: overwrite } });
     row.id = task.TaskId;
     app.tasks.set(task.TaskId, row);
+    rememberTask(task.TaskId, label.textContent);
     setTaskState(row, task);
     say(`Restore of ${nameText(item.Path)} started.`);
     const done = await waitForTask(task, (t) => setTaskState(row, t), 700);
@@ -1017,7 +1037,8 @@ async function loadTasks() {
   }
   for (const task of list?.Tasks || []) {
     if (task.Operation !== "FileRestoreFromMountPoint" || app.tasks.has(task.TaskId)) continue;
-    const row = taskRow(task.TaskId, h("span", null, `Restore ${task.TaskId}`));
+    const labels = taskLabels();
+    const row = taskRow(task.TaskId, h("span", null, labels[task.TaskId] || `Restore (${task.TaskId})`));
     app.tasks.set(task.TaskId, row);
     setTaskState(row, task);
     if (task.State !== "Finished") {
