@@ -70,7 +70,11 @@ def downloaded(download: Download) -> bytes:
 def zip_files(data: bytes) -> dict[str, bytes]:
     """The files of a ZIP by their path in it (folders and the skip list left out)."""
     with zipfile.ZipFile(io.BytesIO(data)) as z:
-        return {i.filename: z.read(i) for i in z.infolist() if not i.is_dir() and i.filename != "openflr-skipped.txt"}
+        return {
+            i.filename: z.read(i)
+            for i in z.infolist()
+            if not i.is_dir() and i.filename != "openflr-skipped.txt"
+        }
 
 
 def by_last_name(files: dict[str, bytes]) -> dict[str, bytes]:
@@ -114,7 +118,9 @@ def test_log_on_find_a_vm_mount_and_browse(
     assert f"#/point/{point_id(newest)}" in page.url
     page.locator("#root-list a", has_text="C:").click()
     mount = api.mount(VM)
-    expect(page.locator("#entry-rows th.name")).to_have_text(api_names(api.entries(mount, "C:", pageSize=100, page=1)))
+    expect(page.locator("#entry-rows th.name")).to_have_text(
+        api_names(api.entries(mount, "C:", pageSize=100, page=1))
+    )
     page.locator("#entry-rows th.name a", has_text="Documents").click()
     docs = api_names(api.entries(mount, DOCS, pageSize=100, page=1))
     expect(page.locator("#entry-rows th.name")).to_have_text(docs)
@@ -161,7 +167,9 @@ def test_sort_filter_and_pages_are_the_servers(
     # The filter (typed, debounced) narrows the whole folder on the server and lands in the address.
     page.locator("#folder-filter").fill("REP")
     expect(page).to_have_url(re.compile(r"filter=REP"))
-    matching = api_names(api.entries(mount, DOCS, pageSize=100, page=1, orderBy="name", order="asc", filter="REP"))
+    matching = api_names(
+        api.entries(mount, DOCS, pageSize=100, page=1, orderBy="name", order="asc", filter="REP")
+    )
     assert 0 < len(matching) < len(by_name)
     expect(page.locator("#entry-rows th.name")).to_have_text(matching)
     page.locator("#folder-filter").fill("no such name here")
@@ -217,7 +225,9 @@ def test_downloads_match_the_api(
         page.locator("#folder-zip").click()
     assert info.value.suggested_filename == "Documents.zip"
     folder = zip_files(downloaded(info.value))
-    listed = {f"Documents/{e['Name']}": e["Path"] for e in api.entries(mount, DOCS) if e["Type"] == "FileEntry"}
+    listed = {
+        f"Documents/{e['Name']}": e["Path"] for e in api.entries(mount, DOCS) if e["Type"] == "FileEntry"
+    }
     assert len(listed) > 3
     assert {n: folder.get(n) for n in listed} == {n: api_bytes(api, mount, p) for n, p in listed.items()}
     # A restore list from two folders of the mount, as one ZIP.
