@@ -138,9 +138,17 @@ def test_log_on_find_a_vm_mount_and_browse(
     expect(page.locator("#crumbs [aria-current=page]")).to_have_text("C:")
     page.go_forward()
     expect(page.locator("#entry-rows th.name")).to_have_text(docs)
+    expect(page).to_have_title(f"C:/Documents · {VM} · openflr")
     # The breadcrumb leads back to the drives.
     page.locator("#crumbs a").nth(2).click()
     expect(page.locator("#root-list a")).to_have_count(2)
+    # Closing the point unmounts it: the session has no mount of it any more.
+    mounts = f"/api/vmReplicaPoints/{point_id(newest)}/mounts"
+    json = {"Accept": "application/json"}
+    assert len(page.request.get(mounts, headers=json).json()["VmReplicaPointMounts"]) == 1
+    page.locator("#unmount").click()
+    expect(page.locator("#point-rows tr")).to_have_count(len(points))
+    assert page.request.get(mounts, headers=json).json()["VmReplicaPointMounts"] in (None, [])
     no_trouble(events_of(page))
 
 

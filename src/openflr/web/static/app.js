@@ -145,7 +145,6 @@ function loggedOn(me) {
   show($("nav-audit"), can("Administer"));
   show($("nav-inventory"), can("Administer"));
   show($("tasks"), can("Restore"));
-  document.title = "openflr: restore files";
   loadTasks();
   route();
 }
@@ -294,6 +293,7 @@ function timeCell(iso, tag = "td") {
 
 async function renderVms(generation, params) {
   showView("vms");
+  document.title = "Virtual machines · openflr";
   const filter = $("vm-filter");
   if (params.has("q") && filter.value !== params.get("q")) filter.value = params.get("q");
   const inventory = await loadInventory();
@@ -341,6 +341,7 @@ async function renderVm(generation, replicaId) {
     return;
   }
   fill($("vm-crumb"), nameNode(replica.vmName));
+  document.title = `${nameText(replica.vmName)} · openflr`;
   fill($("vm-heading"), "Replica points of ", nameNode(replica.vmName));
   fill($("vm-info"), `${replica.platform || "unknown platform"} · job `, nameNode(replica.job || ""), ` · replica `, nameNode(replica.name));
   show($("vm-mount-note"), !can("Mount"));
@@ -492,6 +493,8 @@ async function renderPoint(generation, pointId, rel, params, retried = false) {
   show($("browser"));
   drawBasket();
   drawCrumbs(pointId, point, replica, mount, rel);
+  const here = rel === null ? "Drives" : rel === "" ? "/" : rel.split("/").map(decodeSegment).join("/");
+  document.title = `${nameText(here)} · ${point ? nameText(point.vmName) : "point"} · openflr`;
   if (rel === null) {
     drawRoots(pointId, mount);
     return;
@@ -1061,6 +1064,7 @@ const AUDIT_FIELDS = ["user", "vm", "action", "result", "since", "until", "pageS
 
 async function renderAudit(generation, params) {
   showView("audit");
+  document.title = "Audit log · openflr";
   if (!can("Administer")) {
     fill($("audit-rows"));
     showError("Only administrators see the audit log.");
@@ -1143,6 +1147,7 @@ function wireAudit() {
 
 async function renderInventory(generation) {
   showView("inventory");
+  document.title = "Datastore scan · openflr";
   if (!can("Administer")) {
     fill($("problem-rows"));
     showError("Only administrators see the scan report.");
