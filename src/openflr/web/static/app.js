@@ -87,6 +87,8 @@ function showView(name, focus = true) {
   for (const view of VIEWS) show($(`view-${view}`), view === name);
   const changed = app.view !== name;
   app.view = name;
+  // Restores are followed where they are made; the administration views get the whole width.
+  show($("tasks"), can("Restore") && ["vms", "vm", "point"].includes(name));
   for (const [id, prefix] of [["nav-restore", ["vms", "vm", "point"]], ["nav-audit", ["audit"]], ["nav-inventory", ["inventory"]]]) {
     if (prefix.includes(name)) $(id).setAttribute("aria-current", "page");
     else $(id).removeAttribute("aria-current");
@@ -144,7 +146,6 @@ function loggedOn(me) {
   show($("nav"));
   show($("nav-audit"), can("Administer"));
   show($("nav-inventory"), can("Administer"));
-  show($("tasks"), can("Restore"));
   loadTasks();
   route();
 }
