@@ -344,6 +344,12 @@ def test_restore_keep_both_and_overwrite(
     expect(page.locator("#task-list li .state")).to_have_text(["Done"] * 5)
     expect(page.locator("#task-list")).to_contain_text(f"Restore (keep both) {REPORT}")
     expect(page.locator("#task-list")).to_contain_text(f"Restore (overwrite) {OTHER}")
+    # Clearing the finished restores forgets them on the server too.
+    page.locator("#tasks-clear").click()
+    expect(page.locator("#task-list li")).to_have_count(0)
+    expect(page.locator("#tasks-empty")).to_be_visible()
+    tasks = page.request.get("/api/tasks", headers={"Accept": "application/json"}).json()["Tasks"] or []
+    assert [t for t in tasks if t["Operation"] == "FileRestoreFromMountPoint"] == []
     no_trouble(events_of(page))
 
 

@@ -128,6 +128,7 @@ function resetSessionState() {
   app.tasks.clear();
   fill($("task-list"));
   show($("tasks-empty"));
+  show($("tasks-clear"), false);
 }
 
 function sessionEnded() {
@@ -479,7 +480,9 @@ async function renderPoint(generation, pointId, rel, params, retried = false) {
     mount = await ensureMount(pointId);
   } catch (err) {
     if (generation !== app.generation || err instanceof SessionEnded) return;
-    mountStatus(h("p", { class: "message error" }, err.message));
+    mountStatus(
+      h("p", { class: "message error" }, err.message),
+      can("Mount") ? h("button", { type: "button", onclick: () => route() }, "Try again") : null);
     show($("browser"), false);
     return;
   }
@@ -766,6 +769,7 @@ function wireBrowser() {
     say("The restore list is empty.");
   });
   $("unmount").addEventListener("click", unmount);
+  $("tasks-clear").addEventListener("click", clearFinishedTasks);
 }
 
 async function unmount() {
@@ -956,6 +960,36 @@ function wireRestoreDialog() {
   });
 }
 
+function drawTasksClear() {
+  show($("tasks-clear"), Boolean($("task-list").querySelector('li[data-finished="true"]')));
+}
+
+/** Forget the finished restores, here and on the server. */
+async function clearFinishedTasks() {
+  for (const [id, row] of [...app.tasks]) {
+    if (!row.finished) continue;
+    try {
+      await del(`/api/tasks/${enc(id)}`);
+    } catch (err) {
+      if (err instanceof SessionEnded) return;
+      if (err.status !== 404) {
+        report(err, "Clear finished restores");
+        return;
+      }
+    }
+    row.li.remove();
+    app.tasks.delete(id);
+  }
+  for (const li of [...$("task-list").children]) {
+    if (li.dataset.finished === "true" && !li.dataset.task) li.remove();
+  }
+  show($("tasks-empty"), !$("task-list").children.length);
+  drawTasksClear();
+  say("Finished restores cleared.");
+  $("tasks-heading").tabIndex = -1;
+  $("tasks-heading").focus();
+}
+
 function taskRow(id, label) {
   const state = h("span", { class: "state running" }, "Starting");
   const message = h("p", { class: "task-message" });
@@ -968,10 +1002,16 @@ function taskRow(id, label) {
 }
 
 function setTaskState(row, task, failure) {
+  const finish = () => {
+    row.finished = true;
+    row.li.dataset.finished = "true";
+    drawTasksClear();
+  };
   if (failure) {
     row.state.textContent = "Refused";
     row.state.className = "state failed";
     row.message.textContent = failure;
+    finish();
     return;
   }
   if (task.State !== "Finished") {
@@ -983,6 +1023,7 @@ function setTaskState(row, task, failure) {
   row.state.textContent = ok ? "Done" : "Failed";
   row.state.className = ok ? "state ok" : "state failed";
   row.message.textContent = task.Result?.Message || "";
+  finish();
 }
 
 // What each restore of this session was, kept in the tab so that a reload still names them.
@@ -1015,6 +1056,7 @@ async function startRestore(pointId, mount, item, target, overwrite) {
   try {
     const task = await post(`${mount.path}/${item.rel}?action=restore`, { ToOriginalLocation: { Overwrite: overwrite } });
     row.id = task.TaskId;
+    row.li.dataset.task = task.TaskId;
     app.tasks.set(task.TaskId, row);
     rememberTask(task.TaskId, label.textContent);
     setTaskState(row, task);
@@ -1043,6 +1085,7 @@ async function loadTasks() {
     if (task.Operation !== "FileRestoreFromMountPoint" || app.tasks.has(task.TaskId)) continue;
     const labels = taskLabels();
     const row = taskRow(task.TaskId, h("span", null, labels[task.TaskId] || `Restore (${task.TaskId})`));
+    row.li.dataset.task = task.TaskId;
     app.tasks.set(task.TaskId, row);
     setTaskState(row, task);
     if (task.State !== "Finished") {
