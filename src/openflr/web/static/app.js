@@ -796,9 +796,17 @@ async function unmount() {
 
 /** Several items of one mount as one ZIP: a form posted to the server, so the browser downloads it
  * itself (no copy in the page's memory). */
-function downloadZip(items) {
+async function downloadZip(items) {
   const mount = app.point?.mount;
   if (!mount || !items.length) return;
+  // The form's answer replaces the page unless it is a download: make sure first that the session
+  // still lives (if not, the log-on form says so) and the mount is there.
+  try {
+    await get(mount.path);
+  } catch (err) {
+    report(err, "Download");
+    return;
+  }
   if (items.length === 1) {
     // One item: the plain link (a file as itself, a folder as its own ZIP) can resume.
     const a = h("a", { href: `${mount.path}/${items[0].rel}?action=download`, download: "", class: "hidden" });
