@@ -1,14 +1,26 @@
 """Guest file names are data, never markup: the folder of hostile names (tests/web/datastore.py)
-shows every name as text, runs none of them, and each still downloads."""
+shows every name as text, runs none of them, each still downloads, restores under its own bytes and
+shows as text in the audit log."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
 from tests.web import datastore
-from tests.web.support import OPERATOR, EmApi, PageEvents, displayed, folder_route, shown_name
+from tests.web.support import (
+    ADMIN,
+    OPERATOR,
+    EmApi,
+    PageEvents,
+    displayed,
+    folder_route,
+    shown_name,
+    target_folder,
+)
 
 NAMES = f"{datastore.EDGE_ROOT}/{datastore.HOSTILE_FOLDER}"
 
@@ -84,3 +96,43 @@ def test_a_hostile_folder_opens_and_its_path_shows_as_text(
     expect(page.locator("#crumbs [aria-current]")).to_have_text(folder)
     assert page.locator("#crumbs img, #crumbs script").count() == 0
     assert_nothing_ran(page, events_of(page))
+
+
+def test_hostile_names_restore_to_their_own_bytes_and_show_as_text_in_the_audit_log(
+    page_for: Callable[..., Page],
+    events_of: Callable[[Page], PageEvents],
+    em_api: Callable[[str], EmApi],
+    restored: Path,
+) -> None:
+    api = em_api(OPERATOR)
+    mount = api.mount(datastore.EDGE_VM)
+    page = page_for(OPERATOR)
+    page.goto(folder_route(api.point(datastore.EDGE_VM), mount, api.entry(mount, NAMES)["Href"]))
+    folder = target_folder(restored, datastore.EDGE_VM, datastore.EDGE_ROOT) / datastore.HOSTILE_FOLDER
+    chosen = [datastore.HOSTILE_NAMES[0], b"caf\xe9-latin1.txt", "evil\u202egnp.exe".encode()]
+    for raw in chosen:
+        written = os.path.join(os.fsencode(folder), raw)
+        if os.path.exists(written):
+            os.unlink(written)  # from an earlier test: this restore writes it again
+        name = displayed(shown_name(raw))
+        row = page.locator("#entry-rows tr.file").filter(has=page.locator("th.name", has_text=name))
+        row.get_by_role("button", name="Restore").click()
+        expect(page.locator("#restore-confirm")).to_be_enabled()
+        expect(page.locator("#restore-items")).to_contain_text(name)
+        page.locator("#restore-confirm").click()
+    expect(page.locator("#task-list li")).to_have_count(len(chosen))
+    for n in range(len(chosen)):
+        expect(page.locator("#task-list li").nth(n)).to_contain_text("Restored 1 item", timeout=30_000)
+    for raw in chosen:
+        index = datastore.HOSTILE_NAMES.index(raw)
+        with open(os.path.join(os.fsencode(folder), raw), "rb") as fh:  # the name's own bytes
+            assert fh.read() == f"hostile name {index}\n".encode()
+    assert_nothing_ran(page, events_of(page))
+
+    admin = page_for(ADMIN)
+    admin.goto("/#/audit?action=restore&vm=web-edge")
+    expect(admin.locator("#audit-rows td.path")).not_to_have_count(0)
+    paths = admin.locator("#audit-rows td.path").all_text_contents()
+    for raw in chosen:
+        assert any(displayed(shown_name(raw)) in p for p in paths), (raw, paths)
+    assert_nothing_ran(admin, events_of(admin))
