@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from playwright.sync_api import Page, expect
 
@@ -16,6 +17,7 @@ from tests.web.support import (
     OPERATOR,
     EmApi,
     PageEvents,
+    describe,
     displayed,
     folder_route,
     shown_name,
@@ -33,7 +35,10 @@ def assert_nothing_ran(page: Page, events: PageEvents) -> None:
 
 
 def test_hostile_names_show_as_text_and_run_nothing(
-    page_for: Callable[..., Page], events_of: Callable[[Page], PageEvents], em_api: Callable[[str], EmApi]
+    page_for: Callable[..., Page],
+    events_of: Callable[[Page], PageEvents],
+    em_api: Callable[[str], EmApi],
+    axe_check: Callable[[Page], list[dict[str, Any]]],
 ) -> None:
     api = em_api(OPERATOR)
     mount = api.mount(datastore.EDGE_VM)
@@ -56,6 +61,8 @@ def test_hostile_names_show_as_text_and_run_nothing(
         page.locator("#entry-rows img, #entry-rows svg, #entry-rows script, #entry-rows iframe").count() == 0
     )
     assert_nothing_ran(page, events)
+    found = axe_check(page)  # the markers too are accessible
+    assert found == [], describe(found)
 
 
 def test_every_hostile_name_downloads_through_its_own_link(
