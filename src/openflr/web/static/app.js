@@ -46,7 +46,10 @@ const enc = encodeURIComponent;
 // ---------------------------------------------------------------------------------------------
 // Messages
 
+let saidAt = 0;
+
 function say(text) {
+  saidAt = Date.now();
   const status = $("status");
   status.textContent = "";
   // A fresh text node so that screen readers announce the same message twice in a row.
@@ -231,6 +234,7 @@ async function route() {
   const generation = ++app.generation;
   const { path, params } = parseHash();
   clearError();
+  if (Date.now() - saidAt > 1500) $("status").textContent = ""; // what was said is stale elsewhere
   let m;
   try {
     if (path === "/") await renderVms(generation, params);
