@@ -537,7 +537,18 @@ function drawCrumbs(pointId, point, replica, mount, rel) {
     crumbs.push({ label: pointLabel, rel: null });
     const linux = mount.roots.some((r) => r.Name === "/" || r.Path === "/");
     const segments = rel === "" ? [] : rel.split("/");
-    if (linux) crumbs.push({ label: "/", rel: "" });
+    // A Linux guest is one tree from "/", except file systems it does not mount (roots named by
+    // their label, "data:"), which are trees of their own.
+    const separate = mount.roots
+      .filter((r) => !String(r.Path ?? r.Name).startsWith("/"))
+      .map((r) => {
+        try {
+          return relOf(mount, r.Href);
+        } catch {
+          return null;
+        }
+      });
+    if (linux && !separate.includes(segments[0])) crumbs.push({ label: "/", rel: "" });
     segments.forEach((segment, i) => {
       crumbs.push({ label: decodeSegment(segment), rel: segments.slice(0, i + 1).join("/") });
     });
