@@ -1254,6 +1254,11 @@ function wire() {
       history.replaceState(null, "", hashFor("/", params));
     }, 300);
   });
+  $("vm-filter").addEventListener("keydown", (e) => {
+    // Enter opens the VM when the filter leaves exactly one.
+    const links = document.querySelectorAll("#vm-rows a.vm-link");
+    if (e.key === "Enter" && links.length === 1) links[0].click();
+  });
   wireBrowser();
   wireRestoreDialog();
   wireAudit();
