@@ -467,3 +467,74 @@ def test_an_idle_session_ends_and_the_page_says_so(
             assert page.url.startswith(where + "/")
         finally:
             context.close()
+
+
+MANIFEST = """name = "{name}"
+platform = "KVM"
+os = "Linux"
+
+[[points]]
+name = "p1"
+time = "2026-11-01T21:00:00Z"
+disks = [{disks}]
+"""
+
+
+def test_what_a_mount_or_a_scan_reports_is_shown(browser: Browser, tmp_path: Path) -> None:
+    """A server of its own over a datastore with a point whose disks hold nothing readable (the mount
+    works and says why), a point whose image went away (the mount fails naming it) and a folder the
+    scan could not read (the administrators' scan report)."""
+    store = tmp_path / "ds"
+    for name, disks in (
+        ("blank-vm", {"zeros.raw": b"", "junk.raw": b"no file system here\n" * 1000}),
+        ("gone-vm", {"gone.raw": b""}),
+    ):
+        folder = store / name
+        folder.mkdir(parents=True)
+        listed = ", ".join(f'"{d}"' for d in disks)
+        (folder / "openflr-vm.toml").write_text(MANIFEST.format(name=name, disks=listed))
+        for disk, content in disks.items():
+            with open(folder / disk, "wb") as f:
+                f.write(content)
+                f.truncate(4 * 1024 * 1024)
+    (store / "broken").mkdir()
+    (store / "broken" / "openflr-vm.toml").write_text("name = \n[[points\n")
+    data = tmp_path / "data"
+    data.mkdir()
+    name, password = WEB_USERS[ADMIN]
+    cli(data, *user_args(ADMIN), stdin=password + "\n")
+    config = f'[[datastores]]\nname = "probe"\npath = "{store}"\njob = "Probe"\n'
+    with run_server(data, https=False, config=config) as server:
+        (store / "gone-vm" / "gone.raw").unlink()  # after the scan: the point is listed, its image gone
+        context = browser.new_context(viewport=VIEWPORT, base_url=server.base)  # type: ignore[arg-type]
+        try:
+            page = context.new_page()
+            page.goto("/#/inventory")
+            page.locator("#logon-user").fill(name)
+            page.locator("#logon-password").fill(password)
+            page.locator("#logon-submit").click()
+            expect(page.locator("#inventory-summary")).to_contain_text("2 replicas, 2 points, 1 problem.")
+            problem = page.locator("#problem-rows tr")
+            expect(problem).to_have_count(1)
+            expect(problem).to_contain_text(str(store / "broken"))
+            expect(problem).to_contain_text("openflr-vm.toml: Invalid value")
+            expect(page.locator("#alert")).to_be_hidden()
+            # A point whose disks hold no file system it can read: mounted, and the notes say why.
+            page.locator("#nav-restore").click()
+            page.locator("#vm-rows a", has_text="blank-vm").click()
+            page.locator("#point-rows a", has_text="Open").click()
+            status = page.locator("#mount-status")
+            expect(status).to_contain_text("The mount reported: Ok (volume 0 is not a root: empty")
+            expect(status).to_contain_text("unknown file system")
+            expect(page.locator("#root-list a")).to_have_text(["Volume$1:"])
+            # A point whose image went away: the mount fails naming the file, and can be tried again.
+            page.locator("#nav-restore").click()
+            page.locator("#vm-rows a", has_text="gone-vm").click()
+            page.locator("#point-rows a", has_text="Open").click()
+            expect(status).to_contain_text("The mount failed: The restore point cannot be mounted:")
+            expect(status).to_contain_text("gone-vm/gone.raw: file not found")
+            expect(page.locator("#browser")).to_be_hidden()
+            status.get_by_role("button", name="Try again").click()
+            expect(status).to_contain_text("gone-vm/gone.raw: file not found")
+        finally:
+            context.close()

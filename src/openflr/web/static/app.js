@@ -43,6 +43,14 @@ const app = {
 
 const enc = encodeURIComponent;
 
+/** A list from an answer: EM lists come bare or wrapped in an object of the same name
+ * ({"Problems": {"Problems": […]}}). */
+function listOf(value, key) {
+  if (Array.isArray(value)) return value;
+  if (value && Array.isArray(value[key])) return value[key];
+  return [];
+}
+
 // ---------------------------------------------------------------------------------------------
 // Messages
 
@@ -1152,7 +1160,7 @@ async function renderAudit(generation, params) {
   $("audit-count").textContent = "Loading…";
   const answer = await get(`/api/openflr/audit?${query}`);
   if (generation !== app.generation) return;
-  const records = answer?.Records || [];
+  const records = listOf(answer?.Records, "Records");
   const rows = records.map((r) => {
     const point = formatTime(r.PointTimeUTC);
     return h("tr", { class: `result-${String(r.Result || "").toLowerCase()}` },
@@ -1223,7 +1231,7 @@ async function renderInventory(generation) {
   const answer = await get("/api/openflr/inventory");
   if (generation !== app.generation) return;
   const scanned = formatTime(answer?.ScannedAtUTC);
-  const problems = answer?.Problems || [];
+  const problems = listOf(answer?.Problems, "Problems");
   fill($("inventory-summary"),
     "Last scan ", h("time", { datetime: answer?.ScannedAtUTC || undefined, title: scanned.title }, scanned.text || "never"),
     `: ${formatCount(answer?.Replicas)} replicas, ${formatCount(answer?.Points)} points, ${formatCount(problems.length)} problem${problems.length === 1 ? "" : "s"}.`);
