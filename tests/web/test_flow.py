@@ -84,7 +84,9 @@ def by_last_name(files: dict[str, bytes]) -> dict[str, bytes]:
     return found
 
 
-def no_trouble(events: PageEvents) -> None:
+def no_trouble(page: Page, events: PageEvents) -> None:
+    """No page error, dialog or CSP report, and no error message left on the page."""
+    expect(page.locator("#alert")).to_be_hidden()
     assert events.errors == [], events.errors
     assert events.dialogs == [], events.dialogs
     assert events.csp_violations == [], events.csp_violations
@@ -150,7 +152,7 @@ def test_log_on_find_a_vm_mount_and_browse(
     page.locator("#unmount").click()
     expect(page.locator("#point-rows tr")).to_have_count(len(points))
     assert page.request.get(mounts, headers=json).json()["VmReplicaPointMounts"] in (None, [])
-    no_trouble(events_of(page))
+    no_trouble(page, events_of(page))
 
 
 def test_sort_filter_and_pages_are_the_servers(
@@ -202,7 +204,7 @@ def test_sort_filter_and_pages_are_the_servers(
     expect(page).to_have_url(re.compile(r"orderBy=size&order=desc"))
     expect(page.locator("#entry-rows th.name").first).to_have_text(datastore.BIGGEST)
     assert page.locator("#entry-rows tr").count() == 100
-    no_trouble(events_of(page))
+    no_trouble(page, events_of(page))
 
 
 def test_downloads_match_the_api(
@@ -255,7 +257,7 @@ def test_downloads_match_the_api(
         "report.txt": api_bytes(api, mount, REPORT),
         "new_in_p2.txt": api_bytes(api, mount, OTHER),
     }
-    no_trouble(events_of(page))
+    no_trouble(page, events_of(page))
 
 
 def finished_task(page: Page, count: int) -> str:
@@ -351,7 +353,7 @@ def test_restore_keep_both_and_overwrite(
     expect(page.locator("#tasks-empty")).to_be_visible()
     tasks = page.request.get("/api/tasks", headers={"Accept": "application/json"}).json()["Tasks"] or []
     assert [t for t in tasks if t["Operation"] == "FileRestoreFromMountPoint"] == []
-    no_trouble(events_of(page))
+    no_trouble(page, events_of(page))
 
 
 def test_audit_log_shows_what_was_done(
@@ -384,7 +386,7 @@ def test_audit_log_shows_what_was_done(
     # The scan report.
     page.locator("#nav-inventory").click()
     expect(page.locator("#inventory-summary")).to_contain_text("3 replicas")
-    no_trouble(events_of(page))
+    no_trouble(page, events_of(page))
 
 
 def test_the_operator_sees_no_administration(page_for: Callable[..., Page]) -> None:
@@ -428,7 +430,7 @@ def test_log_off_and_the_end_of_a_session(
     page.locator("#logon-submit").click()
     expect(page.locator("#logon-message")).to_contain_text("Logon failed")
     expect(page.locator("#who")).to_be_hidden()
-    no_trouble(events_of(page))
+    no_trouble(page, events_of(page))
 
 
 def test_an_idle_session_ends_and_the_page_says_so(
