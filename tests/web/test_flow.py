@@ -29,6 +29,7 @@ from tests.web.support import (
     folder_route,
     point_id,
     server_config,
+    shown_name,
     target_folder,
     user_args,
 )
@@ -540,3 +541,26 @@ def test_what_a_mount_or_a_scan_reports_is_shown(browser: Browser, tmp_path: Pat
             expect(status).to_contain_text("gone-vm/gone.raw: file not found")
         finally:
             context.close()
+
+
+def test_a_list_zip_of_hostile_names_holds_their_bytes(
+    page_for: Callable[..., Page], events_of: Callable[[Page], PageEvents], em_api: Callable[[str], EmApi]
+) -> None:
+    """Hostile names (markup, quotes, a line break, bytes that are not UTF-8) travel in the list ZIP's
+    form as the API gives them, and the ZIP holds each file's own bytes."""
+    api = em_api(OPERATOR)
+    page = page_for(OPERATOR)
+    open_folder(page, api, f"{datastore.EDGE_ROOT}/{datastore.HOSTILE_FOLDER}", datastore.EDGE_VM)
+    picked = [
+        n for n, raw in enumerate(datastore.HOSTILE_NAMES) if b"\n" in raw or b"<" in raw or b"\xff" in raw
+    ]
+    assert len(picked) >= 4
+    for n in picked:
+        label = f"Select {displayed(shown_name(datastore.HOSTILE_NAMES[n]))}"
+        page.get_by_label(label, exact=True).check()
+    expect(page.locator("#selection-count")).to_have_text(f"{len(picked)} selected")
+    with page.expect_download() as info:
+        page.locator("#sel-zip").click()
+    contents = sorted(zip_files(downloaded(info.value)).values())
+    assert contents == sorted(f"hostile name {n}\n".encode() for n in picked)
+    no_trouble(page, events_of(page))

@@ -822,6 +822,16 @@ async function unmount() {
 async function downloadZip(items) {
   const mount = app.point?.mount;
   if (!mount || !items.length) return;
+  if (items.length > MAX_LIST_ITEMS) {
+    showError(`A ZIP of a list holds at most ${MAX_LIST_ITEMS} items, not ${items.length}: add their folders instead.`);
+    return;
+  }
+  const broken = items.filter((item) => /[\r\n]/.test(item.Path));
+  if (broken.length) {
+    // A browser's form turns every line break into CR LF, so the server would not find these.
+    showError(`${broken.map((item) => nameText(item.Path)).join(", ")}: a name with a line break cannot go into a ZIP of a list; download it on its own or with its folder.`);
+    return;
+  }
   // The form's answer replaces the page unless it is a download: make sure first that the session
   // still lives (if not, the log-on form says so) and the mount is there.
   try {
@@ -847,6 +857,8 @@ async function downloadZip(items) {
   form.remove();
   say(`Downloading ${items.length} items as one ZIP.`);
 }
+
+const MAX_LIST_ITEMS = 1000; // the server's limit for one ZIP of a list
 
 function basket() {
   const id = app.point?.pointId;
