@@ -7,6 +7,7 @@ against what the EM API (a token session of the same user) or the target folder 
 from __future__ import annotations
 
 import io
+import os
 import re
 import time
 import zipfile
@@ -563,4 +564,39 @@ def test_a_list_zip_of_hostile_names_holds_their_bytes(
         page.locator("#sel-zip").click()
     contents = sorted(zip_files(downloaded(info.value)).values())
     assert contents == sorted(f"hostile name {n}\n".encode() for n in picked)
+    no_trouble(page, events_of(page))
+
+
+def test_hostile_names_restore_under_their_own_bytes(
+    page_for: Callable[..., Page],
+    events_of: Callable[[Page], PageEvents],
+    em_api: Callable[[str], EmApi],
+    restored: Path,
+) -> None:
+    """Restored through the page's selection, each hostile name lands on the file:// target under
+    the bytes the guest holds, with its own content."""
+    api = em_api(OPERATOR)
+    page = page_for(OPERATOR)
+    open_folder(page, api, f"{datastore.EDGE_ROOT}/{datastore.HOSTILE_FOLDER}", datastore.EDGE_VM)
+    picked = [
+        n for n, raw in enumerate(datastore.HOSTILE_NAMES) if b"\n" in raw or b"\xe9" in raw or b"<svg" in raw
+    ]
+    assert len(picked) == 3
+    folder = target_folder(restored, datastore.EDGE_VM, datastore.EDGE_ROOT) / datastore.HOSTILE_FOLDER
+    for n in picked:
+        Path(os.fsdecode(bytes(folder) + b"/" + datastore.HOSTILE_NAMES[n])).unlink(missing_ok=True)
+        page.get_by_label(f"Select {displayed(shown_name(datastore.HOSTILE_NAMES[n]))}", exact=True).check()
+    page.locator("#sel-restore").click()
+    expect(page.locator("#restore-items li")).to_have_count(3)
+    page.locator("#restore-overwrite").check()
+    expect(page.locator("#restore-what")).to_have_text(
+        "Restore 3 items to their original locations, overwriting what exists there."
+    )
+    page.locator("#restore-confirm").click()
+    tasks = page.locator("#task-list li")
+    expect(tasks).to_have_count(3)
+    expect(tasks.locator(".state")).to_have_text(["Done"] * 3, timeout=30_000)
+    for n in picked:
+        on_disk = Path(os.fsdecode(bytes(folder) + b"/" + datastore.HOSTILE_NAMES[n]))
+        assert on_disk.read_bytes() == f"hostile name {n}\n".encode(), on_disk
     no_trouble(page, events_of(page))
