@@ -577,18 +577,20 @@ def audit(
     config_file: Path | None,
 ) -> None:
     """Show the audit log of downloads and restores, newest first."""
-    from openflr.core.audit import AuditLog
+    from openflr.core.audit import AuditFilter, AuditLog
     from openflr.store.db import Database
 
     settings = settings_from(config_file)
     log = AuditLog(Database(settings.database_url))
     records = log.query(
-        user=user,
-        action=action,
-        result=result,
-        vm=vm,
-        since=since.replace(tzinfo=UTC) if since else None,
-        until=until.replace(tzinfo=UTC) if until else None,
+        AuditFilter(
+            user=user,
+            action=action,
+            result=result,
+            vm=vm,
+            since=since.replace(tzinfo=UTC) if since else None,
+            until=until.replace(tzinfo=UTC) if until else None,
+        ),
         limit=limit,
     )
     if as_json:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from openflr.core.audit import CANCELLED, FAILED, INTERRUPTED, RUNNING, SUCCESS, AuditLog
+from openflr.core.audit import CANCELLED, FAILED, INTERRUPTED, RUNNING, SUCCESS, AuditFilter, AuditLog
 from openflr.store.db import Database
 
 
@@ -48,13 +48,16 @@ def test_start_finish_and_filters(tmp_path: Path) -> None:
     failed = log.get(b)
     assert failed is not None and len(failed.message) == 4000 and failed.target == "sftp://web01/etc"
     assert [r.id for r in log.query()] == [b, a]  # newest first
-    assert [r.id for r in log.query(user="ALICE")] == [a]
-    assert [r.id for r in log.query(action="restore")] == [b]
-    assert [r.id for r in log.query(result=FAILED)] == [b]
-    assert [r.id for r in log.query(vm="web")] == [b]
-    assert log.query(since=datetime.now(UTC) + timedelta(minutes=1)) == []
-    assert len(log.query(until=datetime.now(UTC) + timedelta(minutes=1))) == 2
+    assert [r.id for r in log.query(AuditFilter(user="ALICE"))] == [a]
+    assert [r.id for r in log.query(AuditFilter(action="restore"))] == [b]
+    assert [r.id for r in log.query(AuditFilter(result=FAILED))] == [b]
+    assert [r.id for r in log.query(AuditFilter(vm="web"))] == [b]
+    assert log.query(AuditFilter(since=datetime.now(UTC) + timedelta(minutes=1))) == []
+    assert len(log.query(AuditFilter(until=datetime.now(UTC) + timedelta(minutes=1)))) == 2
     assert len(log.query(limit=1)) == 1
+    assert [r.id for r in log.query(limit=1, offset=1)] == [a]
+    assert log.count() == 2 and log.count(AuditFilter(action="restore")) == 1
+    assert log.query(AuditFilter(vm="%")) == [] and log.query(AuditFilter(user="_lice")) == []  # literal
     assert rec.as_dict()["user"] == "alice"
 
 

@@ -68,6 +68,40 @@ def _record(row: AuditRow) -> AuditRecord:
     )
 
 
+@dataclass(frozen=True)
+class AuditFilter:
+    """Which records to show: each field given narrows the selection."""
+
+    user: str | None = None
+    """A user name, exactly (any case)."""
+    action: str | None = None
+    result: str | None = None
+    vm: str | None = None
+    """Part of the VM's name (any case)."""
+    since: datetime | None = None
+    """Started at or after."""
+    until: datetime | None = None
+    """Started before."""
+
+    def applied(self, stmt: Select[Any]) -> Select[Any]:
+        if self.user:
+            stmt = stmt.where(AuditRow.user.ilike(_literal(self.user), escape="\\"))
+        if self.action:
+            stmt = stmt.where(AuditRow.action == self.action)
+        if self.result:
+            stmt = stmt.where(AuditRow.result == self.result)
+        if self.vm:
+            stmt = stmt.where(AuditRow.vm.ilike(f"%{_literal(self.vm)}%", escape="\\"))
+        if self.since:
+            stmt = stmt.where(AuditRow.started_at >= self.since)
+        if self.until:
+            stmt = stmt.where(AuditRow.started_at < self.until)
+        return stmt
+
+
+EVERY_RECORD = AuditFilter()
+
+
 class AuditLog:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -114,36 +148,17 @@ class AuditLog:
             return int(getattr(res, "rowcount", 0) or 0)
 
     def query(
-        self,
-        *,
-        user: str | None = None,
-        action: str | None = None,
-        result: str | None = None,
-        vm: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int = 1000,
-        offset: int = 0,
+        self, where: AuditFilter = EVERY_RECORD, *, limit: int = 1000, offset: int = 0
     ) -> list[AuditRecord]:
-        """Records matching every filter given, newest first: ``user`` exactly (case-insensitive),
-        ``vm`` as a substring (case-insensitive), started in ``[since, until)``."""
-        stmt = _filtered(select(AuditRow), user, action, result, vm, since, until)
+        """The records ``where`` selects, newest first."""
+        stmt = where.applied(select(AuditRow))
         stmt = stmt.order_by(AuditRow.started_at.desc(), AuditRow.id.desc()).limit(limit).offset(offset)
         with self._db.session() as s:
             return [_record(r) for r in s.scalars(stmt)]
 
-    def count(
-        self,
-        *,
-        user: str | None = None,
-        action: str | None = None,
-        result: str | None = None,
-        vm: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-    ) -> int:
-        """How many records ``query`` with the same filters would find without a limit."""
-        stmt = _filtered(select(func.count()).select_from(AuditRow), user, action, result, vm, since, until)
+    def count(self, where: AuditFilter = EVERY_RECORD) -> int:
+        """How many records ``where`` selects."""
+        stmt = where.applied(select(func.count()).select_from(AuditRow))
         with self._db.session() as s:
             return int(s.scalar(stmt) or 0)
 
@@ -151,30 +166,6 @@ class AuditLog:
         with self._db.session() as s:
             row = s.get(AuditRow, record_id)
             return None if row is None else _record(row)
-
-
-def _filtered(
-    stmt: Select[Any],
-    user: str | None,
-    action: str | None,
-    result: str | None,
-    vm: str | None,
-    since: datetime | None,
-    until: datetime | None,
-) -> Select[Any]:
-    if user:
-        stmt = stmt.where(AuditRow.user.ilike(_literal(user), escape="\\"))
-    if action:
-        stmt = stmt.where(AuditRow.action == action)
-    if result:
-        stmt = stmt.where(AuditRow.result == result)
-    if vm:
-        stmt = stmt.where(AuditRow.vm.ilike(f"%{_literal(vm)}%", escape="\\"))
-    if since:
-        stmt = stmt.where(AuditRow.started_at >= since)
-    if until:
-        stmt = stmt.where(AuditRow.started_at < until)
-    return stmt
 
 
 def _literal(text: str) -> str:

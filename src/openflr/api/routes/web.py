@@ -5,9 +5,7 @@ Any client may use them with the ``X-RestSvcSessionId`` header as well."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
@@ -24,7 +22,7 @@ from openflr.api.routing import Route
 from openflr.api.schema import Value
 from openflr.api.urls import Query, api_base
 from openflr.core import browse
-from openflr.core.audit import RESULTS, AuditRecord
+from openflr.core.audit import RESULTS, AuditFilter, AuditRecord
 from openflr.core.downloads import MAX_LIST_ITEMS
 from openflr.core.families import PointFamily
 from openflr.core.mounts import Mount
@@ -169,7 +167,7 @@ async def audit_log(request: Request) -> Response:
     require(request, Permission.ADMINISTER)
     service = service_of(request)
     query = Query(request)
-    filters = _AuditFilters(
+    where = AuditFilter(
         user=(query.get("user") or "").strip() or None,
         vm=(query.get("vm") or "").strip() or None,
         action=_choice(query, "action", ACTIONS),
@@ -182,9 +180,8 @@ async def audit_log(request: Request) -> Response:
     size, number = paging.size, paging.number
 
     def read() -> tuple[list[AuditRecord], int]:
-        chosen = dataclasses.asdict(filters)
-        records = service.audit.query(**chosen, limit=size, offset=(number - 1) * size)
-        return records, service.audit.count(**chosen)
+        records = service.audit.query(where, limit=size, offset=(number - 1) * size)
+        return records, service.audit.count(where)
 
     records, total = await anyio.to_thread.run_sync(read)
     pages = max(1, -(-total // size))
@@ -197,16 +194,6 @@ async def audit_log(request: Request) -> Response:
         "PagingInfo": paging_info(number, size, pages, lambda n: f"{base}&page={n}"),
     }
     return em_response(request, webtypes.AUDIT_RECORDS, value)
-
-
-@dataclass(frozen=True)
-class _AuditFilters:
-    user: str | None
-    vm: str | None
-    action: str | None
-    result: str | None
-    since: datetime | None
-    until: datetime | None
 
 
 def _record_value(record: AuditRecord) -> Value:
