@@ -236,7 +236,7 @@ _OPERATIONS: dict[tuple[str, str], Operation] = {
         (webtypes.ME,),
         auth="none",
         body=webtypes.WEB_LOGON_SPEC,
-        errors=(400, 429),
+        errors=(400, 401, 429),
         tag="openflr",
     ),
     ("POST", "/api/openflr/web/logoff"): Operation(
