@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from playwright.sync_api import Page, expect
 
 from tests.web.support import ADMIN, OPERATOR, EmApi, describe, target_folder
@@ -113,3 +114,42 @@ def test_log_on_and_browse_with_the_keyboard_alone(page_for: Callable[..., Page]
     page.keyboard.press("Enter")
     expect(page.locator("#crumbs [aria-current]")).to_have_text("Documents")
     expect(page.locator("#entry-rows th.name").filter(has_text="report.txt")).to_have_count(1)
+
+
+def _overflow(page: Page) -> int:
+    """How many CSS pixels the page is wider than its window (0: nothing to scroll sideways)."""
+    return int(page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth"))
+
+
+@pytest.mark.parametrize(
+    ("width", "height"),
+    [(360, 740), (640, 400)],  # a phone-sized window; 1280x800 at 200 % zoom (CSS pixels)
+    ids=["narrow", "zoom-200"],
+)
+def test_narrow_windows_and_200_percent_zoom_keep_everything_reachable(
+    page_for: Callable[..., Page], width: int, height: int
+) -> None:
+    page = page_for(OPERATOR, log_on=False)
+    page.set_viewport_size({"width": width, "height": height})
+    expect(page.locator("#logon-user")).to_be_visible()
+    assert _overflow(page) <= 0, "the log-on form scrolls sideways"
+    page.locator("#logon-user").fill("web-operator")
+    page.locator("#logon-password").fill("Op3rator!web-pass")
+    page.locator("#logon-submit").click()
+    expect(page.locator("#vm-rows a.vm-link")).to_have_count(3)
+    assert _overflow(page) <= 0, "the VM list scrolls sideways"
+    page.locator("#vm-rows a.vm-link").filter(has_text=WIN).click()
+    page.locator("#point-rows a.button").first.click()
+    page.locator("#root-list a.root").filter(has_text="C:").click()
+    page.locator("#entry-rows tr.dir a").filter(has_text="Documents").click()
+    report = page.locator("#entry-rows tr.file").filter(has_text="report.txt")
+    expect(report).to_have_count(1)
+    assert _overflow(page) <= 0, "the folder view scrolls sideways"
+    restore = report.get_by_role("button", name="Restore")
+    restore.scroll_into_view_if_needed()
+    expect(restore).to_be_in_viewport()
+    restore.click()
+    confirm = page.locator("#restore-confirm")
+    expect(confirm).to_be_enabled()
+    confirm.scroll_into_view_if_needed()  # a dialog taller than the window scrolls within itself
+    expect(confirm).to_be_in_viewport()
