@@ -14,7 +14,7 @@ What is touched, and why:
   the central directory take an entry's encoded name and flag bits from. ``Utf8ZipInfo`` overrides
   it so the UTF-8 flag (bit 11) is set on every entry, ASCII or not (zipfile sets it for
   non-ASCII names only).
-- ``ZipFile._write_end_record``, ``zipfile._strip_extra``, ``structCentralDir``,
+- ``ZipFile._write_end_record``, ``structCentralDir``,
   ``stringCentralDir`` and the ``filelist``/``NameToInfo``/``fp`` attributes: ``CentralDirectoryZip``
   lets a subclass write the central directory itself (from records kept as bytes instead of one
   ``ZipInfo`` per entry) and then has zipfile write only the end records, counting entries by
@@ -31,7 +31,7 @@ from __future__ import annotations
 import struct
 import zipfile
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO
 
 from isal import isal_zlib
 
@@ -159,6 +159,16 @@ def encoded_name(info: zipfile.ZipInfo) -> tuple[bytes, int]:
 
 
 def strip_extra(extra: bytes, ids: tuple[int, ...]) -> bytes:
-    """``extra`` without the extra fields whose ids are ``ids`` (zipfile's ``_strip_extra``)."""
-    stripped: Any = zipfile._strip_extra(extra, ids)  # type: ignore[attr-defined]
-    return bytes(stripped)
+    """``extra`` without the extra fields whose ids are ``ids``, what zipfile's private
+    ``_strip_extra`` does. Our own: before Python 3.11.4 that one also dropped every field after the
+    last one it removed (Debian 12's 3.11.2 has it so)."""
+    kept = []
+    at = 0
+    while at + 4 <= len(extra):
+        xid, size = struct.unpack_from("<HH", extra, at)
+        end = at + 4 + size
+        if xid not in ids:
+            kept.append(extra[at:end])
+        at = end
+    kept.append(extra[at:])  # a truncated tail, kept as it was
+    return b"".join(kept)
