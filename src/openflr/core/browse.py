@@ -147,8 +147,15 @@ def entries(
     service: Service, session: LogonSession, mount: Mount, where: Located, kind: ListingKind
 ) -> Iterator[Entry]:
     """The whole folder in on-disk order, straight from the engine, never held in memory: the session
-    stays alive and the mount's files open while it is read (blocking: iterate in a worker thread)."""
+    stays alive and the mount's files open while it is read (blocking: iterate in a worker thread).
+    A file is refused here, before anything streams (a 400 cannot follow a response begun)."""
     require_folder(mount, where)
+    return _held_stream(service, session, mount, where, kind)
+
+
+def _held_stream(
+    service: Service, session: LogonSession, mount: Mount, where: Located, kind: ListingKind
+) -> Iterator[Entry]:
     with session.streaming(), service.mounts.hold(mount):
         yield from stream(mount, where, kind)
 

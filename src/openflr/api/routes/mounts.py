@@ -141,7 +141,6 @@ async def browse_path(request: Request) -> Response:
         if action.lower() == "restore":
             raise BadRequestError("action=restore needs a POST with a FileRestoreSpec.")
         raise BadRequestError(f"Unknown action {action!r}; use listAll, listDirs, listFiles or download.")
-    browse.require_folder(mount, where)
     return await _listing(request, session, mount, where, kind, query)
 
 
@@ -255,10 +254,11 @@ async def _listing(
     # held back (there are usually few) because the document lists them after the files.
     held: list[Entry] = []
     count = 0
+    streamed = browse.entries(service, session, mount, where, kind)  # a file is refused here, at once
 
     def file_values() -> Iterator[Value]:
         nonlocal count
-        for item in listing.stream_files(browse.entries(service, session, mount, where, kind), held):
+        for item in listing.stream_files(streamed, held):
             count += 1
             yield item
 
