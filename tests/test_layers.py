@@ -12,7 +12,19 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "openflr"
 
 ALLOWED: dict[str, tuple[str, ...]] = {
     "api": ("api", "core", "errors", "config", "logs", "seams", "inventory.model"),
-    "core": ("core", "guestfs", "inventory", "restore", "store", "errors", "config", "logs", "malloc"),
+    "catalog": ("catalog", "guestfs", "inventory.model", "errors"),
+    "core": (
+        "core",
+        "catalog",
+        "guestfs",
+        "inventory",
+        "restore",
+        "store",
+        "errors",
+        "config",
+        "logs",
+        "malloc",
+    ),
     "guestfs": ("guestfs", "errors"),
     "inventory": ("inventory", "guestfs", "errors", "config"),
     "restore": ("restore", "guestfs", "errors", "seams"),

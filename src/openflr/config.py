@@ -189,6 +189,18 @@ class InventorySettings:
 
 
 @dataclass
+class CatalogSettings:
+    """The file catalog (docs/CATALOG.md): what each point holds, for search, versions and diffs."""
+
+    enabled: bool = True
+    """Build catalogs in the background after each scan that finds new points."""
+    workers: int = 1
+    """Builder processes at a time (each uses up to one core, at a lower priority than the server)."""
+    directory: str = ""
+    """Where catalog files live; empty means ``catalog/`` in the data directory."""
+
+
+@dataclass
 class Settings:
     data_dir: Path = field(default_factory=lambda: Path(platformdirs.user_data_dir("openflr")))
     server: ServerSettings = field(default_factory=ServerSettings)
@@ -199,12 +211,19 @@ class Settings:
     restore: RestoreSettings = field(default_factory=RestoreSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
+    catalog: CatalogSettings = field(default_factory=CatalogSettings)
     datastores: list[DatastoreSettings] = field(default_factory=list)
     config_file: Path | None = None
 
     @property
     def database_url(self) -> str:
         return f"sqlite:///{self.data_dir / 'openflr.db'}"
+
+    @property
+    def catalog_dir(self) -> Path:
+        return (
+            Path(self.catalog.directory).expanduser() if self.catalog.directory else self.data_dir / "catalog"
+        )
 
     @property
     def tls_dir(self) -> Path:
@@ -228,6 +247,7 @@ _SECTIONS = {
     "restore": RestoreSettings,
     "security": SecuritySettings,
     "limits": LimitSettings,
+    "catalog": CatalogSettings,
 }
 
 
@@ -270,8 +290,14 @@ def _public_url(url: Any, where: str) -> None:
         raise ConfigError(f"{where}: expected an http:// or https:// address without a query, got {url!r}")
 
 
+def _workers(value: Any, where: str) -> None:
+    if not 0 <= value <= 64:
+        raise ConfigError(f"{where}: expected a number of processes from 0 to 64, got {value!r}")
+
+
 _CHECKS: dict[tuple[type, str], Callable[[Any, str], None]] = {
     (ServerSettings, "port"): _port,
+    (CatalogSettings, "workers"): _workers,
     (ServerSettings, "public_url"): _public_url,
 }
 """Settings whose values must pass more than their type: each check raises a ConfigError."""

@@ -17,6 +17,7 @@ from openflr.core.audit import AuditLog
 from openflr.core.browse import ListingCache
 from openflr.core.budget import Budget
 from openflr.core.families import PointFamily
+from openflr.core.filecatalog import FileCatalog
 from openflr.core.folderreaders import FolderReaders
 from openflr.core.gates import KeyedGates
 from openflr.core.mounts import Mount, MountManager
@@ -50,6 +51,8 @@ class Service:
         self._password_checks = asyncio.Semaphore(2)
         self._pair_gates = KeyedGates()
         self.catalog = Catalog(settings)
+        self.files = FileCatalog(settings)
+        """The file catalog (search, versions, diffs); ``catalog`` is the inventory."""
         self.tasks = TaskManager()
         self.mounts = MountManager(
             idle_keep=settings.mounts.keep_idle,
@@ -72,6 +75,7 @@ class Service:
         self.mounts.on_view_closed.append(lambda view: self.listings.forget_view(view.serial))
         self.sessions.add_end_listener(self._session_ended)
         self.catalog.add_listener(self._inventory_changed)
+        self._files_started = False
         self._background: list[asyncio.Task[None]] = []
         self._jobs: set[asyncio.Task[None]] = set()
 
@@ -213,6 +217,11 @@ class Service:
         removed = set(old.points) - set(new.points)
         if removed:
             self.mounts.points_removed(removed)
+        if self._files_started:
+            try:
+                self.files.inventory_changed(new)
+            except Exception:  # the catalog is an index: a fault in it never stops a rescan
+                log.exception("updating the file catalog after a rescan failed")
 
     async def rescan(self) -> Inventory:
         return await anyio.to_thread.run_sync(self.catalog.rescan)
@@ -225,6 +234,11 @@ class Service:
         if interrupted:
             log.warning("%d download(s) or restore(s) were cut short by the last shutdown", interrupted)
         await self.rescan()
+        try:
+            await anyio.to_thread.run_sync(self.files.start, self.catalog.current)
+            self._files_started = True
+        except Exception:
+            log.exception("the file catalog could not start; search, versions and diffs are unavailable")
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not in the main thread
             loop.add_signal_handler(signal.SIGHUP, self._rescan_soon)
@@ -243,6 +257,7 @@ class Service:
         await self.restores.stop()
         self.sessions.end_all("server shutdown")
         self.mounts.close_all()
+        self.files.stop()
         if self.folder_readers is not None:
             self.folder_readers.close()
         self.db.close()

@@ -1,0 +1,313 @@
+"""One VM's catalog file: SQLite, with every distinct item version once and each point as a bitmap.
+
+Tables (docs/CATALOG.md, "Storage"):
+
+- ``paths``: every path ever seen in the VM's points, as a tree (``parent``, ``name``) with the
+  full path text for prefix searches. ``fold`` is the case-folded name where the file system
+  ignores case (NTFS, FAT), NULL where it does not.
+- ``versions``: one row per distinct (path, type, size, time, owner, file number); an item that did
+  not change between points is the same row in both. ``sha256`` is filled when asked for.
+- ``points``: each point's state and progress, and ``members``, the portable serialisation of a
+  Roaring bitmap of the version ids it holds. Unchanged items keep their ids, so a point's bitmap
+  is mostly long runs and costs bytes per change, not per file.
+
+Writers are one builder process per file at a time (``builder.py``) and the server, which only
+adds hashes; SQLite's WAL lets searches read while a build writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+
+from pyroaring import BitMap
+
+SCHEMA_VERSION = "1"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS owners (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS paths (
+    id INTEGER PRIMARY KEY, parent INTEGER NOT NULL, name TEXT NOT NULL, fold TEXT, path TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS paths_child ON paths(parent, name);
+CREATE INDEX IF NOT EXISTS paths_path ON paths(path);
+CREATE TABLE IF NOT EXISTS versions (
+    id INTEGER PRIMARY KEY, path INTEGER NOT NULL, kind INTEGER NOT NULL, size INTEGER NOT NULL,
+    mtime INTEGER, owner INTEGER, ident INTEGER, sha256 BLOB
+);
+CREATE INDEX IF NOT EXISTS versions_path ON versions(path);
+CREATE TABLE IF NOT EXISTS points (
+    id TEXT PRIMARY KEY, created TEXT NOT NULL, state TEXT NOT NULL, entries INTEGER NOT NULL DEFAULT 0,
+    total INTEGER, started REAL, finished REAL, message TEXT NOT NULL DEFAULT '',
+    notes TEXT NOT NULL DEFAULT '', members BLOB
+);
+"""
+
+
+class Kind(IntEnum):
+    FILE = 0
+    DIR = 1
+    LINK = 2
+
+    @property
+    def label(self) -> str:
+        return ("File", "Directory", "Link")[self]
+
+
+class PointState:
+    """A point's catalog state, as stored and shown."""
+
+    QUEUED = "Queued"
+    BUILDING = "Building"
+    READY = "Ready"
+    FAILED = "Failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """One version of an item, as catalogued."""
+
+    id: int
+    path_id: int
+    path: str
+    name: str
+    kind: Kind
+    size: int
+    mtime_ns: int | None
+    owner: str | None
+    ident: int | None
+    sha256: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class PointRecord:
+    id: str
+    created: str
+    state: str
+    entries: int
+    total: int | None
+    started: float | None
+    finished: float | None
+    message: str
+    notes: str
+
+
+_VERSION_COLUMNS = (
+    "v.id, v.path, p.path, p.name, v.kind, v.size, v.mtime, o.name, v.ident, v.sha256 "
+    "FROM versions v JOIN paths p ON p.id = v.path LEFT JOIN owners o ON o.id = v.owner"
+)
+
+
+def _version(row: Sequence[object]) -> Version:
+    return Version(
+        row[0],  # type: ignore[arg-type]
+        row[1],  # type: ignore[arg-type]
+        row[2],  # type: ignore[arg-type]
+        row[3],  # type: ignore[arg-type]
+        Kind(int(row[4])),  # type: ignore[call-overload]
+        row[5],  # type: ignore[arg-type]
+        row[6],  # type: ignore[arg-type]
+        row[7],  # type: ignore[arg-type]
+        row[8],  # type: ignore[arg-type]
+        row[9],  # type: ignore[arg-type]
+    )
+
+
+def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """A connection to a catalog file (created, with its schema, unless ``readonly``)."""
+    if readonly:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, timeout=30)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, check_same_thread=False, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.executescript(SCHEMA)
+        conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
+        conn.commit()
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute("PRAGMA cache_size=-65536")
+    return conn
+
+
+class CatalogFile:
+    """Reading (and the server's few writes) of one VM's catalog file; thread-safe.
+
+    Point bitmaps are kept in memory once read: a finished point never changes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn = connect(path)
+        self._lock = threading.Lock()
+        self._members: dict[str, BitMap] = {}
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextlib.contextmanager
+    def cursor(self) -> Iterator[sqlite3.Cursor]:
+        with self._lock:
+            cur = self._conn.cursor()
+            try:
+                yield cur
+            finally:
+                cur.close()
+
+    # --- points -------------------------------------------------------------------------------------
+
+    def points(self) -> list[PointRecord]:
+        with self.cursor() as cur:
+            rows = cur.execute(
+                "SELECT id, created, state, entries, total, started, finished, message, notes FROM points "
+                "ORDER BY created, id"
+            ).fetchall()
+        return [PointRecord(*row) for row in rows]
+
+    def point(self, point_id: str) -> PointRecord | None:
+        with self.cursor() as cur:
+            row = cur.execute(
+                "SELECT id, created, state, entries, total, started, finished, message, notes FROM points "
+                "WHERE id = ?",
+                (point_id,),
+            ).fetchone()
+        return PointRecord(*row) if row else None
+
+    def queue(self, point_id: str, created: str) -> None:
+        """Record a point to build (kept as it is when already known)."""
+        with self.cursor() as cur:
+            cur.execute(
+                "INSERT OR IGNORE INTO points(id, created, state) VALUES (?, ?, ?)",
+                (point_id, created, PointState.QUEUED),
+            )
+            self._conn.commit()
+
+    def requeue(self, point_id: str) -> None:
+        """Build a point again (after a failure, or one cut short by a restart)."""
+        with self.cursor() as cur:
+            cur.execute(
+                "UPDATE points SET state = ?, entries = 0, total = NULL, started = NULL, finished = NULL, "
+                "message = '', members = NULL WHERE id = ?",
+                (PointState.QUEUED, point_id),
+            )
+            self._conn.commit()
+        self._members.pop(point_id, None)
+
+    def members(self, point_id: str) -> BitMap | None:
+        """The version ids a ready point holds, or None when it is not ready."""
+        hit = self._members.get(point_id)
+        if hit is not None:
+            return hit
+        with self.cursor() as cur:
+            row = cur.execute(
+                "SELECT members FROM points WHERE id = ? AND state = ?", (point_id, PointState.READY)
+            ).fetchone()
+        if row is None or row[0] is None:
+            return None
+        bitmap = BitMap.deserialize(row[0])
+        self._members[point_id] = bitmap
+        return bitmap
+
+    def drop_points(self, point_ids: Iterable[str], *, collect: bool = True) -> int:
+        """Forget points, then (``collect``) every version and path no remaining point holds; how
+        many were dropped."""
+        ids = list(point_ids)
+        with self.cursor() as cur:
+            for pid in ids:
+                cur.execute("DELETE FROM points WHERE id = ?", (pid,))
+                self._members.pop(pid, None)
+            self._conn.commit()
+        if collect:
+            self.collect_garbage()
+        return len(ids)
+
+    def collect_garbage(self) -> None:
+        """Delete versions that no point holds (left by dropped points or builds cut short), then
+        paths with no version left. Not while a build of this file runs: its new rows belong to no
+        point yet."""
+        keep = BitMap()
+        with self.cursor() as cur:
+            for (blob,) in cur.execute("SELECT members FROM points WHERE members IS NOT NULL"):
+                keep |= BitMap.deserialize(blob)
+            all_ids = BitMap(r[0] for r in cur.execute("SELECT id FROM versions"))
+            doomed = list(all_ids - keep)
+            for start in range(0, len(doomed), 500):
+                chunk = doomed[start : start + 500]
+                cur.execute(f"DELETE FROM versions WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+            if doomed:
+                cur.execute(
+                    "DELETE FROM paths WHERE id NOT IN (SELECT path FROM versions) "
+                    "AND id NOT IN (SELECT parent FROM paths)"
+                )
+            self._conn.commit()
+
+    # --- versions ------------------------------------------------------------------------------------
+
+    def versions_by_id(self, ids: Iterable[int]) -> list[Version]:
+        found: list[Version] = []
+        wanted = list(ids)
+        with self.cursor() as cur:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                rows = cur.execute(
+                    f"SELECT {_VERSION_COLUMNS} WHERE v.id IN ({','.join('?' * len(chunk))})", chunk
+                ).fetchall()
+                found += [_version(r) for r in rows]
+        return found
+
+    def versions_of_path(self, path_id: int) -> list[Version]:
+        with self.cursor() as cur:
+            rows = cur.execute(f"SELECT {_VERSION_COLUMNS} WHERE v.path = ?", (path_id,)).fetchall()
+        return [_version(r) for r in rows]
+
+    def select_versions(self, where: str, params: Sequence[object]) -> list[Version]:
+        """Versions whose row matches a condition over ``p`` (paths) and ``v`` (versions)."""
+        with self.cursor() as cur:
+            rows = cur.execute(f"SELECT {_VERSION_COLUMNS} WHERE {where}", params).fetchall()
+        return [_version(r) for r in rows]
+
+    def path_id(self, path: str) -> int | None:
+        """The id of a catalogued path, given as shown (``C:/a/b``, ``/etc/hosts``); names are
+        compared without case where the file system ignores case."""
+        with self.cursor() as cur:
+            row = cur.execute("SELECT id FROM paths WHERE path = ?", (path,)).fetchone()
+            if row is not None:
+                return int(row[0])
+            parent = 0
+            parts = [p for p in path.split("/") if p]
+            for name in parts:
+                hit = cur.execute(
+                    "SELECT id FROM paths WHERE parent = ? AND name = ?", (parent, name)
+                ).fetchone()
+                if hit is None:
+                    hit = cur.execute(
+                        "SELECT id FROM paths WHERE parent = ? AND fold = ?", (parent, name.casefold())
+                    ).fetchone()
+                if hit is None:
+                    return None
+                parent = int(hit[0])
+            return parent if parts else None
+
+    def set_sha256(self, version_id: int, digest: bytes) -> None:
+        with self.cursor() as cur:
+            cur.execute("UPDATE versions SET sha256 = ? WHERE id = ?", (digest, version_id))
+            self._conn.commit()
+
+    def size_bytes(self) -> int:
+        """The catalog file's size on disk, its write-ahead log included."""
+        total = 0
+        for file in (self.path, self.path.with_name(self.path.name + "-wal")):
+            with contextlib.suppress(FileNotFoundError):
+                total += file.stat().st_size
+        return total
+
+
+def now() -> float:
+    return time.time()
