@@ -13,14 +13,9 @@ from enum import StrEnum
 
 from pyroaring import BitMap
 
+from openflr.catalog.names import NameMatch
 from openflr.catalog.store import CatalogFile, Kind, Version
 from openflr.errors import BadRequestError
-
-
-class NameMatch(StrEnum):
-    SUBSTRING = "substring"
-    GLOB = "glob"
-    EXACT = "exact"
 
 
 @dataclass(frozen=True)
@@ -45,6 +40,10 @@ class Criteria:
             raise BadRequestError("A search term contains a NUL character.")
         if len(self.name) > 1024 or len(self.under) > 32768 or len(self.owner) > 1024:
             raise BadRequestError("A search term is too long.")
+
+
+NAMED_IN_MEMORY = 20_000
+"""Up to this many name matches, their rows are read by path id; above it, by one scan in SQL."""
 
 
 @dataclass
@@ -92,10 +91,16 @@ def search(catalog: CatalogFile, points: Sequence[str], criteria: Criteria) -> l
         return []
     conditions: list[str] = []
     params: list[object] = []
-    name_sql, name_params = _name_condition(criteria)
-    if name_sql:
-        conditions.append(name_sql)
-        params += name_params
+    named: list[int] | None = None
+    if criteria.name:
+        named = catalog.names_matching(criteria.name, criteria.match)
+        if not named:
+            return []
+        if len(named) > NAMED_IN_MEMORY:  # a broad name: one scan beats many lookups
+            named = None
+            name_sql, name_params = _name_condition(criteria)
+            conditions.append(name_sql)
+            params += name_params
     if criteria.under:
         under = under_condition(catalog, criteria.under)
         if under is None:
@@ -116,7 +121,12 @@ def search(catalog: CatalogFile, points: Sequence[str], criteria: Criteria) -> l
     if criteria.owner:
         conditions.append("o.name = ? COLLATE NOCASE")
         params.append(criteria.owner)
-    rows = catalog.select_versions(" AND ".join(conditions) or "1", params)
+    where = " AND ".join(conditions) or "1"
+    rows = (
+        catalog.select_versions(where, params)
+        if named is None
+        else catalog.select_versions_of_paths(named, where, params)
+    )
     hits: dict[int, Hit] = {}
     for version in rows:
         holders = [pid for pid, bm in held if version.id in bm]

@@ -28,6 +28,8 @@ from pathlib import Path
 
 from pyroaring import BitMap
 
+from openflr.catalog.names import NameIndex, NameMatch
+
 SCHEMA_VERSION = "1"
 
 SCHEMA = """
@@ -147,6 +149,7 @@ class CatalogFile:
         self._conn = connect(path)
         self._lock = threading.Lock()
         self._members: dict[str, BitMap] = {}
+        self._names: NameIndex | None = None
 
     def close(self) -> None:
         with self._lock:
@@ -242,6 +245,7 @@ class CatalogFile:
                 chunk = doomed[start : start + 500]
                 cur.execute(f"DELETE FROM versions WHERE id IN ({','.join('?' * len(chunk))})", chunk)
             if doomed:
+                self._names = None  # paths go: the name index is read again
                 cur.execute(
                     "DELETE FROM paths WHERE id NOT IN (SELECT path FROM versions) "
                     "AND id NOT IN (SELECT parent FROM paths)"
@@ -272,6 +276,29 @@ class CatalogFile:
         with self.cursor() as cur:
             rows = cur.execute(f"SELECT {_VERSION_COLUMNS} WHERE {where}", params).fetchall()
         return [_version(r) for r in rows]
+
+    def select_versions_of_paths(
+        self, path_ids: Sequence[int], where: str, params: Sequence[object]
+    ) -> list[Version]:
+        """Like ``select_versions``, for the versions of these paths only."""
+        found: list[Version] = []
+        with self.cursor() as cur:
+            for start in range(0, len(path_ids), 500):
+                chunk = path_ids[start : start + 500]
+                rows = cur.execute(
+                    f"SELECT {_VERSION_COLUMNS} WHERE v.path IN ({','.join('?' * len(chunk))}) AND {where}",
+                    [*chunk, *params],
+                ).fetchall()
+                found += [_version(r) for r in rows]
+        return found
+
+    def names_matching(self, pattern: str, how: NameMatch) -> list[int]:
+        """Ids of the paths whose name matches (names.py: in memory, refreshed with new paths)."""
+        with self.cursor() as cur:
+            if self._names is None:
+                self._names = NameIndex()
+            self._names.refresh(cur)
+            return self._names.match(pattern, how)
 
     def path_id(self, path: str) -> int | None:
         """The id of a catalogued path, given as shown (``C:/a/b``, ``/etc/hosts``); names are
