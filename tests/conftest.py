@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from types import CodeType
@@ -23,6 +24,12 @@ from tests.support import (
     plain_client,
     run_server,
 )
+
+# The file catalog builds in the background after each scan (docs/CATALOG.md). Most tests do not use it
+# and every server they start would catalogue the fixture datastores on the machine's two cores, so it is
+# off unless a test turns it on (OPENFLR_CATALOG_ENABLED=true, or a build asked for through the API/CLI,
+# which runs whatever this says). Servers started by tests inherit this environment.
+os.environ.setdefault("OPENFLR_CATALOG_ENABLED", "false")
 
 # --- the fast tier ---------------------------------------------------------------------------------------
 # `./scripts/test --fast` is `pytest -m "not server and not slow"`: the in-process tests only. A test is
