@@ -1,4 +1,5 @@
-"""The ``openflr`` command line: serve, demo, scan, users, audit."""
+"""The ``openflr`` command line: serve, demo, scan, users, audit (find, versions, diff and catalog:
+``catalogcli.py``)."""
 
 from __future__ import annotations
 
@@ -633,3 +634,7 @@ def audit(
             )
         )
     console.print(table)
+
+
+# The file catalog's commands (find, versions, diff, catalog) live in their own module.
+from openflr import catalogcli as _catalogcli  # noqa: E402, F401
