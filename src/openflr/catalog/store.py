@@ -246,10 +246,13 @@ class CatalogFile:
                 cur.execute(f"DELETE FROM versions WHERE id IN ({','.join('?' * len(chunk))})", chunk)
             if doomed:
                 self._names = None  # paths go: the name index is read again
-                cur.execute(
+                # A folder with no version left loses its last child only in the pass that deletes
+                # the child: repeat until a pass deletes nothing (a pass per level of a gone subtree).
+                while cur.execute(
                     "DELETE FROM paths WHERE id NOT IN (SELECT path FROM versions) "
                     "AND id NOT IN (SELECT parent FROM paths)"
-                )
+                ).rowcount:
+                    pass
             self._conn.commit()
 
     # --- versions ------------------------------------------------------------------------------------
