@@ -31,6 +31,11 @@ Fixtures (names are stable; other test modules of tests/web use them):
 - ``axe_check(page)``: axe-core's violations of impact serious or critical on the page as it is
   (a list; empty is good); ``describe(violations)`` of tests.web.support prints them. The page keeps
   its Content-Security-Policy: axe is evaluated through the DevTools protocol, not a script tag.
+- ``catalog_ready`` (session): the server's file catalog (docs/CATALOG.md) built for every point of
+  every VM, as ``GET /api/openflr/catalog/status`` says. The test servers build none in the
+  background (tests/conftest.py), so this asks for each VM's build (``POST
+  /api/openflr/catalog/vms/{vm}?action=build``) and waits; returns the status's points. Fails after
+  :data:`CATALOG_TIMEOUT` seconds.
 - ``screenshot(page, name)``: a 1280x800 PNG of the page. Written to ``docs/screenshots/<name>.png``
   only when ``OPENFLR_SCREENSHOTS=1`` (then commit them); otherwise into the test's temporary
   folder, so that a test run leaves the working tree as it was. Returns the file's path.
@@ -41,9 +46,11 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
@@ -51,6 +58,7 @@ from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 from tests.support import Api, RunningServer, cli, plain_client, run_server
 from tests.web import datastore
 from tests.web.support import (
+    ADMIN,
     CHROMIUM,
     ROLES,
     SCREENSHOTS,
@@ -64,6 +72,9 @@ from tests.web.support import (
 )
 
 WEB_TESTS = Path(__file__).parent
+CATALOG_TIMEOUT = 900.0
+"""Seconds the file catalog of the browser tests' datastores may take to build (100,000 files among
+them, one niced worker on a shared machine)."""
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -196,3 +207,32 @@ def screenshot(tmp_path: Path) -> Callable[[Page, str], Path]:
         return path
 
     return take
+
+
+@pytest.fixture(scope="session")
+def catalog_ready(web_server: RunningServer) -> list[dict[str, Any]]:
+    client = plain_client()
+    api = EmApi(Api(client, web_server.base, "http"), ADMIN)
+    try:
+        for replica in api.get("/api/replicas?format=Entity")["Replicas"]:
+            vm = urlsplit(replica["Href"]).path.rstrip("/").rsplit("/", 1)[-1]
+            r = api.api.post(f"/api/openflr/catalog/vms/{vm}?action=build", headers=api.headers)
+            assert r.status_code == 202, f"catalog build of {replica['Name']}: {r.status_code} {r.text[:500]}"
+        deadline = time.monotonic() + CATALOG_TIMEOUT
+        points: list[dict[str, Any]] = []
+        while True:
+            r = api.api.get("/api/openflr/catalog/status", headers=api.headers)
+            assert r.status_code == 200, f"catalog status: {r.status_code} {r.text[:500]}"
+            found = r.json().get("Points") or []
+            points = found.get("Points", []) if isinstance(found, dict) else found
+            states = {str(p.get("State")) for p in points}
+            assert "Failed" not in states, [p for p in points if p.get("State") == "Failed"]
+            if points and states == {"Ready"}:
+                return points
+            assert time.monotonic() < deadline, (
+                f"the catalog is not built after {CATALOG_TIMEOUT} s: {points}"
+            )
+            time.sleep(1.0)
+    finally:
+        api.close()
+        client.close()

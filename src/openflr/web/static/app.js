@@ -21,6 +21,7 @@ import {
   waitForTask,
 } from "./js/api.js";
 import { formatCount, formatSize, formatTime } from "./js/format.js";
+import { diffRoute, initCatalog, openVersions, renderDiff, renderSearch } from "./js/catalog.js";
 
 const ROLES = {
   PortalAdministrator: "Administrator",
@@ -91,7 +92,7 @@ function can(permission) {
 // ---------------------------------------------------------------------------------------------
 // Logon, logoff, the end of a session
 
-const VIEWS = ["logon", "vms", "vm", "point", "audit", "inventory"];
+const VIEWS = ["logon", "vms", "vm", "point", "audit", "inventory", "search", "diff"];
 
 function showView(name, focus = true) {
   show($("loading"), false);
@@ -100,7 +101,7 @@ function showView(name, focus = true) {
   app.view = name;
   // Restores are followed where they are made; the administration views get the whole width.
   show($("tasks"), can("Restore") && ["vms", "vm", "point"].includes(name));
-  for (const [id, prefix] of [["nav-restore", ["vms", "vm", "point"]], ["nav-audit", ["audit"]], ["nav-inventory", ["inventory"]]]) {
+  for (const [id, prefix] of [["nav-restore", ["vms", "vm", "point", "diff"]], ["nav-audit", ["audit"]], ["nav-inventory", ["inventory"]]]) {
     if (prefix.includes(name)) $(id).setAttribute("aria-current", "page");
     else $(id).removeAttribute("aria-current");
   }
@@ -117,6 +118,7 @@ function showLogon(message) {
   app.me = null;
   setCsrf("");
   show($("nav"), false);
+  show($("search-form"), false);
   show($("who"), false);
   show($("tasks"), false);
   clearError();
@@ -156,6 +158,7 @@ function loggedOn(me) {
   $("who-role").textContent = `(${ROLES[me.Role] || me.Role})`;
   show($("who"));
   show($("nav"));
+  show($("search-form"));
   show($("nav-audit"), can("Administer"));
   show($("nav-inventory"), can("Administer"));
   loadTasks();
@@ -208,7 +211,7 @@ async function logoff() {
 
 // ---------------------------------------------------------------------------------------------
 // Routes: #/, #/vm/<replicaId>, #/point/<pointId>[/<path as the API encodes it>][?page=…],
-// #/audit?…, #/inventory
+// #/audit?…, #/inventory, #/search?q=…, #/diff?vm=…&from=…&to=… (js/catalog.js)
 
 function parseHash() {
   const raw = location.hash.startsWith("#/") ? location.hash.slice(1) : "/";
@@ -251,6 +254,8 @@ async function route() {
       await renderPoint(generation, decodeURIComponent(m[1]), m[2] === undefined ? null : m[2].slice(1), params);
     } else if (path === "/audit") await renderAudit(generation, params);
     else if (path === "/inventory") await renderInventory(generation);
+    else if (path === "/search") await renderSearch(generation, params);
+    else if (path === "/diff") await renderDiff(generation, params);
     else {
       await renderVms(generation, new URLSearchParams());
       showError("There is no such page here.");
@@ -359,6 +364,8 @@ async function renderVm(generation, replicaId) {
   fill($("vm-heading"), "Replica points of ", nameNode(replica.vmName));
   fill($("vm-info"), `${replica.platform || "unknown platform"} · job `, nameNode(replica.job || ""), ` · replica `, nameNode(replica.name));
   show($("vm-mount-note"), !can("Mount"));
+  show($("vm-compare-row"), replica.points.length > 1);
+  $("vm-compare").setAttribute("href", diffRoute(replica.id));
   const rows = replica.points.map((p) =>
     h("tr", null,
       timeCell(p.time, "td"),
@@ -448,7 +455,9 @@ function folderParams(params) {
   const orderBy = ["name", "size", "modified", "owner"].includes(params.get("orderBy")) ? params.get("orderBy") : "";
   const order = params.get("order") === "desc" ? "desc" : "asc";
   const filter = params.get("filter") || "";
-  return { pageSize, page, orderBy, order, filter };
+  // The name of an item to point out (a search hit, a version): not kept when the page changes.
+  const highlight = params.get("highlight") || "";
+  return { pageSize, page, orderBy, order, filter, highlight };
 }
 
 function routeParams(fp) {
@@ -460,6 +469,7 @@ function routeParams(fp) {
     params.set("order", fp.order);
   }
   if (fp.filter) params.set("filter", fp.filter);
+  if (fp.highlight) params.set("highlight", fp.highlight);
   return params;
 }
 
@@ -620,6 +630,7 @@ async function drawFolder(generation, pointId, mount, rel, fp, newFolder) {
   for (const d of dirs) rows.push(entryRow(pointId, mount, d, true));
   for (const f of files) rows.push(entryRow(pointId, mount, f, false));
   fill($("entry-rows"), rows);
+  const highlighted = fp.highlight ? highlightEntry(dirs, files, rows, fp.highlight) : null;
   if (!rows.length) {
     $("entry-rows").appendChild(h("tr", null, h("td", { colspan: 6, class: "muted" },
       fp.filter ? `Nothing in this folder has “${fp.filter}” in its name.` : "This folder is empty.")));
@@ -636,10 +647,57 @@ async function drawFolder(generation, pointId, mount, rel, fp, newFolder) {
   zip.setAttribute("href", `${folderUrl}?action=download`);
   zip.setAttribute("aria-label", `Download this folder as ZIP${folder ? ` (${nameText(folder.Path)})` : ""}`);
   show($("folder-basket"), can("Restore") || can("Download"));
-  if (newFolder) {
+  const replicaId = app.inventory?.points.get(pointId)?.replicaId || "";
+  const newer = app.inventory?.replicas.get(replicaId)?.points || [];
+  show($("folder-compare"), newer.length > 1 && Boolean(folder));
+  if (folder) {
+    const index = newer.findIndex((p) => p.id === pointId);
+    // This point against the one before it (the newest against the one before when it is the oldest).
+    const to = index >= 0 && index < newer.length - 1 ? pointId : newer[0]?.id;
+    const from = newer[newer.findIndex((p) => p.id === to) + 1]?.id;
+    $("folder-compare").setAttribute("href", diffRoute(replicaId, from, to, folder.Path));
+  }
+  if (fp.highlight && !highlighted && pages > 1 && !fp.filter) {
+    // Not on this page: show the folder filtered to its name.
+    changeFolderParams({ filter: fp.highlight, page: 1, highlight: fp.highlight }, { replace: true });
+    return;
+  }
+  if (highlighted) {
+    highlighted.scrollIntoView({ block: "center" });
+    let target = highlighted.querySelector("th a");
+    if (!target) {
+      target = highlighted.querySelector("th");
+      target.tabIndex = -1;
+    }
+    target.focus({ preventScroll: true });
+    say(`Found ${nameText(fp.highlight)} here.`);
+  } else if (newFolder) {
     const current = document.querySelector("#crumbs [aria-current] .current");
     if (current && document.activeElement === document.body) current.focus();
   }
+}
+
+/** Mark the row of the entry named `name` (selected, when the role may select): the row or null. */
+function highlightEntry(dirs, files, rows, name) {
+  const index = [...dirs, ...files].findIndex((e) => e.Name === name);
+  if (index < 0) return null;
+  const row = rows[index];
+  row.classList.add("highlight");
+  row.querySelector("th").appendChild(h("span", { class: "found" }, " (found)"));
+  const box = row.querySelector("input.select");
+  if (box && !box.checked) {
+    box.checked = true;
+    box.dispatchEvent(new Event("change"));
+  }
+  return row;
+}
+
+/** The versions of an item of the point shown, in every catalogued point of its VM. */
+function showVersions(item) {
+  const pointId = app.point?.pointId;
+  const replicaId = app.inventory?.points.get(pointId)?.replicaId;
+  if (!replicaId) return;
+  openVersions(item, replicaId, pointId);
 }
 
 function entryRow(pointId, mount, entry, dir) {
@@ -690,6 +748,12 @@ function entryRow(pointId, mount, entry, dir) {
       onclick: () => openRestore([item]),
     }, "Restore…"));
   }
+  actions.appendChild(h("button", {
+    type: "button",
+    class: "small versions",
+    "aria-label": `Versions of ${label}`,
+    onclick: () => showVersions(item),
+  }, "Versions"));
   cells.push(actions);
   return h("tr", { class: dir ? "dir" : "file" }, cells);
 }
@@ -726,7 +790,7 @@ function drawSelection() {
 function changeFolderParams(change, options) {
   if (!app.point || app.point.rel === null) return;
   const fp = folderParams(parseHash().params);
-  Object.assign(fp, change);
+  Object.assign(fp, { highlight: "" }, change);
   go(pointRoute(app.point.pointId, app.point.rel), routeParams(fp), options);
 }
 
@@ -781,6 +845,9 @@ function wireBrowser() {
   $("sel-zip").addEventListener("click", () => downloadZip([...app.selection.values()]));
   $("sel-basket").addEventListener("click", () => addToBasket([...app.selection.values()]));
   $("sel-restore").addEventListener("click", () => openRestore([...app.selection.values()]));
+  $("folder-versions").addEventListener("click", () => {
+    if (app.point?.folder) showVersions({ ...app.point.folder, dir: true });
+  });
   $("folder-basket").addEventListener("click", () => {
     if (app.point?.folder) addToBasket([app.point.folder]);
   });
@@ -1282,6 +1349,7 @@ function wire() {
   wireBrowser();
   wireRestoreDialog();
   wireAudit();
+  initCatalog({ app, can, go, parseHash, route, report, say, showView, loadInventory, timeCell });
   window.addEventListener("hashchange", route);
   onSessionEnded(sessionEnded);
 }
