@@ -241,24 +241,37 @@ def _change(
 # --- measurements -------------------------------------------------------------------------------------
 
 
-def _walk(chain: list[Path]) -> tuple[int, float]:
-    start = time.perf_counter()
-    view = open_view([chain], "Linux")
-    try:
-        count = sum(1 for _ in walk_entries(view))
-    finally:
-        view.close()
-    return count, time.perf_counter() - start
+@dataclass
+class Timing:
+    entries: int
+    wall: float
+    cpu: float
+    """This process's CPU seconds: the fair figure on a machine shared with other work."""
 
 
-def _build(file: Path, vol: Volume, i: int, point_id: str = "") -> tuple[int, float]:
+def _timing(fn: Callable[[], int]) -> Timing:
+    wall, cpu = time.perf_counter(), time.process_time()
+    entries = fn()
+    return Timing(entries, time.perf_counter() - wall, time.process_time() - cpu)
+
+
+def _walk(chain: list[Path]) -> Timing:
+    def go() -> int:
+        view = open_view([chain], "Linux")
+        try:
+            return sum(1 for _ in walk_entries(view))
+        finally:
+            view.close()
+
+    return _timing(go)
+
+
+def _build(file: Path, vol: Volume, i: int, point_id: str = "") -> Timing:
     cat = CatalogFile(file)
     pid = point_id or f"p{i:02d}"
     cat.queue(pid, vol.created[i])
     cat.close()
-    start = time.perf_counter()
-    entries = build_point(file, pid, [[str(f) for f in vol.chains[i]]], "Linux")
-    return entries, time.perf_counter() - start
+    return _timing(lambda: build_point(file, pid, [[str(f) for f in vol.chains[i]]], "Linux"))
 
 
 def _file_size(file: Path) -> int:
@@ -373,45 +386,57 @@ def run(
     rows: list[Row] = []
     profiles: dict[str, str] = {}
 
-    # Build every point in order; the walk of the same point (first, second, last) as the baseline.
-    walks = {i: _walk(vol.chains[i]) for i in (0, 1, POINTS - 1)}
-    builds: list[tuple[int, float]] = []
+    # Build every point in order; the engine's walk of the same point right before its build (first,
+    # second, middle and last points) is the baseline. The target is judged on CPU time: other work
+    # on this shared machine stretches wall time by up to 3x from one minute to the next.
+    walked_points = (0, 1, POINTS // 2, POINTS - 1)
+    walks: dict[int, Timing] = {}
+    builds: list[Timing] = []
     sizes: list[int] = []
     for i in range(POINTS):
-        entries, seconds = _build(file, vol, i)
-        builds.append((entries, seconds))
+        if i in walked_points:
+            walks[i] = _walk(vol.chains[i])
+        builds.append(_build(file, vol, i))
         sizes.append(_file_size(file))
-        log(f"  built p{i:02d}: {entries:,} entries in {seconds:.1f} s, file {sizes[-1] / 2**20:.1f} MiB")
-    for label, i in (
-        ("first point (every row new)", 0),
-        ("next point (1 % changed)", 1),
-        ("last point", POINTS - 1),
+        b = builds[-1]
+        log(
+            f"  built p{i:02d}: {b.entries:,} entries in {b.wall:.1f} s ({b.cpu:.1f} s CPU), "
+            f"file {sizes[-1] / 2**20:.1f} MiB"
+            + (f"; walk {walks[i].wall:.1f} s ({walks[i].cpu:.1f} s CPU)" if i in walks else "")
+        )
+    for i in walked_points:
+        # The build counts the volume's top folder too.
+        assert abs(walks[i].entries - builds[i].entries) <= 1 + builds[i].entries // 1000
+    for label, picked in (
+        ("first point (every row new)", [0]),
+        ("points 1, 10, 19 (1 % changed each): median", list(walked_points[1:])),
     ):
-        entries, seconds = builds[i]
-        walked, walk_s = walks[i]
-        assert abs(walked - entries) <= 1 + entries // 1000, (walked, entries)  # the build counts its top
-        rate, walk_rate = entries / seconds, walked / walk_s
-        ratio = rate / walk_rate
+        ratios = sorted((walks[i].cpu / builds[i].cpu, i) for i in picked)
+        _ratio, i = ratios[len(ratios) // 2]
+        b, w = builds[i], walks[i]
         rows.append(
             Row(
-                f"catalog build, {label}: {entries:,} entries",
-                f"{rate:,.0f}/s ({seconds:.1f} s)",
-                f"engine walk {walk_rate:,.0f}/s ({walk_s:.1f} s)",
-                f"{ratio:.0%}",
+                f"catalog build, {label}: {b.entries:,} entries, CPU time",
+                f"{b.entries / b.cpu:,.0f}/s ({b.cpu:.1f} s; wall {b.wall:.1f} s)",
+                f"engine walk {w.entries / w.cpu:,.0f}/s ({w.cpu:.1f} s; wall {w.wall:.1f} s)",
+                f"{w.cpu / b.cpu:.0%} (wall {w.wall / b.wall:.0%})",
                 ">= 50% of the walk",
-                ratio >= 0.5,
-                data={"entries": entries, "build_s": seconds, "walk_s": walk_s},
+                w.cpu / b.cpu >= 0.5,
+                data={
+                    "points": {j: {"build": builds[j].__dict__, "walk": walks[j].__dict__} for j in picked}
+                },
             )
         )
-    incremental = median([s for _e, s in builds[1:]])
+    incremental = median([b.cpu for b in builds[1:]])
     rows.append(
         Row(
-            f"catalog build, median of the {POINTS - 1} incremental points",
-            f"{builds[1][0] / incremental:,.0f}/s ({incremental:.1f} s)",
-            f"engine walk {walks[1][0] / walks[1][1]:,.0f}/s (point 1)",
-            f"{walks[1][1] / incremental:.0%}",
+            f"catalog build, median of the {POINTS - 1} incremental points, CPU time",
+            f"{builds[1].entries / incremental:,.0f}/s ({incremental:.1f} s)",
+            f"engine walk {walks[1].entries / walks[1].cpu:,.0f}/s (point 1)",
+            f"{walks[1].cpu / incremental:.0%}",
             ">= 50% of the walk",
-            walks[1][1] / incremental >= 0.5,
+            walks[1].cpu / incremental >= 0.5,
+            data={"builds": [b.__dict__ for b in builds]},
         )
     )
     if any(r.met is False for r in rows):
