@@ -552,7 +552,6 @@ def test_a_scoped_user_sees_only_its_vms_jobs_backups_and_points(
         ("managedServers", "ManagedServers"),
         ("failoverPlans", "FailoverPlans"),
         ("vAppRestorePoints", "VAppRestorePoints"),
-        ("catalog/vms", "CatalogVms"),
         ("restoreSessions", "RestoreSessions"),
         ("backupTaskSessions", "BackupTaskSessions"),
         ("replicaTaskSessions", "ReplicaTaskSessions"),

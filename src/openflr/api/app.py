@@ -16,7 +16,19 @@ from openflr.api import openapi
 from openflr.api.auth import REALM_HEADER
 from openflr.api.middleware import ApiMiddleware
 from openflr.api.responses import error_response
-from openflr.api.routes import admin, empty, hierarchy, inventory, jobs, mounts, page, reports, sessions, web
+from openflr.api.routes import (
+    admin,
+    catalog,
+    empty,
+    hierarchy,
+    inventory,
+    jobs,
+    mounts,
+    page,
+    reports,
+    sessions,
+    web,
+)
 from openflr.core.service import Service
 from openflr.errors import OpenflrError
 
@@ -86,6 +98,7 @@ def create_app(service: Service, manage_service: bool = True) -> Starlette:
             *reports.routes,
             *jobs.routes,
             *hierarchy.routes,
+            *catalog.routes,
             *empty.routes,
             *openapi.routes,
             *page.routes,

@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from openflr import __version__
-from openflr.api import emtypes, protectiontypes, querytypes, reporttypes, webtypes
+from openflr.api import catalogvalues, emtypes, protectiontypes, querytypes, reporttypes, webtypes
 from openflr.api.routes.empty import EMPTY_COLLECTIONS
 from openflr.api.routes.empty import list_type as empty_list_type
 from openflr.api.routing import Route
@@ -179,6 +179,108 @@ def _listing(what: str, entities: EmType, entity: EmType | None) -> dict[tuple[s
     return ops
 
 
+_CATALOG_VM = Param("vm", description="A VM: its replica's UID or id, or its name (any case).")
+_CATALOG_FORMAT = Param(
+    "format", schema={"type": "string", "enum": ["json", "xml"]}, description="The representation."
+)
+_CATALOG_BUILD = (
+    Param("action", schema={"type": "string", "enum": ["build"]}, description="`build`; required."),
+    Param("again", schema={"type": "boolean"}, description="Also points already built."),
+)
+_CATALOG_OPERATIONS: dict[tuple[str, str], Operation] = {
+    ("GET", "/api/openflr/catalog/search"): Operation(
+        "Search the file catalog of the VMs in scope (name, place, size, time, type, owner)",
+        (catalogvalues.CATALOG_SEARCH_RESULTS,),
+        params=(
+            Param("name", description="Part of the name (substring), a glob (`*.docx`) or the exact name."),
+            Param("match", schema={"type": "string", "enum": ["substring", "glob", "exact"]}),
+            _CATALOG_VM,
+            Param("point", description="One point (its UID or id) instead of every catalogued point."),
+            Param("under", description="Only items below this folder (`C:/Users`, `/home`)."),
+            Param("minSize", schema={"type": "integer", "minimum": 0}),
+            Param("maxSize", schema={"type": "integer", "minimum": 0}),
+            Param("modifiedAfter", description="Modified at or after (ISO 8601)."),
+            Param("modifiedBefore", description="Modified before (ISO 8601)."),
+            Param("type", schema={"type": "string", "enum": ["File", "Directory", "Link"]}),
+            Param("owner", description="The owner's name (any case)."),
+            _PAGE_SIZE,
+            _PAGE,
+            _CATALOG_FORMAT,
+        ),
+        errors=(400, 409),
+        tag="openflr",
+    ),
+    ("GET", "/api/openflr/catalog/versions"): Operation(
+        "Every catalogued version of a path, with what changed from one point to the next",
+        (catalogvalues.CATALOG_VERSIONS,),
+        params=(
+            _CATALOG_VM,
+            Param("path", description="The item's Path (`C:/Documents/report.txt`, `/etc/hosts`)."),
+            Param("hashes", schema={"type": "boolean"}, description="Compare files by SHA-256 (Restore)."),
+            _CATALOG_FORMAT,
+        ),
+        errors=(400, 403),
+        tag="openflr",
+    ),
+    ("GET", "/api/openflr/catalog/diff"): Operation(
+        "What changed between two points of one VM, or one side's changed files as a ZIP",
+        (catalogvalues.CATALOG_DIFF,),
+        params=(
+            Param("from", description="The earlier point (UID or id)."),
+            Param("to", description="The later point (UID or id)."),
+            Param("under", description="Only changes below this folder."),
+            _PAGE_SIZE,
+            _PAGE,
+            Param(
+                "format",
+                schema={"type": "string", "enum": ["json", "xml", "zip"]},
+                description="`zip`: the changed files of one side (`side`) as a ZIP.",
+            ),
+            Param("side", schema={"type": "string", "enum": ["from", "to"]}),
+        ),
+        errors=(400, 403, 409, 503),
+        download=True,
+        tag="openflr",
+    ),
+    ("GET", "/api/openflr/catalog/status"): Operation(
+        "The catalog's state, point by point, for the VMs in scope",
+        (catalogvalues.CATALOG_STATUS,),
+        params=(_CATALOG_VM, _CATALOG_FORMAT),
+        tag="openflr",
+    ),
+    ("POST", "/api/openflr/catalog/points/{id}"): Operation(
+        "Build a point's catalog now (administrators)",
+        (catalogvalues.CATALOG_STATUS,),
+        status=202,
+        params=_CATALOG_BUILD,
+        errors=(400, 403),
+        tag="openflr",
+    ),
+    ("DELETE", "/api/openflr/catalog/points/{id}"): Operation(
+        "Drop a point's catalog (administrators)", status=204, errors=(403,), tag="openflr"
+    ),
+    ("POST", "/api/openflr/catalog/vms/{vm}"): Operation(
+        "Build every point of a VM's catalog now (administrators)",
+        (catalogvalues.CATALOG_STATUS,),
+        status=202,
+        params=_CATALOG_BUILD,
+        errors=(400, 403),
+        tag="openflr",
+    ),
+    ("GET", "/api/catalog/vms"): Operation(
+        "VMs with catalogued points",
+        (emtypes.ENTITY_REFERENCES, catalogvalues.CATALOG_VMS),
+        params=(_FORMAT,),
+    ),
+    ("GET", "/api/catalog/vms/{vmname}"): Operation(
+        "A VM with catalogued points", (emtypes.ENTITY_REF, catalogvalues.CATALOG_VM), params=(_FORMAT,)
+    ),
+    ("GET", "/api/catalog/vms/{vmname}/vmRestorePoints"): Operation(
+        "A VM's catalogued points, named by their creation time", (emtypes.ENTITY_REFERENCES,)
+    ),
+}
+
+
 _OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/api"): Operation(
         "The entry point: supported versions and the logon link", (emtypes.ENTERPRISE_MANAGER,), auth="none"
@@ -285,6 +387,7 @@ _OPERATIONS: dict[tuple[str, str], Operation] = {
         errors=(400, 403),
         tag="openflr",
     ),
+    **_CATALOG_OPERATIONS,
     ("GET", "/api/reports/summary"): Operation("The summary reports", (reporttypes.SUMMARY_REPORT,)),
     ("GET", "/api/reports/summary/overview"): Operation("Overview report", (reporttypes.OVERVIEW_REPORT,)),
     ("GET", "/api/reports/summary/vms_overview"): Operation(

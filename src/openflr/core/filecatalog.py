@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from openflr.catalog import queries
 from openflr.catalog.builder import CatalogBuilder, PointStatus
-from openflr.catalog.queries import Change, Criteria, Difference, Hit, NameMatch, PathVersion
+from openflr.catalog.names import NameMatch
+from openflr.catalog.queries import Change, Criteria, Difference, Hit, PathVersion
 from openflr.catalog.store import CatalogFile, Kind, PointState, Version
 from openflr.config import Settings
 from openflr.errors import BadRequestError, ConflictError, NotFoundError
@@ -238,3 +239,10 @@ class FileCatalog:
         catalog = self._require_ready(replica, a.id)
         self._require_ready(replica, b.id)
         return replica, list(queries.diff(catalog, a.id, b.id, under))
+
+
+def changed_files(differences: Sequence[Difference], side: str) -> list[str]:
+    """The paths of the changed files one side of a difference holds: ``to`` has the Added and
+    Modified ones, ``from`` the Removed and Modified ones (folders and links are left out)."""
+    wanted = {Change.ADDED, Change.MODIFIED} if side == "to" else {Change.REMOVED, Change.MODIFIED}
+    return [d.path for d in differences if d.change in wanted and d.kind is Kind.FILE]

@@ -2,7 +2,8 @@
 and 404 for any id, so clients that walk every collection of the ``LogonSession`` find no 404s.
 
 openflr runs no jobs (no task or restore sessions), reads no backup files, manages no servers and
-has no failover plans, vApps, WAN accelerators, external repositories or guest catalog.
+has no failover plans, vApps, WAN accelerators or external repositories (EM's guest catalog,
+``/api/catalog/vms``, is served from openflr's file catalog: ``routes/catalog.py``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ EMPTY_COLLECTIONS: tuple[tuple[str, str, str], ...] = (
     ("managedServers", "ManagedServer", "managed server"),
     ("failoverPlans", "FailoverPlan", "failover plan"),
     ("vAppRestorePoints", "VAppRestorePoint", "vApp restore point"),
-    ("catalog/vms", "CatalogVm", "catalog VM"),
     ("restoreSessions", "RestoreSession", "restore session"),
     ("backupTaskSessions", "BackupTaskSession", "backup task session"),
     ("replicaTaskSessions", "ReplicaTaskSession", "replica task session"),
