@@ -65,6 +65,8 @@ WEIRD_NAMES: tuple[bytes, ...] = (
     "\u0436".encode() * 127,
 )
 WEIRD_DIR = b"dir-\xc3\x28-bad"
+IN_PLACE = b"home/alice/in-place.bin"
+"""Rewritten in place in p2: the same inode, size and time, new content."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,7 @@ def _root_p1() -> Tree:
     f("home/alice/report.txt", b"lower-case extension, same folder\n", 1000, t + 5)
     f("home/alice/notes.txt", b"notes " * 40, 1000, t + 6)
     f("home/alice/same-size.bin", b"A" * 4000, 1000, t + 7)
+    f("home/alice/in-place.bin", b"C" * 3000, 1000, t + 7)
     f("home/alice/shared.dat", b"shared data\n", 1000, t + 8)
     f("home/bob/owned.txt", b"bob's file\n", 1001, t + 9)
     f("home/bob/big.bin", bytes(range(256)) * 1024, 1001, t + 10)
@@ -384,6 +387,16 @@ def fat_add(image: Path, tree: Tree, raw: bytes, data: bytes, mtime: int, work: 
     return {**tree, raw: _fat_file(data, mtime)}
 
 
+def rewrite_in_place(image: Path, raw: bytes, data: bytes, item: Item) -> Item:
+    """New content in a file's own data block: same inode, size and times (only sha256 tells)."""
+    out = run(["debugfs", "-R", f"blocks {_safe(raw)}", image])
+    assert len(data) == item.size <= 4096
+    with open(image, "r+b") as fh:
+        fh.seek(int(out.split()[0]) * 4096)
+        fh.write(data)
+    return replace(item, sha256=hashlib.sha256(data).hexdigest(), data=data)
+
+
 def damage_folder(image: Path, raw: bytes, work: Path) -> None:
     """Overwrite the first directory block of a folder with garbage."""
     out = run(["debugfs", "-R", f"blocks {_safe(raw)}", image])
@@ -424,7 +437,9 @@ def _point_trees(work: Path) -> tuple[dict[str, dict[str, Tree]], dict[str, dict
     same = ch.tree[b"home/alice/same-size.bin"]
     ch.modify(b"home/alice/same-size.bin", b"B" * same.size, same.mtime)
     ch.chown(b"home/bob/owned.txt", 1000)
-    trees["p2"], images["p2"] = {"root": ch.apply(image), "fat": fat_tree}, {"root": image, "fat": fat}
+    root2 = ch.apply(image)
+    root2[IN_PLACE] = rewrite_in_place(image, IN_PLACE, b"D" * root2[IN_PLACE].size, root2[IN_PLACE])
+    trees["p2"], images["p2"] = {"root": root2, "fat": fat_tree}, {"root": image, "fat": fat}
 
     # p3: 1% of the files change (15 of ~1,500), one file added on FAT.
     image, ch = next_root("p3", "p2")

@@ -299,3 +299,16 @@ def test_same_content_in_a_new_inode_stays_metadata_with_hashes(own: Built) -> N
     ]
     assert d.change is Change.MODIFIED
     assert truth_change(truth["p1"], truth["p2"], hashes=True) is Change.MODIFIED
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known limit: a file rewritten in place (same inode, size and time) is one version row in "
+    "both points, so its sha256 is computed once and the change cannot show, even with hashes",
+)
+def test_in_place_rewrite_is_modified_with_hashes(own: Built) -> None:
+    path = "/home/alice/in-place.bin"
+    p1, p2 = (own.chain.truth(p)[path] for p in ("p1", "p2"))
+    assert p1.sha256 != p2.sha256 and (p1.size, p1.mtime, p1.group) == (p2.size, p2.mtime, p2.group)
+    ((_replica, found),) = own.files.versions(own.inventory, own.replica.id, path, hashes=True)
+    assert [v.change for v in found][:2] == [Change.ADDED, Change.MODIFIED]

@@ -110,3 +110,27 @@ def test_dropping_a_point_collects_what_only_it_held(own: Built) -> None:
     assert {pid: held(catalog, pid) for pid in others} == before
     assert catalog.point(p1) is None
     assert queries.search(catalog, [p1], queries.Criteria()) == []
+
+
+@pytest.mark.parametrize("point", POINTS)
+def test_file_ids_follow_the_inodes_of_the_truth(built: Built, point: str) -> None:
+    """On the root volume, paths of one hard-link group share a file id and no two groups do."""
+    versions = {
+        h.path: h.latest for h in queries.search(built.catalog, [built.ids[point]], queries.Criteria())
+    }
+    by_group: dict[str, set[int | None]] = {}
+    for path, item in built.chain.truth(point).items():
+        if item.kind == "File" and not path.startswith(("/boot/efi/", "/data/")):
+            by_group.setdefault(item.group or "", set()).add(versions[path].ident)
+    assert all(len(ids) == 1 and None not in ids for ids in by_group.values())
+    assert len({next(iter(ids)) for ids in by_group.values()}) == len(by_group)
+
+
+def test_escaped_characters_can_be_searched_for(built: Built) -> None:
+    p1 = built.ids["p1"]
+    newline, bad_byte = chr(0xEF00 + 0x0A), chr(0xEF00 + 0xFF)
+    for term, want in ((newline, "ctl-"), (bad_byte, "bad-"), ("\u202e", "rtl-"), ("\U0001f9d1", "emoji-")):
+        hits = queries.search(built.catalog, [p1], queries.Criteria(name=term))
+        assert [h.name[:4] for h in hits] == [want[:4]], term
+    glob = queries.search(built.catalog, [p1], queries.Criteria(name=f"*{newline}.txt", match=NameMatch.GLOB))
+    assert [h.path for h in glob] == ["/srv/" + name_from_bytes(WEIRD_NAMES[1])]
