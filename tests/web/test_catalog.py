@@ -7,9 +7,11 @@ state while it is being built, and axe on each of these views. Checked against t
 from __future__ import annotations
 
 import io
+import re
 import time
 import zipfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -75,6 +77,7 @@ def test_search_lists_a_hit_with_its_points_and_opens_it_in_its_folder(
     events_of: Callable[[Page], PageEvents],
     em_api: Callable[[str], EmApi],
     axe_check: Callable[[Page], list[dict[str, Any]]],
+    screenshot: Callable[[Page, str], Path],
 ) -> None:
     api = em_api(OPERATOR)
     p1, p2, p3 = points_of(api, VM)
@@ -86,6 +89,7 @@ def test_search_lists_a_hit_with_its_points_and_opens_it_in_its_folder(
     hit = page.locator("#search-rows tr.hit").filter(has_text=VM)
     expect(hit).to_have_count(1)
     expect(hit.locator("th.path")).to_have_text("C:/new_in_p2.txt")
+    expect(hit.locator("td").nth(0)).to_have_text(VM)  # the VM's name, as the VM list shows it
     expect(hit.locator("td").nth(1)).to_have_text("File")
     # Added in point 2, still there in point 3.
     toggle = hit.locator("button.points-toggle")
@@ -100,6 +104,7 @@ def test_search_lists_a_hit_with_its_points_and_opens_it_in_its_folder(
     # The Linux VM has a new_in_p2.txt too; the VM filter keeps only the Windows one.
     expect(page.locator("#search-rows tr.hit").filter(has_text=LINUX).first).to_be_visible()
     check_axe(page, axe_check, "search results")
+    screenshot(page, "catalog-search")
     page.locator("#search-vm").select_option(replica_id(api, VM))
     page.locator("#search-filters button[type=submit]").click()
     expect(page.locator("#search-rows tr.hit")).to_have_count(1)
@@ -138,6 +143,7 @@ def test_versions_of_a_file_show_each_point_and_the_change_in_point_2(
     events_of: Callable[[Page], PageEvents],
     em_api: Callable[[str], EmApi],
     axe_check: Callable[[Page], list[dict[str, Any]]],
+    screenshot: Callable[[Page, str], Path],
 ) -> None:
     api = em_api(OPERATOR)
     p1, p2, p3 = points_of(api, VM)
@@ -162,6 +168,7 @@ def test_versions_of_a_file_show_each_point_and_the_change_in_point_2(
     opens = [rows.nth(i).get_by_role("link").get_attribute("href") or "" for i in range(3)]
     assert [h.split("/")[2] for h in opens] == [p3, p2, p1]
     check_axe(page, axe_check, "versions panel")
+    screenshot(page, "catalog-versions")
 
     # Comparing content reads each version: three hashes, two of them equal (points 2 and 3).
     compare = page.locator("#versions-hashes")
@@ -214,6 +221,7 @@ def test_diff_lists_the_truths_changes_and_downloads_either_side(
     events_of: Callable[[Page], PageEvents],
     em_api: Callable[[str], EmApi],
     axe_check: Callable[[Page], list[dict[str, Any]]],
+    screenshot: Callable[[Page, str], Path],
 ) -> None:
     api = em_api(OPERATOR)
     p1, p2, p3 = points_of(api, VM)
@@ -241,6 +249,7 @@ def test_diff_lists_the_truths_changes_and_downloads_either_side(
     assert removed.locator("td.num").nth(0).text_content() != ""  # size before
     assert removed.locator("td.num").nth(1).text_content() == ""  # none after
     check_axe(page, axe_check, "diff view")
+    screenshot(page, "catalog-diff")
 
     # The changed files of either side, as ZIPs with the page's own cookie.
     contents = {}
@@ -249,6 +258,10 @@ def test_diff_lists_the_truths_changes_and_downloads_either_side(
         expect(link).to_be_visible()
         href = link.get_attribute("href") or ""
         assert f"side={side}" in href and "format=zip" in href
+        drawn = link.inner_text()  # as drawn: a space lost in the layout shows here
+        assert re.fullmatch(
+            rf"Changed files as in \w.* \({'before' if side == 'from' else 'after'}\)", drawn
+        ), drawn
         answer = page.request.get(href)
         assert answer.status == 200, (side, answer.status, answer.text()[:300])
         with zipfile.ZipFile(io.BytesIO(answer.body())) as z:
@@ -268,11 +281,11 @@ def test_diff_lists_the_truths_changes_and_downloads_either_side(
     expect(page.locator("#diff-under")).to_have_value("C:/Documents")
     expect(page.locator("#diff-from")).to_have_value(p2)
     expect(rows.first).to_be_visible()
-    shown = {
+    below = {
         rows.nth(i).locator("th.path").text_content(): rows.nth(i).get_attribute("data-change")
         for i in range(rows.count())
     }
-    files = {p: c for p, c in shown.items() if p != "C:/Documents"}
+    files = {p: c for p, c in below.items() if p != "C:/Documents"}
     assert files == {
         "C:/Documents/Quarterly Report 2024.docx": "Removed",
         "C:/Documents/new in p3 新しい.txt": "Added",
@@ -349,5 +362,33 @@ def test_a_point_not_catalogued_shows_the_catalog_state_and_the_view_follows_its
         if "Dropped" in {p["State"] for p in _status(admin, replica)}:
             admin.api.post(f"/api/openflr/catalog/points/{p1}?action=build", headers=admin.headers)
         deadline = time.monotonic() + 300
+        while {p["State"] for p in _status(admin, replica)} != {"Ready"} and time.monotonic() < deadline:
+            time.sleep(1)
+
+
+def test_a_search_while_a_vm_is_catalogued_shows_the_progress_then_its_hits(
+    page_for: Callable[..., Page], events_of: Callable[[Page], PageEvents], em_api: Callable[[str], EmApi]
+) -> None:
+    admin = em_api(ADMIN)
+    replica = replica_id(admin, datastore.EDGE_VM)
+    # Its 100,000 files take a while to catalogue again: long enough to see the progress.
+    r = admin.api.post(f"/api/openflr/catalog/vms/{replica}?action=build&again=true", headers=admin.headers)
+    assert r.status_code == 202, r.text
+    try:
+        page = page_for(OPERATOR)
+        page.goto(f"/#/search?q=inside.txt&match=exact&vm={replica}")
+        state = page.locator("#search-state")
+        expect(state).to_contain_text(re.compile(r"^Cataloguing: [\d,]+ (of [\d,]+ entries|entries so far)"))
+        expect(page.locator("#alert")).to_be_hidden()
+        # Once built, the page searches again by itself.
+        expect(page.locator("#search-rows tr.hit th.path")).to_have_text(
+            f"{datastore.EDGE_ROOT}/{datastore.HOSTILE_FOLDER}/{displayed(shown_name(datastore.HOSTILE_DIR))}/"
+            f"{datastore.INNER_FILE}",
+            timeout=300_000,
+        )
+        expect(state).to_be_hidden()
+        assert_nothing_ran(page, events_of(page))
+    finally:
+        deadline = time.monotonic() + 600
         while {p["State"] for p in _status(admin, replica)} != {"Ready"} and time.monotonic() < deadline:
             time.sleep(1)

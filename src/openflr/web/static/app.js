@@ -245,6 +245,7 @@ async function route() {
   const generation = ++app.generation;
   const { path, params } = parseHash();
   clearError();
+  if ($("versions-dialog").open) $("versions-dialog").close(); // back or forward while it is open
   if (Date.now() - saidAt > 1500) $("status").textContent = ""; // what was said is stale elsewhere
   let m;
   try {

@@ -68,6 +68,11 @@ export function itemRoute(pointId, path) {
   return `${base}/${rel}?${new URLSearchParams({ highlight: name })}`;
 }
 
+/** A VM's name as the VM list shows it (its replica's source VM), else as the answer gives it. */
+function vmName(replicaUid, given) {
+  return ctx.app.inventory?.replicas.get(bareId(replicaUid))?.vmName || given || "";
+}
+
 function newestPoint(points) {
   let best = null;
   for (const p of points) {
@@ -339,7 +344,7 @@ function hitRows(hit, index) {
   });
   const row = h("tr", { class: "hit" },
     pathCell,
-    h("td", null, nameNode(hit.VmName || "")),
+    h("td", null, nameNode(vmName(hit.ReplicaUid, hit.VmName))),
     h("td", null, TYPE_LABELS[hit.Type] || hit.Type || ""),
     sizeCell(hit.Size, hit.Type === "File"),
     h("td", null, hit.ModifiedDateUTC ? timeNode(hit.ModifiedDateUTC) : ""),
@@ -580,7 +585,9 @@ export async function renderDiff(generation, params) {
   for (const [id, side, point] of [["diff-zip-from", "from", from], ["diff-zip-to", "to", to]]) {
     const a = $(id);
     a.setAttribute("href", `/api/openflr/catalog/diff?${query}&format=zip&side=${side}`);
-    fill(a, "Changed files as in ", timeNode(point.time), side === "from" ? " (before)" : " (after)");
+    a.setAttribute("download", ""); // set here only: a role without downloads has no download links
+    // One span: a flex box (.button) would drop the spaces at the ends of its text runs.
+    fill(a, h("span", null, "Changed files as in ", timeNode(point.time), side === "from" ? " (before)" : " (after)"));
   }
   await showState($("diff-state"), replica.id, generation, null);
 }
