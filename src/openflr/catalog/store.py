@@ -53,6 +53,10 @@ CREATE TABLE IF NOT EXISTS points (
 """
 
 
+INDEXES = ("paths_child", "paths_path", "versions_path")
+"""The indexes of SCHEMA (a file's first build drops them and SCHEMA makes them again)."""
+
+
 class Kind(IntEnum):
     FILE = 0
     DIR = 1
