@@ -510,7 +510,7 @@ def run(
             rows.append(
                 Row(
                     f"versions of {what} across {POINTS} points: p50 / max of {len(vsecs)} paths",
-                    f"{vp50:.1f} / {vworst[0] * 1000:.0f} ms",
+                    f"{vp50:.1f} / {vworst[0] * 1000:.1f} ms",
                     f"slowest {vworst[1]} ({vworst[2]} points)",
                     "—",
                     "p50 < 50 ms",
