@@ -137,6 +137,8 @@ def test_find_by_glob_in_one_point_below_a_folder(built: Openflr) -> None:
     }
     assert set(_hits(doc)) == truth and "C:/Documents/Mixed Case/ReadMe.TXT" in truth
     assert all(points == [3] for points in _hits(doc).values())
+    lower_drive = built.json("find", WIN, "*.TXT", "--glob", "--under", "c:/DOCUMENTS", "--point", "-1")
+    assert set(_hits(lower_drive)) == truth  # drive letters ignore case too
     first = built.json("find", WIN, "*.txt", "--glob", "--under", "C:/Documents", "--point", "1")
     assert "C:/Documents/todelete.txt" in _hits(first)
     assert "C:/Documents/new in p3 新しい.txt" not in _hits(first)

@@ -173,7 +173,8 @@ class PointWriter:
         parent_path, _, _ = path.rpartition("/")
         parent_id = self.path_id_of(parent_path) if parent_path else 0
         drive = not path.startswith("/")
-        for pid, shown, _entry in self.folder(parent_id, parent_path, [entry], True, drive=drive):
+        # Drive letters ignore case in every guest that has them (``c:/x`` is ``C:/x``).
+        for pid, shown, _entry in self.folder(parent_id, parent_path, [entry], not drive, drive=drive):
             if shown == path:
                 return pid
         raise AssertionError("unreachable: a folder entry always comes back")
@@ -365,6 +366,11 @@ def build_point(catalog_file: Path, point_id: str, disks: list[list[str]], os_hi
             try:
                 catalogue(view, writer)
                 writer.finish()
+            except (ImageError, VolumeError, OpenflrError, OSError) as exc:
+                # the disks themselves failed mid-walk (a folder's own damage is skipped, not this)
+                writer.close()
+                _fail(conn, point_id, f"The point could not be read to the end: {_reason(exc)}")
+                return 0
             finally:
                 writer.close()
             return writer.progress.entries
