@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Protocol
 
 from pyroaring import BitMap
 
@@ -72,15 +73,23 @@ def _name_condition(criteria: Criteria) -> tuple[str, list[object]]:
     return "(CASE WHEN p.fold IS NULL THEN instr(p.name, ?) ELSE instr(p.fold, ?) END) > 0", [name, folded]
 
 
-def under_condition(catalog: CatalogFile, under: str) -> tuple[str, list[object]] | None:
-    """The SQL condition for ``p.path`` below a folder, or None when the folder was never catalogued."""
-    if not under.strip("/"):
-        return "1", []
-    path_id = catalog.path_id(under.rstrip("/") if under != "/" else under)
+def _catalogued(catalog: CatalogFile, folder: str) -> str | None:
+    """A folder's path as catalogued (the file system's own case), or None if never catalogued."""
+    path_id = catalog.path_id(folder.rstrip("/") if folder != "/" else folder)
     if path_id is None:
         return None
     with catalog.cursor() as cur:
         (canonical,) = cur.execute("SELECT path FROM paths WHERE id = ?", (path_id,)).fetchone()
+    return str(canonical)
+
+
+def under_condition(catalog: CatalogFile, under: str) -> tuple[str, list[object]] | None:
+    """The SQL condition for ``p.path`` below a folder, or None when the folder was never catalogued."""
+    if not under.strip("/"):
+        return "1", []
+    canonical = _catalogued(catalog, under)
+    if canonical is None:
+        return None
     return "(p.path > ? AND p.path < ?)", [canonical + "/", canonical + "0"]
 
 
@@ -152,7 +161,24 @@ class Change(StrEnum):
     SAME = "Unchanged"
 
 
-def compare(before: Version | None, after: Version | None) -> Change:
+class Comparable(Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def kind(self) -> int: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def mtime_ns(self) -> int | None: ...
+    @property
+    def owner(self) -> object: ...
+    @property
+    def ident(self) -> int | None: ...
+    @property
+    def sha256(self) -> bytes | None: ...
+
+
+def compare(before: Comparable | None, after: Comparable | None) -> Change:
     """How one path differs between two of its versions (None: not there)."""
     if before is None:
         return Change.SAME if after is None else Change.ADDED
@@ -160,7 +186,7 @@ def compare(before: Version | None, after: Version | None) -> Change:
         return Change.REMOVED
     if before.id == after.id:
         return Change.SAME
-    if before.sha256 is not None and after.sha256 is not None and before.kind is after.kind:
+    if before.sha256 is not None and after.sha256 is not None and before.kind == after.kind:
         if before.sha256 != after.sha256:
             return Change.MODIFIED
         return Change.METADATA if (before.owner, before.ident) != (after.owner, after.ident) else Change.SAME
@@ -193,18 +219,16 @@ def diff(catalog: CatalogFile, point_a: str, point_b: str, under: str = "") -> I
 
 
 def _differences(catalog: CatalogFile, a: BitMap, b: BitMap, under: str) -> list[Difference]:
-    low = high = ""
+    below: BitMap | None = None
     if under.strip("/"):
-        condition = under_condition(catalog, under)
-        if condition is None:
+        folder = _catalogued(catalog, under)
+        if folder is None:
             return []
-        low, high = condition[1]  # type: ignore[assignment]
+        below = catalog.version_ids_below(folder)
     before: dict[int, Version] = {}
     after: dict[int, Version] = {}
     for side, ids in ((before, a - b), (after, b - a)):
-        for version in catalog.versions_by_id(ids):
-            if low and not (low < version.path < high):
-                continue
+        for version in catalog.versions_by_id(ids if below is None else ids & below):
             side[version.path_id] = version
     out = [
         Difference(version.path, compare(before.get(pid), after.get(pid)), before.get(pid), after.get(pid))
@@ -235,6 +259,7 @@ def versions(
     out: list[PathVersion] = []
     previous: Version | None = None
     previous_point: str | None = None
+    below: BitMap | None = None
     for pid in points:
         members = catalog.members(pid)
         if members is None:
@@ -247,9 +272,22 @@ def versions(
         if summarise and held.kind is Kind.DIR and previous_point is not None:
             before = catalog.members(previous_point)
             if before is not None:
-                summary = dict.fromkeys((Change.ADDED, Change.REMOVED, Change.MODIFIED, Change.METADATA), 0)
-                for d in _differences(catalog, before, members, held.path):
-                    summary[d.change] += 1
+                if below is None:
+                    below = catalog.version_ids_below(held.path)
+                summary = _summary(catalog, before, members, below)
         out.append(PathVersion(pid, held, compare(previous, held), summary))
         previous, previous_point = held, pid
     return out
+
+
+def _summary(catalog: CatalogFile, before: BitMap, after: BitMap, below: BitMap) -> dict[Change, int]:
+    """How many items below a folder were added, removed, modified from one point to the next: reads
+    only the facts of the versions below it that one point holds and the other does not."""
+    gone = {f.path_id: f for f in catalog.facts_by_id((before - after) & below)}
+    came = {f.path_id: f for f in catalog.facts_by_id((after - before) & below)}
+    counts = dict.fromkeys((Change.ADDED, Change.REMOVED, Change.MODIFIED, Change.METADATA), 0)
+    for path_id in gone.keys() | came.keys():
+        change = compare(gone.get(path_id), came.get(path_id))
+        if change is not Change.SAME:
+            counts[change] += 1
+    return counts

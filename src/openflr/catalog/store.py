@@ -93,6 +93,20 @@ class Version:
 
 
 @dataclass(frozen=True, slots=True)
+class Facts:
+    """What ``compare`` needs of a version, read without its path and owner's name (for counts)."""
+
+    id: int
+    path_id: int
+    kind: int
+    size: int
+    mtime_ns: int | None
+    owner: int | None
+    ident: int | None
+    sha256: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
 class PointRecord:
     id: str
     created: str
@@ -272,6 +286,31 @@ class CatalogFile:
                 ).fetchall()
                 found += [_version(r) for r in rows]
         return found
+
+    def facts_by_id(self, ids: Iterable[int]) -> list[Facts]:
+        found: list[Facts] = []
+        wanted = list(ids)
+        with self.cursor() as cur:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                found += [
+                    Facts(*row)
+                    for row in cur.execute(
+                        "SELECT id, path, kind, size, mtime, owner, ident, sha256 FROM versions "
+                        f"WHERE id IN ({','.join('?' * len(chunk))})",
+                        chunk,
+                    )
+                ]
+        return found
+
+    def version_ids_below(self, folder: str) -> BitMap:
+        """Ids of every version of every path below a folder (given as catalogued: ``C:/a``, ``/etc``)."""
+        with self.cursor() as cur:
+            rows = cur.execute(
+                "SELECT v.id FROM paths p JOIN versions v ON v.path = p.id WHERE p.path > ? AND p.path < ?",
+                (folder + "/", folder + "0"),
+            )
+            return BitMap(row[0] for row in rows)
 
     def versions_of_path(self, path_id: int) -> list[Version]:
         with self.cursor() as cur:
