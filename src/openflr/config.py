@@ -201,6 +201,17 @@ class CatalogSettings:
 
 
 @dataclass
+class StoreSettings:
+    """The database (``[store]``): SQLite in the data directory unless ``url`` names another."""
+
+    url: str = ""
+    """SQLAlchemy URL, e.g. ``postgresql+psycopg://user:password@host/db``; empty means the SQLite file
+    ``openflr.db`` in the data directory. The password is never logged."""
+    auto_upgrade: bool = True
+    """Upgrade a PostgreSQL schema at start-up (SQLite always is); off: ``openflr db upgrade`` does it."""
+
+
+@dataclass
 class Settings:
     data_dir: Path = field(default_factory=lambda: Path(platformdirs.user_data_dir("openflr")))
     server: ServerSettings = field(default_factory=ServerSettings)
@@ -212,12 +223,13 @@ class Settings:
     security: SecuritySettings = field(default_factory=SecuritySettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     catalog: CatalogSettings = field(default_factory=CatalogSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
     datastores: list[DatastoreSettings] = field(default_factory=list)
     config_file: Path | None = None
 
     @property
     def database_url(self) -> str:
-        return f"sqlite:///{self.data_dir / 'openflr.db'}"
+        return self.store.url or f"sqlite:///{self.data_dir / 'openflr.db'}"
 
     @property
     def catalog_dir(self) -> Path:
@@ -248,6 +260,7 @@ _SECTIONS = {
     "security": SecuritySettings,
     "limits": LimitSettings,
     "catalog": CatalogSettings,
+    "store": StoreSettings,
 }
 
 
@@ -295,7 +308,15 @@ def _workers(value: Any, where: str) -> None:
         raise ConfigError(f"{where}: expected a number of processes from 0 to 64, got {value!r}")
 
 
+def _store_url(url: Any, where: str) -> None:
+    # The message never repeats the URL: it may hold a password.
+    scheme = url.partition(":")[0].lower()
+    if url and (not url.partition("://")[1] or scheme.split("+")[0] not in ("sqlite", "postgresql")):
+        raise ConfigError(f"{where}: expected a postgresql+psycopg://... or sqlite:///... URL")
+
+
 _CHECKS: dict[tuple[type, str], Callable[[Any, str], None]] = {
+    (StoreSettings, "url"): _store_url,
     (ServerSettings, "port"): _port,
     (CatalogSettings, "workers"): _workers,
     (ServerSettings, "public_url"): _public_url,
