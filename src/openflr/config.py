@@ -204,7 +204,7 @@ class CatalogSettings:
 class StoreSettings:
     """The database (``[store]``): SQLite in the data directory unless ``url`` names another."""
 
-    url: str = ""
+    url: str = field(default="", repr=False)  # it may hold a password
     """SQLAlchemy URL, e.g. ``postgresql+psycopg://user:password@host/db``; empty means the SQLite file
     ``openflr.db`` in the data directory. The password is never logged."""
     auto_upgrade: bool = True
