@@ -11,6 +11,7 @@ Every setting lives in a section of the TOML file (``[server] port = 9398``) and
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import logging
 import os
 import tempfile
@@ -46,6 +47,8 @@ class ServerSettings:
     http_impl: str = "httptools"
     """uvicorn HTTP/1.1 implementation: ``httptools`` (fast) or ``h11``."""
     log_level: str = "info"
+    log_format: str = "text"
+    """``text`` (one escaped line per record) or ``json`` (one JSON object per line)."""
     public_url: str = ""
     """The address clients use (``https://flr.example.com``, with a path prefix if the proxy adds one):
     every Href and Location is built on it. Empty: on the scheme and Host of each request."""
@@ -212,6 +215,15 @@ class StoreSettings:
 
 
 @dataclass
+class MetricsSettings:
+    """``/metrics`` in the Prometheus text format (docs/DEPLOYMENT.md, "Monitoring")."""
+
+    enabled: bool = False
+    allow: str = "127.0.0.1/32, ::1/128"
+    """Comma-separated networks (CIDR) served without a logon; others need an administrator's session."""
+
+
+@dataclass
 class Settings:
     data_dir: Path = field(default_factory=lambda: Path(platformdirs.user_data_dir("openflr")))
     server: ServerSettings = field(default_factory=ServerSettings)
@@ -223,6 +235,7 @@ class Settings:
     security: SecuritySettings = field(default_factory=SecuritySettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     catalog: CatalogSettings = field(default_factory=CatalogSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     datastores: list[DatastoreSettings] = field(default_factory=list)
     config_file: Path | None = None
@@ -260,6 +273,7 @@ _SECTIONS = {
     "security": SecuritySettings,
     "limits": LimitSettings,
     "catalog": CatalogSettings,
+    "metrics": MetricsSettings,
     "store": StoreSettings,
 }
 
@@ -315,7 +329,22 @@ def _store_url(url: Any, where: str) -> None:
         raise ConfigError(f"{where}: expected a postgresql+psycopg://... or sqlite:///... URL")
 
 
+def _log_format(value: Any, where: str) -> None:
+    if value not in ("text", "json"):
+        raise ConfigError(f"{where}: expected text or json, got {value!r}")
+
+
+def _networks(value: Any, where: str) -> None:
+    for part in value.split(","):
+        try:
+            ipaddress.ip_network(part.strip(), strict=False)
+        except ValueError:
+            raise ConfigError(f"{where}: {part.strip()!r} is not an address or network (CIDR)") from None
+
+
 _CHECKS: dict[tuple[type, str], Callable[[Any, str], None]] = {
+    (ServerSettings, "log_format"): _log_format,
+    (MetricsSettings, "allow"): _networks,
     (StoreSettings, "url"): _store_url,
     (ServerSettings, "port"): _port,
     (CatalogSettings, "workers"): _workers,
