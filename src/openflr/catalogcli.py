@@ -404,6 +404,18 @@ def catalog() -> None:
     """The file catalog's state and upkeep (docs/CATALOG.md)."""
 
 
+def _chosen_point(files: FileCatalog, inventory: Inventory, vm: str, point_ref: str | None, verb: str) -> str:
+    """The id of the point ``--point`` names (checking the VM too), or "" for all of them."""
+    if point_ref is not None:
+        if not vm:
+            raise CliError(f"--point needs the VM: openflr catalog {verb} VM --point ID")
+        _replica, point = _point(files, _replicas(files, inventory, vm), point_ref, vm)
+        return point.id
+    if vm:
+        _replicas(files, inventory, vm)
+    return ""
+
+
 @catalog.command("status")
 @click.argument("vm", required=False, default="")
 @click.option("--json", "as_json", is_flag=True, help="Print the points' states as JSON.")
@@ -485,14 +497,7 @@ def catalog_build(vm: str, point_ref: str | None, again: bool, config_file: Path
     builds in the background, or on request through its API. Exits with status 1 when a point
     failed."""
     with _catalog(config_file) as (files, inventory):
-        point_id = ""
-        if point_ref is not None:
-            if not vm:
-                raise CliError("--point needs the VM: openflr catalog build VM --point ID")
-            _replica, point = _point(files, _replicas(files, inventory, vm), point_ref, vm)
-            point_id = point.id
-        elif vm:
-            _replicas(files, inventory, vm)
+        point_id = _chosen_point(files, inventory, vm, point_ref, "build")
         builder = files.builder
         builder.workers = max(1, files.settings.catalog.workers)
         builder.sync(inventory, build=False)
@@ -556,14 +561,7 @@ def _follow(files: FileCatalog, inventory: Inventory, point_ids: list[str]) -> l
 def catalog_drop(vm: str, point_ref: str | None, config_file: Path | None) -> None:
     """Forget the catalogs of VM's points (or of every VM's); they are built again only on request."""
     with _catalog(config_file) as (files, inventory):
-        point_id = ""
-        if point_ref is not None:
-            if not vm:
-                raise CliError("--point needs the VM: openflr catalog drop VM --point ID")
-            _replica, point = _point(files, _replicas(files, inventory, vm), point_ref, vm)
-            point_id = point.id
-        elif vm:
-            _replicas(files, inventory, vm)
+        point_id = _chosen_point(files, inventory, vm, point_ref, "drop")
         files.builder.sync(inventory, build=False)
         dropped = files.drop(inventory, vm, point_id)
     console.print(f"dropped the catalogs of {plural(dropped, 'point')}", markup=False, highlight=False)
