@@ -292,6 +292,11 @@ class MountManager:
         with self._lock:
             return list(self._mounts.values())
 
+    def opened_points(self) -> int:
+        """Points whose disks are open: in use by mounts or kept ready after their last unmount."""
+        with self._lock:
+            return len(self._opened)
+
     # --- teardown ----------------------------------------------------------------------------------
 
     def unmount(
