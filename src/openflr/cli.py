@@ -117,7 +117,7 @@ def serve(config_file: Path | None, host: str | None, port: int | None, plain_ht
 
     settings = settings_from(config_file)
     apply_serving(settings, host, port, plain_http)
-    setup_logging(settings.server.log_level)
+    setup_logging(settings.server.log_level, settings.server.log_format)
     run(settings)
 
 
@@ -135,7 +135,7 @@ def demo(config_file: Path | None, host: str | None, port: int | None, plain_htt
     settings = settings_from(config_file)
     # A printed password must not be reachable from the network unless asked for.
     apply_serving(settings, host or "127.0.0.1", port, plain_http)
-    setup_logging(settings.server.log_level)
+    setup_logging(settings.server.log_level, settings.server.log_format)
     setup = demo_data.set_up(settings.data_dir)
     store = setup.datastore
     settings.datastores = [s for s in settings.datastores if s.name != store.name] + [store]

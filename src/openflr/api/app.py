@@ -12,7 +12,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from openflr.api import openapi
+from openflr.api import metrics, openapi
 from openflr.api.auth import REALM_HEADER
 from openflr.api.middleware import ApiMiddleware
 from openflr.api.responses import error_response
@@ -20,6 +20,7 @@ from openflr.api.routes import (
     admin,
     catalog,
     empty,
+    health,
     hierarchy,
     inventory,
     jobs,
@@ -29,6 +30,7 @@ from openflr.api.routes import (
     sessions,
     web,
 )
+from openflr.core.health import Health
 from openflr.core.service import Service
 from openflr.errors import OpenflrError
 
@@ -88,8 +90,11 @@ def create_app(service: Service, manage_service: bool = True) -> Starlette:
             if manage_service:
                 await service.stop()
 
+    request_metrics = metrics.RequestMetrics(service) if service.settings.metrics.enabled else None
     app = Starlette(
         routes=[
+            *health.routes,
+            *(metrics.routes if request_metrics is not None else []),
             *sessions.routes,
             *inventory.routes,
             *mounts.routes,
@@ -108,10 +113,14 @@ def create_app(service: Service, manage_service: bool = True) -> Starlette:
                 ApiMiddleware,
                 max_body=service.settings.server.max_body_bytes,
                 limits=service.settings.limits,
+                metrics=request_metrics,
             )
         ],
         exception_handlers={OpenflrError: _openflr_error, HTTPException: _http_error},
         lifespan=lifespan,
     )
     app.state.service = service
+    app.state.metrics = request_metrics
+    app.state.health = Health(service.settings, service.db)
+    app.state.metrics_networks = metrics.networks(service.settings.metrics)
     return app

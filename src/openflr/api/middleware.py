@@ -9,6 +9,7 @@ import time
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from openflr.api.metrics import RequestMetrics, route_template
 from openflr.api.responses import error_response
 from openflr.config import LimitSettings
 from openflr.errors import OpenflrError
@@ -16,6 +17,7 @@ from openflr.errors import OpenflrError
 access_log = logging.getLogger("openflr.access")
 log = logging.getLogger("openflr.api")
 
+HEALTH_ROUTE = "/api/openflr/health"
 _SLASHES = re.compile(r"/{2,}")
 _MOUNT_PATH = re.compile(r"/mounts/[^/]+/", re.IGNORECASE)
 """Below a mount the path is a guest path: ``…/mounts/1/`` names the top of the guest tree."""
@@ -30,13 +32,23 @@ class ApiMiddleware:
       ``max_body`` bytes (413, by Content-Length or while the body streams in);
     - collapses ``//`` and drops a trailing ``/`` so that ``/api//LogonSessions/`` routes normally;
     - turns an unhandled exception into a 500 ``Error`` without a stack trace (the log gets one);
-    - logs one line per request: client, method, path, status, milliseconds. Never headers.
+    - logs one line per request: client, method, path, status, milliseconds (a health check that
+      succeeds at debug level only). Never headers;
+    - counts the request in ``metrics`` (``/metrics``) when given: its route's template, status,
+      time and, for a download (a response with ``Content-Disposition``), the body bytes sent.
     """
 
-    def __init__(self, app: ASGIApp, max_body: int, limits: LimitSettings | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body: int,
+        limits: LimitSettings | None = None,
+        metrics: RequestMetrics | None = None,
+    ) -> None:
         self.app = app
         self.max_body = max_body
         self.limits = limits or LimitSettings()
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -51,12 +63,18 @@ class ApiMiddleware:
             scope = dict(scope, path=normal)
         status = 0
         started = False
+        download: int | None = None
+        """Body bytes sent, counted only for a download."""
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status, started
+            nonlocal status, started, download
             if message["type"] == "http.response.start":
                 status = message["status"]
                 started = True
+                if any(k.lower() == b"content-disposition" for k, _ in message.get("headers", ())):
+                    download = 0
+            elif download is not None and message["type"] == "http.response.body":
+                download += len(message.get("body", b""))
             await send(message)
 
         try:
@@ -84,14 +102,35 @@ class ApiMiddleware:
                 )
         finally:
             client = scope.get("client")
-            ms = (time.perf_counter() - start) * 1000
+            seconds = time.perf_counter() - start
             query = scope.get("query_string", b"").decode("latin-1")
             shown = normal + ("?" + query if query else "")
             if len(shown) > 400:
                 shown = shown[:400] + "..."
-            access_log.info(
-                "%s %s %s %s %.1fms", client[0] if client else "-", scope["method"], shown, status or "-", ms
+            route = route_template(scope.get("route"))
+            address = client[0] if client else "-"
+            # a balancer's probes, every few seconds, would drown the rest: logged when they fail
+            quiet = route == HEALTH_ROUTE and status == 200
+            access_log.log(
+                logging.DEBUG if quiet else logging.INFO,
+                "%s %s %s %s %.1fms",
+                address,
+                scope["method"],
+                shown,
+                status or "-",
+                seconds * 1000,
+                extra={
+                    "client": address,
+                    "method": scope["method"],
+                    "path": shown,
+                    "route": route,
+                    "status": status or None,
+                    "duration_ms": round(seconds * 1000, 1),
+                    "bytes": download,
+                },
             )
+            if self.metrics is not None:
+                self.metrics.observe(scope["method"], route, status, seconds, download or 0)
 
     def _refusal(self, scope: Scope) -> tuple[int, str] | None:
         """(status, message) when the request line or headers break a limit, else None."""

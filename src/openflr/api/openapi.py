@@ -27,6 +27,7 @@ from starlette.responses import Response
 
 from openflr import __version__
 from openflr.api import catalogvalues, emtypes, protectiontypes, querytypes, reporttypes, webtypes
+from openflr.api.routes import health
 from openflr.api.routes.empty import EMPTY_COLLECTIONS
 from openflr.api.routes.empty import list_type as empty_list_type
 from openflr.api.routing import Route
@@ -67,6 +68,8 @@ class Operation:
     extra_status: Sequence[int] = ()
     """Further success statuses (a restore answers 202 with a Task, a download 200/206)."""
     tag: str = "EM"
+    json_schema: dict[str, Any] | None = None
+    """The JSON body of every success status, for an answer that is not an EM type."""
 
 
 _FORMAT = Param(
@@ -286,6 +289,21 @@ _OPERATIONS: dict[tuple[str, str], Operation] = {
         "The entry point: supported versions and the logon link", (emtypes.ENTERPRISE_MANAGER,), auth="none"
     ),
     ("GET", "/api/openapi.json"): Operation("This document", auth="none", tag="openflr"),
+    ("GET", "/api/openflr/health"): Operation(
+        "Liveness (check=live: the process serves) or readiness (the default: the database answers and "
+        "every datastore can be listed; 503 names the failed checks). No logon",
+        auth="none",
+        params=(
+            Param(
+                "check",
+                schema={"type": "string", "enum": list(health.CHECKS)},
+                description="`live` or `ready` (the default).",
+            ),
+        ),
+        extra_status=(503,),
+        json_schema={"$ref": "#/components/schemas/Health"},
+        tag="openflr",
+    ),
     ("POST", "/api/sessionMngr"): Operation(
         "Log on with HTTP Basic; the token comes back in the X-RestSvcSessionId header",
         (emtypes.LOGON_SESSION,),
@@ -569,6 +587,8 @@ def _success(schemas: _Schemas, op: Operation, status: int) -> dict[str, Any]:
     if status in (204, 304):
         return {"description": "No content" if status == 204 else "Not modified"}
     content: dict[str, Any] = {}
+    if op.json_schema is not None:
+        content["application/json"] = {"schema": op.json_schema}
     if op.answers and status != 206:
         refs = [schemas.ref(t) for t in op.answers]
         content["application/json"] = {"schema": refs[0] if len(refs) == 1 else {"anyOf": refs}}
@@ -604,7 +624,7 @@ def _operation(schemas: _Schemas, method: str, path: str, op: Operation) -> dict
     if "{" in path or op.auth == "session":
         errors.add(404)
     for status in sorted(errors):
-        responses[str(status)] = _error_response()
+        responses.setdefault(str(status), _error_response())
     out: dict[str, Any] = {
         "operationId": _operation_id(method, path),
         "summary": op.summary,
@@ -642,6 +662,7 @@ def openapi_document(
 ) -> dict[str, Any]:
     schemas = _Schemas(camel)
     schemas.ref(emtypes.ERROR)
+    schemas.schemas.update(Health=health.SCHEMA, HealthCheck=health.CHECK_SCHEMA)
     paths: dict[str, dict[str, Any]] = {}
     for method, path, _route in _routes(routes):
         op = _OPERATIONS.get((method, path)) or _generic(method)
