@@ -141,9 +141,15 @@ async def download(request: Request, session: LogonSession, mount: Mount, where:
     return _DownloadResponse(started, status, headers, media)
 
 
-def download_list(request: Request, session: LogonSession, mount: Mount, wheres: list[Located]) -> Response:
+def download_list(
+    request: Request,
+    session: LogonSession,
+    mount: Mount,
+    wheres: list[Located],
+    limit: int = downloads.MAX_LIST_ITEMS,
+) -> Response:
     """Several items of one mount as one ZIP (``core.downloads.prepare_list``)."""
-    facts = downloads.prepare_list(session, mount, wheres)
+    facts = downloads.prepare_list(session, mount, wheres, limit)
     headers = {
         "Content-Disposition": content_disposition(facts.zip_name),
         "Cache-Control": "private, no-transform",

@@ -76,14 +76,17 @@ MAX_LIST_ITEMS = 1000
 """Items one list download may name."""
 
 
-def prepare_list(session: LogonSession, mount: Mount, wheres: Sequence[Located]) -> FolderFacts:
+def prepare_list(
+    session: LogonSession, mount: Mount, wheres: Sequence[Located], limit: int = MAX_LIST_ITEMS
+) -> FolderFacts:
     """A download of several items of one mount as one ZIP, each under its guest path (``C/Users/x``,
-    ``etc/hosts``); 403 when the user may not download, 400 for an empty or too long list."""
+    ``etc/hosts``); 403 when the user may not download, 400 for an empty list or one of more than
+    ``limit`` items (a list the user names; lists the server makes, like a diff's files, go further)."""
     rules.check_download(session.user)
     if not wheres:
         raise BadRequestError("Name at least one item to download.")
-    if len(wheres) > MAX_LIST_ITEMS:
-        raise BadRequestError(f"A list download holds at most {MAX_LIST_ITEMS} items, not {len(wheres)}.")
+    if len(wheres) > limit:
+        raise BadRequestError(f"A list download holds at most {limit} items, not {len(wheres)}.")
     view = mount.view
     paths = [shown(view.path_of(w.root, w.parts)) for w in wheres]
     shown_paths = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")

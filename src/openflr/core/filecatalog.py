@@ -36,6 +36,8 @@ __all__ = [
     "Version",
 ]
 
+MAX_DIFF_ZIP_FILES = 100_000
+"""Changed files one diff ZIP may hold (each is located before the ZIP starts); narrow with a folder."""
 HASH_LIMIT = 64
 """Versions hashed for one request at most (each is read whole from its point)."""
 

@@ -28,7 +28,7 @@ from openflr.api.routing import Route
 from openflr.api.schema import Value
 from openflr.api.urls import Query, api_base
 from openflr.core import browse
-from openflr.core.filecatalog import Criteria, Kind, NameMatch, changed_files
+from openflr.core.filecatalog import MAX_DIFF_ZIP_FILES, Criteria, Kind, NameMatch, changed_files
 from openflr.core.mounts import Mount
 from openflr.core.roles import Permission
 from openflr.core.service import Service
@@ -253,7 +253,7 @@ async def _diff_zip(
         point = inv.points[point_id]
         mount = await anyio.to_thread.run_sync(service.mounts.mount, session, replica, point)
     wheres = [await browse.locate(service, mount, path.split("/")) for path in paths]
-    response = downloads.download_list(request, session, mount, wheres)
+    response = downloads.download_list(request, session, mount, wheres, MAX_DIFF_ZIP_FILES)
     when = mount.point.created.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     response.headers["content-disposition"] = content_disposition(f"{replica.vm_name} changes {when}.zip")
     return response
