@@ -34,12 +34,15 @@ os.environ.setdefault("OPENFLR_CATALOG_ENABLED", "false")
 # --- the fast tier ---------------------------------------------------------------------------------------
 # `./scripts/test --fast` is `pytest -m "not server and not slow"`: the in-process tests only. A test is
 # marked `server` here when it, a fixture it uses or a test helper they call reaches one of STARTS_SERVERS
-# (a real `openflr serve`, smbd or sshd; fixtures asked for by a literal name, as in
+# (a real `openflr serve`, smbd, sshd or PostgreSQL; fixtures asked for by a literal name, as in
 # ``request.getfixturevalue("samba_server")``, count as used), when a parameter picks a real server
-# (``api[http]``, ``faulty[https]``; an ``inproc`` parameter is in-process whatever its fixture does for the
-# others), or when it lives below tests/clients (real third-party clients, each in its own virtualenv).
-STARTS_SERVERS = frozenset({"run_server", "run_samba", "run_sshd"})
+# (``api[http]``, ``faulty[https]``; an ``inproc`` or ``sqlite`` parameter is in-process whatever its fixture
+# does for the others), or when it lives below tests/clients (real third-party clients, each in its own
+# virtualenv).
+STARTS_SERVERS = frozenset({"run_server", "run_samba", "run_sshd", "run_postgres"})
 SERVER_PARAMS = frozenset({"http", "https"})
+IN_PROCESS_PARAMS = frozenset({"inproc", "sqlite"})
+"""A fixture parameter that picks the in-process variant, whatever the fixture does for the others."""
 CLIENT_TESTS = Path(__file__).parent / "clients"
 
 
@@ -89,9 +92,10 @@ def _starts_a_server(item: pytest.Function) -> bool:
     params: dict[str, object] = dict(item.callspec.params) if hasattr(item, "callspec") else {}
     if not SERVER_PARAMS.isdisjoint(p for p in params.values() if isinstance(p, str)):
         return True
+    in_process = {name for name, p in params.items() if isinstance(p, str) and p in IN_PROCESS_PARAMS}
     finder = _ServerFinder(item)
     return finder.reaches(item.function) or any(
-        params.get(name) != "inproc" and finder.reaches(defs[-1].func)
+        name not in in_process and finder.reaches(defs[-1].func)
         for name, defs in item._fixtureinfo.name2fixturedefs.items()
     )
 

@@ -1,5 +1,5 @@
 """The ``openflr`` command line: serve, demo, scan, users, audit (find, versions, diff and catalog:
-``catalogcli.py``)."""
+``catalogcli.py``; db: ``dbcli.py``)."""
 
 from __future__ import annotations
 
@@ -93,12 +93,16 @@ class _Main(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         from sqlalchemy.exc import OperationalError
 
+        from openflr.store.db import SchemaError, safe_url
+
         try:
             return super().invoke(ctx)
+        except SchemaError as exc:  # newer than this openflr, or behind with auto_upgrade off
+            raise click.ClickException(exc.message) from None
         except OperationalError as exc:
-            # The data directory was checked; the database file in it may still be unusable.
+            # The data directory was checked; the database file in it (or the server) may still be unusable.
             settings = ctx.meta.get(_SETTINGS)
-            where = f" {settings.data_dir / 'openflr.db'}" if isinstance(settings, Settings) else ""
+            where = f" {safe_url(settings.database_url)}" if isinstance(settings, Settings) else ""
             reason = str(exc.orig) if exc.orig is not None else str(exc).splitlines()[0]
             raise click.ClickException(f"cannot use the database{where}: {reason}") from None
 
@@ -582,7 +586,7 @@ def audit(
     from openflr.store.db import Database
 
     settings = settings_from(config_file)
-    log = AuditLog(Database(settings.database_url))
+    log = AuditLog(Database(settings.database_url, auto_upgrade=settings.store.auto_upgrade))
     records = log.query(
         AuditFilter(
             user=user,
@@ -638,3 +642,4 @@ def audit(
 
 # The file catalog's commands (find, versions, diff, catalog) live in their own module.
 from openflr import catalogcli as _catalogcli  # noqa: E402, F401
+from openflr import dbcli as _dbcli  # noqa: E402, F401

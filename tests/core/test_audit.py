@@ -1,20 +1,19 @@
-"""The audit log on a real SQLite database: records, filters, interrupted work, restarts."""
+"""The audit log on real SQLite and PostgreSQL databases: records, filters, interrupted work, restarts."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from openflr.core.audit import CANCELLED, FAILED, INTERRUPTED, RUNNING, SUCCESS, AuditFilter, AuditLog
 from openflr.store.db import Database
 
 
-def log_at(path: Path) -> AuditLog:
-    return AuditLog(Database(f"sqlite:///{path / 'audit.db'}"))
+def log_at(url: str) -> AuditLog:
+    return AuditLog(Database(url))
 
 
-def test_start_finish_and_filters(tmp_path: Path) -> None:
-    log = log_at(tmp_path)
+def test_start_finish_and_filters(database_url: str) -> None:
+    log = log_at(database_url)
     when = datetime(2026, 11, 1, 21, tzinfo=UTC)
     a = log.start(
         user="alice",
@@ -61,12 +60,12 @@ def test_start_finish_and_filters(tmp_path: Path) -> None:
     assert rec.as_dict()["user"] == "alice"
 
 
-def test_records_survive_restarts_and_running_ones_become_interrupted(tmp_path: Path) -> None:
-    first = log_at(tmp_path)
+def test_records_survive_restarts_and_running_ones_become_interrupted(database_url: str) -> None:
+    first = log_at(database_url)
     done = first.start(user="alice", action="download", path="C:/a")
     first.finish(done, CANCELLED)
     cut = first.start(user="alice", action="restore", path="C:/b")
-    second = log_at(tmp_path)  # a new process on the same database
+    second = log_at(database_url)  # a new process on the same database
     assert second.interrupt_running("the server stopped") == 1
     assert second.get(done).result == CANCELLED  # type: ignore[union-attr]
     rec = second.get(cut)

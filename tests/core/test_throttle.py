@@ -1,9 +1,10 @@
-"""LogonThrottle against a real SQLite database, with an injected clock (no sleeping)."""
+"""LogonThrottle against real SQLite and PostgreSQL databases, with an injected clock (no sleeping)."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from openflr.config import SecuritySettings
 from openflr.core.throttle import ADDRESS, PAIR, LogonLockedError, LogonThrottle, address_key
 from openflr.store.db import Database
+from tests.store.postgres import new_database
 
 
 class Clock:
@@ -36,8 +38,8 @@ def settings(**kw: Any) -> SecuritySettings:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Database:
-    return Database(f"sqlite:///{tmp_path / 'openflr.db'}")
+def db(database_url: str) -> Database:
+    return Database(database_url)
 
 
 @pytest.fixture
@@ -252,3 +254,29 @@ def test_prune_forgets_quiet_counters_but_keeps_locks(db: Database, clock: Clock
 )
 def test_address_key(host: str, key: str) -> None:
     assert address_key(host) == key
+
+
+def test_nodes_sharing_a_postgresql_database_count_every_failure_once(
+    postgres_url: str, clock: Clock
+) -> None:
+    """Several servers on one database (each its own engine), failing the same pair at once."""
+    url = new_database(postgres_url)
+    nodes = [
+        LogonThrottle(Database(url), settings(lock_after=12, spray_lock_accounts=0), clock) for _ in range(4)
+    ]
+    start = threading.Barrier(len(nodes))
+
+    def node(t: LogonThrottle) -> None:
+        start.wait()
+        for _ in range(3):
+            fail(t, "alice", "10.0.0.1")
+
+    threads = [threading.Thread(target=node, args=(t,)) for t in nodes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    [lock] = nodes[0].locks()
+    assert (lock.account, lock.failures) == ("alice", 12)
+    with pytest.raises(LogonLockedError):
+        nodes[1].begin("alice", "10.0.0.1")

@@ -1,14 +1,13 @@
-"""UserStore against a real SQLite database: names, roles, hashes, constant-time checks."""
+"""UserStore against real SQLite and PostgreSQL databases: names, roles, hashes, constant-time checks."""
 
 from __future__ import annotations
 
-import sqlite3
 import statistics
 import time
-from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
+from sqlalchemy import text
 
 from openflr.core.roles import Permission, Role, allows
 from openflr.core.users import UserStore, account_key
@@ -17,8 +16,8 @@ from openflr.store.db import Database
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> UserStore:
-    return UserStore(Database(f"sqlite:///{tmp_path / 'u.db'}"))
+def store(database_url: str) -> UserStore:
+    return UserStore(Database(database_url))
 
 
 @pytest.mark.parametrize(
@@ -48,10 +47,10 @@ def test_add_list_passwd_remove(store: UserStore) -> None:
         store.remove("alice")
 
 
-def test_passwords_are_hashed_with_argon2(store: UserStore, tmp_path: Path) -> None:
+def test_passwords_are_hashed_with_argon2(store: UserStore, database_url: str) -> None:
     store.add("carol", "plain-text-secret", Role.PORTAL_ADMINISTRATOR)
-    with sqlite3.connect(tmp_path / "u.db") as conn:
-        stored = conn.execute("SELECT password_hash FROM users WHERE name = 'carol'").fetchone()[0]
+    with Database(database_url).engine.connect() as conn:
+        stored = conn.execute(text("SELECT password_hash FROM users WHERE name = 'carol'")).scalar_one()
     assert "plain-text-secret" not in stored
     assert stored.startswith("$argon2id$")
 
@@ -86,8 +85,8 @@ def test_unknown_name_takes_as_long_as_a_wrong_password(store: UserStore) -> Non
     assert wrong_password > 0.005
 
 
-def test_rehash_on_parameter_change(tmp_path: Path) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'u.db'}")
+def test_rehash_on_parameter_change(database_url: str) -> None:
+    db = Database(database_url)
     weak = UserStore(db, PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1))
     weak.add("frank", "pw", Role.PORTAL_USER)
     strong = UserStore(db)

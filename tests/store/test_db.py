@@ -1,4 +1,5 @@
-"""Schema upgrades in place: a database from an earlier release gains the new tables and columns."""
+"""Schema upgrades in place: a database from a release before migrations gains the new tables and
+columns, keeps its rows and is recorded at the current revision."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from openflr.core.audit import AuditLog
 from openflr.core.roles import Role
 from openflr.core.users import UserStore
+from openflr.store import migrate
 from openflr.store.db import Database
 
 
@@ -22,7 +24,11 @@ def test_an_older_database_is_upgraded_in_place(tmp_path: Path) -> None:
             "INSERT INTO users (name, name_key, password_hash, role, created_at) "
             "VALUES ('old', 'old', 'x', 'RestoreOperator', '2026-11-01 10:00:00')"
         )
+    assert Database(f"sqlite:///{path}", check_schema=False).schema().legacy
     db = Database(f"sqlite:///{path}")
+    assert db.schema().current == migrate.HEAD
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(migrate.HEAD,)]
     users = UserStore(db)
     old = users.get("old")
     assert old is not None

@@ -43,7 +43,7 @@ class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         make_private_dir(settings.data_dir)
-        self.db = Database(settings.database_url)
+        self.db = Database(settings.database_url, auto_upgrade=settings.store.auto_upgrade)
         self.users = UserStore(self.db)
         self.throttle = LogonThrottle(self.db, settings.security)
         self.sessions = SessionManager(settings.sessions.idle_timeout, settings.sessions.max_per_user)

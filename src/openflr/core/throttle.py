@@ -35,6 +35,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, case, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -281,8 +283,9 @@ class LogonThrottle:
         lifted: list[LogonLock] = []
         with self._lock, self._db.session() as s, s.begin():
             # The pairs' failures also leave their account's and address's counts (and delays).
+            # Pairs first, then their account and address rows: the order logons lock them in.
             for pair in s.scalars(
-                select(LogonFailureRow).where(*conditions, LogonFailureRow.failures > 0)
+                select(LogonFailureRow).where(*conditions, LogonFailureRow.failures > 0).with_for_update()
             ).all():
                 for kind, acc, adr in ((ACCOUNT, pair.account, ""), (ADDRESS, "", pair.address)):
                     s.execute(
@@ -311,12 +314,16 @@ class LogonThrottle:
         now = self._clock()
         self._last_prune = now
         with self._lock, self._db.session() as s, s.begin():
-            result = s.execute(
-                delete(LogonFailureRow).where(
+            # Rows a logon holds are left for the next prune (PostgreSQL), never waited for.
+            stale = (
+                select(LogonFailureRow.id)
+                .where(
                     LogonFailureRow.last_failure < now - self.settings.failure_window,
                     LogonFailureRow.locked_until <= now,
                 )
+                .with_for_update(skip_locked=True)
             )
+            result = s.execute(delete(LogonFailureRow).where(LogonFailureRow.id.in_(stale)))
         return int(getattr(result, "rowcount", 0) or 0)
 
     # --- helpers -----------------------------------------------------------------------------------
@@ -353,15 +360,32 @@ class LogonThrottle:
             .values(locked_until=now + self.settings.lock_seconds)
         )
 
-    @staticmethod
-    def _row(s: Session, kind: str, account: str, address: str) -> LogonFailureRow:
-        row = s.scalar(select(LogonFailureRow).where(*_key(kind, account, address)))
+    def _row(self, s: Session, kind: str, account: str, address: str) -> LogonFailureRow:
+        """The counter, made if missing, and locked until the transaction ends: on PostgreSQL by
+        ``FOR UPDATE`` (several servers may share the database), on SQLite by its write lock."""
+        query = (
+            select(LogonFailureRow)
+            .where(*_key(kind, account, address))
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        row = s.scalar(query)
         if row is None:
-            row = LogonFailureRow(
-                kind=kind, account=account, address=address, failures=0, last_failure=0.0, locked_until=0.0
+            insert = pg_insert if self._db.dialect == "postgresql" else sqlite_insert
+            s.execute(
+                insert(LogonFailureRow)
+                .values(
+                    kind=kind,
+                    account=account,
+                    address=address,
+                    failures=0,
+                    last_failure=0.0,
+                    locked_until=0.0,
+                )
+                .on_conflict_do_nothing(index_elements=["kind", "account", "address"])
             )
-            s.add(row)
-            s.flush()
+            row = s.scalar(query)
+        assert row is not None
         return row
 
 

@@ -1,4 +1,7 @@
-"""Database handle: engine, session factory and in-place schema upgrade."""
+"""Database handle: engine, session factory, and a schema at the revision this code needs.
+
+SQLite in the data directory by default; PostgreSQL (psycopg 3) when ``[store] url`` names one.
+"""
 
 from __future__ import annotations
 
@@ -6,48 +9,100 @@ import logging
 import os
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import URL, Engine, create_engine, event, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from openflr.store.models import Base
+from openflr.store import migrate
+from openflr.store.migrate import SchemaError, SchemaState
 
 log = logging.getLogger(__name__)
 
+__all__ = ["Database", "SchemaError", "safe_url"]
+
+CONNECT_TIMEOUT = 10
+"""Seconds to reach a PostgreSQL server (unless the URL says ``connect_timeout``)."""
+
+
+def engine_url(url: str) -> URL:
+    """``url`` as SQLAlchemy takes it: plain ``postgresql://`` (and ``postgres://``) use psycopg 3."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise SchemaError(
+            "the database URL cannot be read (it is not shown: it may hold a password)"
+        ) from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def safe_url(url: str) -> str:
+    """``url`` for messages and logs: the password (if any) as ``***``; a SQLite file as its path."""
+    if url.startswith("sqlite:///"):
+        return url.removeprefix("sqlite:///")
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(an unreadable database URL)"
+
 
 class Database:
-    """One engine per process; ``session()`` hands out short-lived ORM sessions."""
+    """One engine per process; ``session()`` hands out short-lived ORM sessions.
 
-    def __init__(self, url: str) -> None:
+    Opening checks the schema's revision: behind the code, it is upgraded when ``auto_upgrade`` is
+    on (SQLite always); newer than the code, ``SchemaError``. ``check_schema=False`` skips this
+    (``openflr db`` looks at the revision itself).
+    """
+
+    def __init__(self, url: str, *, auto_upgrade: bool = True, check_schema: bool = True) -> None:
         self.url = url
+        self.safe_url = safe_url(url)
         if url.startswith("sqlite:///"):
             _private_sqlite_file(Path(url.removeprefix("sqlite:///")))
-        self.engine: Engine = create_engine(url, future=True)
+        target = engine_url(url)
+        if target.get_backend_name() == "postgresql":
+            args = {} if "connect_timeout" in target.query else {"connect_timeout": CONNECT_TIMEOUT}
+            # pre-ping: a server restarted meanwhile costs one reconnect, not a failed request.
+            self.engine: Engine = create_engine(target, pool_pre_ping=True, connect_args=args)
+        else:
+            self.engine = create_engine(target)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self.upgrade()
+        if check_schema:
+            self._open_schema(auto_upgrade or self.engine.dialect.name == "sqlite")
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
 
     def session(self) -> Session:
         return self._sessions()
 
-    def upgrade(self) -> None:
-        """Create missing tables and add missing columns (additive migrations)."""
-        Base.metadata.create_all(self.engine)
-        inspector = inspect(self.engine)
-        with self.engine.begin() as conn:
-            for table in Base.metadata.sorted_tables:
-                present = {c["name"] for c in inspector.get_columns(table.name)}
-                for column in table.columns:
-                    if column.name in present:
-                        continue
-                    ddl_type = column.type.compile(dialect=self.engine.dialect)
-                    default = column.server_default.arg if column.server_default is not None else None  # type: ignore[attr-defined]
-                    clause = f" DEFAULT {default}" if default is not None else ""
-                    conn.execute(
-                        text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {ddl_type}{clause}')
-                    )
+    def schema(self) -> SchemaState:
+        """The revision the database is at and the one this code needs."""
+        return migrate.state(self.engine)
+
+    def upgrade(self) -> tuple[SchemaState, SchemaState]:
+        """Upgrade the schema to this code's revision; the states before and after."""
+        return migrate.upgrade(self.engine, self.safe_url)
+
+    def _open_schema(self, upgrade: bool) -> None:
+        st = self.schema()
+        if st.up_to_date:
+            return
+        if not st.known:
+            raise migrate.too_new(self.safe_url, st)
+        if not upgrade:
+            raise SchemaError(
+                f"the database {self.safe_url} is at schema revision {st.current or '(none)'} and this "
+                f"openflr needs {st.head}: run 'openflr db upgrade' ([store] auto_upgrade is off)"
+            )
+        self.upgrade()
 
     def close(self) -> None:
         self.engine.dispose()

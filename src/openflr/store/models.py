@@ -1,11 +1,53 @@
-"""Tables. Additive changes only: new columns need a default so that older databases upgrade in place."""
+"""Tables. Every change to them comes with a revision in migrations/versions/ (docs/ARCHITECTURE.md,
+"store/"): a test compares the migrated schema with these models on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Float, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Float,
+    Integer,
+    UniqueConstraint,
+    false,
+    text,
+)
+from sqlalchemy import String as _String
+from sqlalchemy import Text as _Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+def _no_nul(value: str | None, dialect: Dialect) -> str | None:
+    # PostgreSQL refuses NUL in text: a name typed by a client or a path in a message must not
+    # turn a logon or an audit record into an error. SQLite stores it as it is.
+    if value is not None and dialect.name == "postgresql" and "\x00" in value:
+        return value.replace("\x00", "\ufffd")
+    return value
+
+
+class String(TypeDecorator[str]):
+    """VARCHAR; NUL characters become U+FFFD on PostgreSQL."""
+
+    impl = _String
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return _no_nul(value, dialect)
+
+
+class Text(TypeDecorator[str]):
+    """TEXT; NUL characters become U+FFFD on PostgreSQL."""
+
+    impl = _Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return _no_nul(value, dialect)
 
 
 class Base(DeclarativeBase):
@@ -22,7 +64,7 @@ class UserRow(Base):
     password_hash: Mapped[str] = mapped_column(Text)
     role: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    inplace_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("0"))
+    inplace_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     """EM's "in-place restore only": no direct downloads."""
     allowed_extensions: Mapped[str] = mapped_column(Text, default="", server_default=text("''"))
     """Comma-separated file extensions this user may restore or download; empty: any."""
