@@ -4,15 +4,24 @@ example is a valid HAProxy configuration (each tool's check is skipped where the
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
+import httpx2 as httpx
 import pytest
 
 from openflr.config import load_settings
+from tests.api.flr import TOKEN
+from tests.support import Api, RunningServer, add_users, free_port, plain_client, run_server
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[1]
 UNIT = ROOT / "packaging" / "openflr.service"
@@ -93,14 +102,8 @@ def test_every_toml_snippet_loads(tmp_path: Path) -> None:
 def test_the_haproxy_example_is_valid(tmp_path: Path) -> None:
     (example,) = [b for b in blocks("") if "backend openflr_nodes" in b]
     assert "option httpchk GET /api/openflr/health" in example
-    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    openssl = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"]
-    subprocess.run(
-        [*openssl, "-subj", "/CN=flr.example.com", "-keyout", str(key), "-out", str(cert)],
-        check=True,
-        capture_output=True,
-    )
-    (tmp_path / "both.pem").write_bytes(cert.read_bytes() + key.read_bytes())
+    (tmp_path / "both.pem").write_bytes(self_signed(tmp_path, "front"))
+    cert = tmp_path / "front.crt"
     config = tmp_path / "haproxy.cfg"
     config.write_text(
         example.replace("/etc/haproxy/flr.example.com.pem", str(tmp_path / "both.pem")).replace(
@@ -109,3 +112,82 @@ def test_the_haproxy_example_is_valid(tmp_path: Path) -> None:
     )
     run = subprocess.run(["haproxy", "-c", "-f", str(config)], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0 and "[WARNING]" not in run.stdout + run.stderr, run.stdout + run.stderr
+
+
+@pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy is not installed")
+def test_two_nodes_behind_the_haproxy_example(tmp_path: Path) -> None:
+    """The example as written (addresses and files swapped for this machine's): clients stay on their
+    node by cookie or by address, and a node whose datastore goes away stops getting them."""
+    nodes: list[RunningServer] = []
+    self_signed(tmp_path, "node")  # one certificate for every node, as a real one would be
+    tls = f'[server]\ntls_cert = "{tmp_path / "node.crt"}"\ntls_key = "{tmp_path / "node.key"}"\n'
+    with contextlib.ExitStack() as stack:
+        for i in (1, 2):
+            data = tmp_path / f"node{i}"
+            (data / "replicas").mkdir(parents=True)
+            add_users(data)
+            config = tls + f'[[datastores]]\nname = "replicas"\npath = "{data / "replicas"}"\n'
+            nodes.append(stack.enter_context(run_server(data, https=True, config=config)))
+        (example,) = [b for b in blocks("") if "backend openflr_nodes" in b]
+        front = free_port()
+        (tmp_path / "front.pem").write_bytes(self_signed(tmp_path, "front"))
+        ca = tmp_path / "node.crt"
+        config = (
+            example.replace(
+                "bind :443 ssl crt /etc/haproxy/flr.example.com.pem", "bind 127.0.0.1:%d ssl crt %s"
+            )
+            .replace("/etc/haproxy/openflr-ca.pem", str(ca))
+            .replace("192.0.2.11:9398", f"127.0.0.1:{nodes[0].port}")
+            .replace("192.0.2.12:9398", f"127.0.0.1:{nodes[1].port}")
+            .replace("inter 5s", "inter 300ms")
+        )
+        (tmp_path / "haproxy.cfg").write_text(config % (front, tmp_path / "front.pem"))
+        haproxy = subprocess.Popen(
+            ["haproxy", "-db", "-f", str(tmp_path / "haproxy.cfg")],
+            stdout=stack.enter_context(open(tmp_path / "haproxy.log", "wb")),
+            stderr=subprocess.STDOUT,
+        )
+        stack.callback(haproxy.wait, 10)
+        stack.callback(haproxy.terminate)
+        base = f"https://127.0.0.1:{front}"
+        browser = stack.enter_context(httpx.Client(verify=False, timeout=10))
+        script = stack.enter_context(plain_client())
+        node = until(lambda: browser.get(base + "/api/").cookies.get("OPENFLR_NODE"))
+        on_node = {"flr1": nodes[0], "flr2": nodes[1]}[node]
+
+        for client in (browser, script):  # by cookie, and by address for a client without cookies
+            api = Api(client, base, "https")
+            token = api.logon("flrop")
+            for _ in range(6):
+                assert api.get("/api/logonSessions", headers={TOKEN: token}).status_code == 200
+
+        stale = Api(browser, base, "https").logon("flrop")
+        (on_node.data_dir / "replicas").rename(on_node.data_dir / "gone")
+        other = until(lambda: (browser.get(base + "/api/").cookies.get("OPENFLR_NODE") or node) != node)
+        assert other
+        # the new node does not know the session (docs/DEPLOYMENT.md, "What is not shared yet")
+        assert browser.get(base + "/api/logonSessions", headers={TOKEN: stale}).status_code == 401
+
+
+def self_signed(tmp_path: Path, name: str) -> bytes:
+    key, cert = tmp_path / f"{name}.key", tmp_path / f"{name}.crt"
+    openssl = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"]
+    subprocess.run(
+        [*openssl, "-subj", "/CN=flr.example.com", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    return cert.read_bytes() + key.read_bytes()
+
+
+def until(probe: Callable[[], T | None], timeout: float = 30) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            found = probe()
+        except httpx.TransportError:
+            found = None
+        if found:
+            return found
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
