@@ -11,10 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from starlette.testclient import TestClient
 
 from openflr.api.app import create_app
+from tests.store.postgres import new_database, run_postgres
 from tests.support import make_service, plain_client, run_server
 
 HEALTH = "/api/openflr/health"
@@ -135,3 +137,20 @@ def test_a_real_server_answers_ready_then_503(tmp_path: Path) -> None:
         log = server.log_when(lambda text: "is fine again" in text)
     assert log.count("health: datastore second failed") == 1, log
     assert "health: datastore second is fine again" in log
+
+
+def test_readiness_on_postgresql_follows_the_database(tmp_path: Path) -> None:
+    with run_postgres() as cluster:
+        url = new_database(cluster)
+        service = make_service(tmp_path, stores(tmp_path) + f'[store]\nurl = "{url}"\n')
+        with TestClient(create_app(service), base_url="https://testserver", cookies=None) as client:
+            assert ready(client)[0] == 200
+            name = url.rsplit("/", 1)[1]
+            with psycopg.connect(cluster.replace("+psycopg", ""), autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+                status, body = ready(client)
+                assert status == 503
+                assert body["checks"]["database"]["status"] == "fail"
+                assert "127.0.0.1" not in str(body) and name not in str(body)
+                admin.execute(f'CREATE DATABASE "{name}"')
+            assert ready(client)[0] == 200
