@@ -3,6 +3,9 @@ collected when points are dropped, and a point's cost in rows."""
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import pytest
 from pyroaring import BitMap
 
@@ -134,3 +137,27 @@ def test_escaped_characters_can_be_searched_for(built: Built) -> None:
         assert [h.name[:4] for h in hits] == [want[:4]], term
     glob = queries.search(built.catalog, [p1], queries.Criteria(name=f"*{newline}.txt", match=NameMatch.GLOB))
     assert [h.path for h in glob] == ["/srv/" + name_from_bytes(WEIRD_NAMES[1])]
+
+
+def test_a_file_of_another_schema_is_emptied_to_be_built_again(tmp_path: Path) -> None:
+    path = tmp_path / "old.catalog.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "INSERT INTO meta VALUES ('schema', '1');"
+        "CREATE TABLE points (id TEXT PRIMARY KEY, created TEXT NOT NULL, state TEXT NOT NULL);"
+        "INSERT INTO points VALUES ('p', '2026-01-01', 'Ready');"
+    )
+    old.close()
+    catalog = CatalogFile(path)
+    try:
+        assert catalog.points() == []  # the old point is forgotten: the builder queues it afresh
+        catalog.queue("p", "2026-01-01")
+        assert [p.state for p in catalog.points()] == ["Queued"]
+    finally:
+        catalog.close()
+    again = CatalogFile(path)  # the current schema is kept as it is
+    try:
+        assert [p.id for p in again.points()] == ["p"]
+    finally:
+        again.close()

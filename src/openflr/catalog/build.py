@@ -70,7 +70,7 @@ class PointWriter:
         self._next_path = (cur.execute("SELECT max(id) FROM paths").fetchone()[0] or 0) + 1
         self._next_version = (cur.execute("SELECT max(id) FROM versions").fetchone()[0] or 0) + 1
         self._owners: dict[str, int] = dict(cur.execute("SELECT name, id FROM owners").fetchall())
-        self._new_paths: list[tuple[int, int, str, str | None, str]] = []
+        self._new_paths: list[tuple[int, int, str, str | None, str | None]] = []
         self._new_versions: list[tuple[int, int, int, int, int | None, int | None, int | None]] = []
         self._writes: queue.Queue[Callable[[], None] | None] = queue.Queue(maxsize=8)
         self._writer: threading.Thread | None = None
@@ -139,7 +139,9 @@ class PointWriter:
             if slot is None:
                 pid = self._next_path
                 self._next_path += 1
-                new_paths.append((pid, parent_id, name, None if case_sensitive else name.casefold(), path))
+                fold = None if case_sensitive else name.casefold()
+                text = path if kind == DIR or not parent_id else None  # store.py: files keep no path text
+                new_paths.append((pid, parent_id, name, fold, text))
                 vid = self._next_version
                 self._next_version += 1
                 new_versions.append((vid, pid, *attrs))
@@ -198,7 +200,7 @@ class PointWriter:
     def _insert(
         self,
         owners: list[tuple[int, str]],
-        paths: list[tuple[int, int, str, str | None, str]],
+        paths: list[tuple[int, int, str, str | None, str | None]],
         versions: list[tuple[int, int, int, int, int | None, int | None, int | None]],
     ) -> None:
         if owners:

@@ -80,7 +80,7 @@ def _catalogued(catalog: CatalogFile, folder: str) -> str | None:
         return None
     with catalog.cursor() as cur:
         (canonical,) = cur.execute("SELECT path FROM paths WHERE id = ?", (path_id,)).fetchone()
-    return str(canonical)
+    return None if canonical is None else str(canonical)  # a file keeps no path text: nothing is below it
 
 
 def under_condition(catalog: CatalogFile, under: str) -> tuple[str, list[object]] | None:
@@ -90,7 +90,11 @@ def under_condition(catalog: CatalogFile, under: str) -> tuple[str, list[object]
     canonical = _catalogued(catalog, under)
     if canonical is None:
         return None
-    return "(p.path > ? AND p.path < ?)", [canonical + "/", canonical + "0"]
+    low, high = canonical + "/", canonical + "0"
+    return (
+        "((p.path > ? AND p.path < ?) OR (p.path IS NULL AND (d.path = ? OR (d.path > ? AND d.path < ?))))",
+        [low, high, canonical, low, high],
+    )
 
 
 def search(catalog: CatalogFile, points: Sequence[str], criteria: Criteria) -> list[Hit]:

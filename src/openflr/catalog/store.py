@@ -2,9 +2,10 @@
 
 Tables (docs/CATALOG.md, "Storage"):
 
-- ``paths``: every path ever seen in the VM's points, as a tree (``parent``, ``name``) with the
-  full path text for prefix searches. ``fold`` is the case-folded name where the file system
-  ignores case (NTFS, FAT), NULL where it does not.
+- ``paths``: every path ever seen in the VM's points, as a tree (``parent``, ``name``). Folders and
+  top-level items also keep their full path text (``path``), for prefix searches; a file's path is
+  its folder's and its name (most rows are files: their text would double the file's size). ``fold``
+  is the case-folded name where the file system ignores case (NTFS, FAT), NULL where it does not.
 - ``versions``: one row per distinct (path, type, size, time, owner, file number); an item that did
   not change between points is the same row in both. ``sha256`` is filled when asked for.
 - ``points``: each point's state and progress, and ``members``, the portable serialisation of a
@@ -30,13 +31,14 @@ from pyroaring import BitMap
 
 from openflr.catalog.names import NameIndex, NameMatch
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+"""A catalog file of another schema is emptied and built again: it only holds what the points do."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS owners (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS paths (
-    id INTEGER PRIMARY KEY, parent INTEGER NOT NULL, name TEXT NOT NULL, fold TEXT, path TEXT NOT NULL
+    id INTEGER PRIMARY KEY, parent INTEGER NOT NULL, name TEXT NOT NULL, fold TEXT, path TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS paths_child ON paths(parent, name);
 CREATE INDEX IF NOT EXISTS paths_path ON paths(path);
@@ -120,9 +122,11 @@ class PointRecord:
 
 
 _VERSION_COLUMNS = (
-    "v.id, v.path, p.path, p.name, v.kind, v.size, v.mtime, o.name, v.ident, v.sha256 "
-    "FROM versions v JOIN paths p ON p.id = v.path LEFT JOIN owners o ON o.id = v.owner"
+    "v.id, v.path, coalesce(p.path, d.path || '/' || p.name), p.name, v.kind, v.size, v.mtime, o.name, "
+    "v.ident, v.sha256 FROM versions v JOIN paths p ON p.id = v.path LEFT JOIN paths d ON d.id = p.parent "
+    "LEFT JOIN owners o ON o.id = v.owner"
 )
+"""A version with its path: a file's is its folder's path and its name (``d`` is the folder)."""
 
 
 def _version(row: Sequence[object]) -> Version:
@@ -148,6 +152,7 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, check_same_thread=False, timeout=30)
         conn.execute("PRAGMA journal_mode=WAL")
+        _clear_other_schema(conn)
         conn.executescript(SCHEMA)
         conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
         conn.commit()
@@ -155,6 +160,19 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     conn.execute("PRAGMA busy_timeout=30000")
     conn.execute("PRAGMA cache_size=-65536")
     return conn
+
+
+def _clear_other_schema(conn: sqlite3.Connection) -> None:
+    """Empty a catalog file written by another schema version (its points are built again)."""
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "meta" not in tables:
+        return
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+    if row is not None and row[0] == SCHEMA_VERSION:
+        return
+    for table in tables:
+        conn.execute(f'DROP TABLE IF EXISTS "{table}"')
+    conn.commit()
 
 
 class CatalogFile:
@@ -304,11 +322,15 @@ class CatalogFile:
         return found
 
     def version_ids_below(self, folder: str) -> BitMap:
-        """Ids of every version of every path below a folder (given as catalogued: ``C:/a``, ``/etc``)."""
+        """Ids of every version of every path below a folder (given as catalogued: ``C:/a``, ``/etc``):
+        the folders below it by their path text, then the files in it and in them by their parent."""
+        low, high = folder + "/", folder + "0"
         with self.cursor() as cur:
             rows = cur.execute(
-                "SELECT v.id FROM paths p JOIN versions v ON v.path = p.id WHERE p.path > ? AND p.path < ?",
-                (folder + "/", folder + "0"),
+                "SELECT v.id FROM paths p JOIN versions v ON v.path = p.id WHERE p.path > ? AND p.path < ? "
+                "UNION ALL SELECT v.id FROM paths p JOIN versions v ON v.path = p.id WHERE p.path IS NULL "
+                "AND p.parent IN (SELECT id FROM paths WHERE path = ? OR (path > ? AND path < ?))",
+                (low, high, folder, low, high),
             )
             return BitMap(row[0] for row in rows)
 
@@ -351,7 +373,7 @@ class CatalogFile:
         compared without case where the file system ignores case."""
         with self.cursor() as cur:
             row = cur.execute("SELECT id FROM paths WHERE path = ?", (path,)).fetchone()
-            if row is not None:
+            if row is not None:  # a folder or a top-level item, spelt as catalogued
                 return int(row[0])
             parent = 0
             parts = [p for p in path.split("/") if p]
