@@ -93,13 +93,17 @@ class _Main(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         from sqlalchemy.exc import OperationalError
 
-        from openflr.store.db import SchemaError, safe_url
-
         try:
             return super().invoke(ctx)
-        except SchemaError as exc:  # newer than this openflr, or behind with auto_upgrade off
-            raise click.ClickException(exc.message) from None
+        except OpenflrError as exc:
+            from openflr.store.db import SchemaError
+
+            if isinstance(exc, SchemaError):  # newer than this openflr, or behind with auto_upgrade off
+                raise click.ClickException(exc.message) from None
+            raise
         except OperationalError as exc:
+            from openflr.store.db import safe_url
+
             # The data directory was checked; the database file in it (or the server) may still be unusable.
             settings = ctx.meta.get(_SETTINGS)
             where = f" {safe_url(settings.database_url)}" if isinstance(settings, Settings) else ""

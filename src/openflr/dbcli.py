@@ -8,13 +8,16 @@ before starting several servers on one PostgreSQL database.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from openflr.cli import config_option, main, settings_from
 from openflr.logs import setup_logging
-from openflr.store.db import Database, SchemaError
-from openflr.store.migrate import SchemaState
+
+if TYPE_CHECKING:  # the database modules load when a db command runs, not with every command line
+    from openflr.store.db import Database
+    from openflr.store.migrate import SchemaState
 
 
 @main.group()
@@ -23,6 +26,8 @@ def db() -> None:
 
 
 def _open(config_file: Path | None) -> Database:
+    from openflr.store.db import Database
+
     settings = settings_from(config_file)
     return Database(settings.database_url, check_schema=False)
 
@@ -61,6 +66,8 @@ def db_current(config_file: Path | None) -> None:
 @config_option
 def db_upgrade(config_file: Path | None) -> None:
     """Upgrade the database's schema to the revision this openflr needs (whatever auto_upgrade says)."""
+    from openflr.store.db import SchemaError
+
     setup_logging("warning")
     database = _open(config_file)
     try:
