@@ -46,8 +46,9 @@ def _as_owner(args: list[str]) -> list[str]:
 def run_postgres() -> Iterator[str]:
     """Start a new cluster; yields the URL of its ``postgres`` database (user ``openflr``, no password)."""
     bin_dir = pg_bin()
-    # Not under pytest's 0700 temporary directory: the cluster's owner must reach it.
-    base = Path(tempfile.mkdtemp(prefix="openflr-pg-"))
+    # Not under pytest's 0700 temporary directory (nor a TMPDIR only root may enter): the cluster's
+    # owner must reach it.
+    base = Path(tempfile.mkdtemp(prefix="openflr-pg-", dir="/tmp" if os.geteuid() == 0 else None))
     data, sockets = base / "data", base / "run"
     sockets.mkdir()
     if os.geteuid() == 0:
