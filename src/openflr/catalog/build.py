@@ -124,7 +124,15 @@ class PointWriter:
         subfolders: list[tuple[int, str, Entry]] = []
         prefix = "" if drive else parent_path + "/"
         held: list[int] = []
-        new_paths, new_versions, created = self._new_paths, self._new_versions, self._created
+        fresh: set[str] = set()
+        """Names this call added: a damaged folder may list a name twice."""
+        new_paths, new_versions, created, folders = (
+            self._new_paths,
+            self._new_versions,
+            self._created,
+            self.folders,
+        )
+        next_path, next_version = self._next_path, self._next_version
         owner_of, last_owner_id = self._owner, None
         last_owner: object = held  # no owner is this list: the first entry looks its owner up
         for entry in entries:
@@ -133,35 +141,41 @@ class PointWriter:
             owner = entry.owner
             if owner is not last_owner and owner != last_owner:
                 last_owner, last_owner_id = owner, owner_of(owner)
-            attrs: Attrs = (kind, entry.size, entry.mtime_ns, last_owner_id, entry.ident)
-            path = prefix + name
-            slot = known.get(name)
+            slot = known.get(name) if known else None
             if slot is None:
-                pid = self._next_path
-                self._next_path += 1
+                if name in fresh:
+                    self.progress.notes.append(f"{prefix}{name} was skipped: its folder lists it twice")
+                    continue
+                fresh.add(name)
+                pid, vid = next_path, next_version
+                next_path += 1
+                next_version += 1
                 fold = None if case_sensitive else name.casefold()
-                text = path if kind == DIR or not parent_id else None  # store.py: files keep no path text
-                new_paths.append((pid, parent_id, name, fold, text))
-                vid = self._next_version
-                self._next_version += 1
-                new_versions.append((vid, pid, *attrs))
-                known[name] = (pid, {attrs: vid})
+                # store.py: only folders and top-level items keep their path text
+                path = prefix + name if kind == DIR or not parent_id else None
+                new_paths.append((pid, parent_id, name, fold, path))
+                new_versions.append((vid, pid, kind, entry.size, entry.mtime_ns, last_owner_id, entry.ident))
                 if kind == DIR:
                     created.add(pid)
             else:
+                path = prefix + name if kind == DIR else None
+                attrs: Attrs = (kind, entry.size, entry.mtime_ns, last_owner_id, entry.ident)
                 pid, versions = slot
-                vid = versions.get(attrs)
-                if vid is None:
-                    vid = self._next_version
-                    self._next_version += 1
+                found = versions.get(attrs)
+                if found is None:
+                    vid = next_version
+                    next_version += 1
                     versions[attrs] = vid
                     new_versions.append((vid, pid, *attrs))
+                else:
+                    vid = found
             held.append(vid)
-            if kind == DIR:
-                self.folders[path] = pid
+            if path is not None and kind == DIR:
+                folders[path] = pid
                 subfolders.append((pid, path, entry))
+        self._next_path, self._next_version = next_path, next_version
         self.members.update(held)
-        self.progress.entries += len(entries)
+        self.progress.entries += len(held)
         if time.monotonic() - self._last_commit > PROGRESS_SECONDS:
             self.commit()
         return subfolders

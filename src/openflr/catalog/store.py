@@ -31,7 +31,7 @@ from pyroaring import BitMap
 
 from openflr.catalog.names import NameIndex, NameMatch
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 """A catalog file of another schema is emptied and built again: it only holds what the points do."""
 
 SCHEMA = """
@@ -41,7 +41,7 @@ CREATE TABLE IF NOT EXISTS paths (
     id INTEGER PRIMARY KEY, parent INTEGER NOT NULL, name TEXT NOT NULL, fold TEXT, path TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS paths_child ON paths(parent, name);
-CREATE INDEX IF NOT EXISTS paths_path ON paths(path);
+CREATE INDEX IF NOT EXISTS paths_path ON paths(path) WHERE path IS NOT NULL;
 CREATE TABLE IF NOT EXISTS versions (
     id INTEGER PRIMARY KEY, path INTEGER NOT NULL, kind INTEGER NOT NULL, size INTEGER NOT NULL,
     mtime INTEGER, owner INTEGER, ident INTEGER, sha256 BLOB
