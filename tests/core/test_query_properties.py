@@ -124,7 +124,11 @@ BARE = st.text(
     st.characters(exclude_categories=["Cs", "Zs", "Zl", "Zp", "Cc"], exclude_characters=';,()"'),
     min_size=1,
     max_size=20,
-).filter(lambda v: v == v.strip())  # whatever str.strip takes, on any Python and Unicode version
+).filter(
+    # whatever str.strip takes, on any Python and Unicode version; and no leading '=' (after '<' or '>'
+    # it would read as part of the operator: "A<" then "=x" is "A<=" then "x", so such a value is quoted)
+    lambda v: v == v.strip() and not v.startswith("=")
+)
 
 
 @st.composite
