@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import quote, quote_from_bytes, unquote, urlsplit
 
 import tomli_w
-from playwright.sync_api import ConsoleMessage, Dialog, Page
+from playwright.sync_api import ConsoleMessage, Dialog, Page, expect
 
 from openflr.core.names import from_url
 from tests.api.flr import headers, mount, point_href
@@ -66,6 +66,13 @@ def displayed(name: str) -> str:
         return f"\\x{code - 0xEF00:02X}" if 0xEF00 <= code <= 0xEFFF else f"[U+{code:04X}]"
 
     return _MARKED.sub(marker, name)
+
+
+def settled(page: Page) -> None:
+    """Wait until the page has drawn the view its address names: the page marks ``<main>``
+    ``aria-busy`` from the moment a form or link changes the address until that view is drawn, so
+    what a test reads next is the answer and not the view it replaced."""
+    expect(page.locator("main")).to_have_attribute("aria-busy", "false")
 
 
 def point_id(point_href: str) -> str:

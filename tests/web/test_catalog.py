@@ -29,6 +29,7 @@ from tests.web.support import (
     describe,
     displayed,
     point_id,
+    settled,
     shown_name,
 )
 
@@ -235,6 +236,7 @@ def test_diff_lists_the_truths_changes_and_downloads_either_side(
     expect(page.locator("#diff-rows tr.change").first).to_be_visible()
     page.locator("#diff-from").select_option(p1)
     page.locator("#diff-form button[type=submit]").click()
+    settled(page)
     expect(page.locator("#diff-count")).to_contain_text("from")
     assert f"from={p1}" in page.url and f"to={p3}" in page.url
     rows = page.locator("#diff-rows tr.change")

@@ -30,6 +30,7 @@ from tests.web.support import (
     folder_route,
     point_id,
     server_config,
+    settled,
     shown_name,
     target_folder,
     user_args,
@@ -372,6 +373,7 @@ def test_audit_log_shows_what_was_done(
     page.locator("#audit-action").select_option("download")
     page.locator("#audit-form button[type=submit]").click()
     expect(page).to_have_url(re.compile(r"#/audit\?user=web-admin&action=download"))
+    settled(page)
     rows = page.locator("#audit-rows tr")
     expect(rows.first).to_contain_text(REPORT)
     expect(rows.first).to_contain_text("success")

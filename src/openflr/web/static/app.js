@@ -235,8 +235,14 @@ function go(path, params, { replace = false } = {}) {
     history.replaceState(null, "", hash);
     return route();
   }
+  setBusy(true); // at once, so nothing reads the page it is about to replace as the answer
   location.hash = hash; // hashchange routes
   return undefined;
+}
+
+/** Say on <main> whether a view is being drawn (aria-busy); set before the hash changes, too. */
+function setBusy(busy) {
+  document.querySelector("main")?.setAttribute("aria-busy", busy ? "true" : "false");
 }
 
 async function route() {
@@ -244,6 +250,7 @@ async function route() {
   clearTimeout(vmFilterTimer);
   const generation = ++app.generation;
   const { path, params } = parseHash();
+  setBusy(true);
   clearError();
   if ($("versions-dialog").open) $("versions-dialog").close(); // back or forward while it is open
   if (Date.now() - saidAt > 1500) $("status").textContent = ""; // what was said is stale elsewhere
@@ -263,6 +270,8 @@ async function route() {
     }
   } catch (err) {
     if (generation === app.generation) report(err);
+  } finally {
+    if (generation === app.generation) setBusy(false);
   }
 }
 
