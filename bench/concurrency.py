@@ -33,6 +33,16 @@ class Tally:
         self.errors: list[str] = []
         self.listing_s: list[float] = []
         self.downloaded = 0
+        self.elapsed = 0.0
+
+    @property
+    def mbps(self) -> float:
+        """Bytes downloaded over the wall time of the run, in MB/s."""
+        return self.downloaded / self.elapsed / 1e6 if self.elapsed else 0.0
+
+    def listing_ms(self, p: float) -> float:
+        """A percentile of the listing latencies in ms (NaN when no listing answered)."""
+        return pct(self.listing_s, p) * 1000 if self.listing_s else float("nan")
 
 
 async def _session(base: str, n: int, tally: Tally) -> None:
@@ -86,27 +96,37 @@ async def _session(base: str, n: int, tally: Tally) -> None:
             pass
         except httpx.HTTPError as exc:
             tally.errors.append(f"{type(exc).__name__}: {exc}")
+        except (KeyError, IndexError, TypeError, ValueError, StopIteration) as exc:
+            # An answer of an unexpected shape (through a balancer, say): an error of this session.
+            tally.errors.append(f"{type(exc).__name__}: {exc}")
 
 
 async def _all(base: str, sessions: int, tally: Tally) -> None:
     await asyncio.gather(*(_session(base, n, tally) for n in range(sessions)))
 
 
-def concurrent_sessions(datastore: Path, data: Path, sessions: int = 50) -> list[Row]:
+def run_sessions(base: str, sessions: int = 50) -> Tally:
+    """``sessions`` sessions at once against ``base`` (``http(s)://host:port``, no ``/api``): a
+    server, or a balancer in front of several (bench/cluster.py)."""
     tally = Tally()
+    start = time.perf_counter()
+    asyncio.run(_all(base, sessions, tally))
+    tally.elapsed = time.perf_counter() - start
+    return tally
+
+
+def concurrent_sessions(datastore: Path, data: Path, sessions: int = 50) -> list[Row]:
     with server(data, datastore) as srv:
         before, _ = rss_kib(srv.process.pid)
         reset_peak(srv.process.pid)
-        start = time.perf_counter()
-        asyncio.run(_all(srv.base, sessions, tally))
-        elapsed = time.perf_counter() - start
+        tally = run_sessions(srv.base, sessions)
         after, peak = rss_kib(srv.process.pid)
-    p50, p99 = pct(tally.listing_s, 50) * 1000, pct(tally.listing_s, 99) * 1000
+    p50, p99 = tally.listing_ms(50), tally.listing_ms(99)
     growth = (peak - before) / 1024
     return [
         Row(
             f"{sessions} concurrent sessions (logon, mount, 20 listings, 5 x 10 MiB, unmount, logout)",
-            f"{len(tally.errors)} errors in {elapsed:.1f} s ({tally.downloaded / elapsed / 1e6:,.0f} MB/s)",
+            f"{len(tally.errors)} errors in {tally.elapsed:.1f} s ({tally.mbps:,.0f} MB/s)",
             target="0 errors",
             met=not tally.errors,
             note="; ".join(tally.errors[:3]),
