@@ -1,7 +1,8 @@
 """Run the benchmarks against a real ``openflr serve`` process and print every figure with its baseline.
 
 python -m bench                 # everything
-python -m bench --only mount    # one group: mount, list, memory, download, concurrency
+python -m bench --only mount    # one group: mount, list, memory, download, concurrency, cluster
+python -m bench --only cluster --balance source   # the cluster's plumbing, every client on one node
 python -m bench --update-docs   # also rewrite the results table in docs/BENCHMARKS.md
 python -m bench --only catalog [--files N]   # the file catalog (opt-in: about 30 minutes for 1,000,000 files)
 """
@@ -17,7 +18,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import catalog, concurrency, downloading, fixtures, mounting
+from bench import catalog, cluster, concurrency, downloading, fixtures, mounting
 from bench.common import Row
 
 GROUPS = {
@@ -26,9 +27,13 @@ GROUPS = {
     "memory": mounting.listing_memory,
     "download": downloading.download_rates,
     "concurrency": concurrency.concurrency,
+    "cluster": cluster.scale_out,
 }
 OPT_IN = ("catalog",)
 """Groups run only when named: they bring their own data (bench/catalog.py)."""
+OWN_BLOCK = ("catalog", "cluster")
+"""Groups whose rows have a results block of their own in docs/BENCHMARKS.md (their baselines are of
+another kind: the walk of the catalog's volume, one node against several)."""
 DOC = fixtures.REPO / "docs" / "BENCHMARKS.md"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
@@ -48,8 +53,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--only", default="", help="comma-separated groups: " + ", ".join([*GROUPS, *OPT_IN]))
     parser.add_argument("--files", type=int, default=catalog.FILES, help="catalog: files in the volume")
+    parser.add_argument(
+        "--balance",
+        default=cluster.BALANCE,
+        choices=cluster.BALANCES,
+        help="cluster: HAProxy's balance (source pins every client here to one node: a plumbing check)",
+    )
     parser.add_argument("--update-docs", action="store_true")
     args = parser.parse_args()
+    cluster.BALANCE = args.balance
     groups = [g for g in args.only.split(",") if g] or list(GROUPS)
     start = time.perf_counter()
     print("building or reusing the bench datastore ...", flush=True)
@@ -64,7 +76,10 @@ def main() -> int:
                 got = opt_rows[name] = catalog.run(Path(data), args.files, lambda s: print(s, flush=True))
             else:
                 got = GROUPS[name](datastore, Path(data))
-                rows += got
+                if name in OWN_BLOCK:
+                    opt_rows[name] = got
+                else:
+                    rows += got
         print(f"\n[{name}] {time.perf_counter() - t:.0f}s\n" + table(got), flush=True)
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     header = (
@@ -78,13 +93,20 @@ def main() -> int:
         (out / "latest.json").write_text(
             json.dumps({"when": stamp, "rows": [r.__dict__ for r in rows]}, indent=1, default=str)
         )
+    if "cluster" in opt_rows:
+        (out / "cluster.json").write_text(
+            json.dumps(
+                {"when": stamp, "balance": args.balance, "rows": [r.__dict__ for r in opt_rows["cluster"]]},
+                indent=1,
+                default=str,
+            )
+        )
     if args.update_docs and DOC.exists():
         text = DOC.read_text()
         blocks = [(BEGIN, END, rows, header)] if rows else []
         for name, got in opt_rows.items():
-            blocks.append(
-                (f"<!-- {name}:begin -->", f"<!-- {name}:end -->", got, f"{header} {args.files:,} files.")
-            )
+            detail = f"{args.files:,} files." if name == "catalog" else cluster.describe(args.balance)
+            blocks.append((f"<!-- {name}:begin -->", f"<!-- {name}:end -->", got, f"{header} {detail}"))
         for begin, end, got, head_line in blocks:
             head, found, rest = text.partition(begin)
             if found:

@@ -1,0 +1,511 @@
+"""Scale-out: three ``openflr serve`` nodes on one PostgreSQL database behind HAProxy, against one
+node on SQLite, in the same run.
+
+- baseline: one node on SQLite (the default store), clients talking to it directly over HTTPS;
+- cluster: ``NODES`` nodes, each with ``[store] url`` naming one database of a throw-away PostgreSQL
+  cluster (``initdb``/``pg_ctl`` in a temporary directory, tests/store/postgres.py) and the same
+  datastore, behind HAProxy (``haproxy -db -f haproxy.cfg``), which terminates the clients' TLS and
+  speaks TLS to the nodes as docs/DEPLOYMENT.md's example does, with ``balance BALANCE`` and no
+  stickiness (no cookie), so every request may land on any node.
+
+Figures, each next to the single node's: the listing rate of a 100,000-entry folder through the API
+(bench/mounting.py's measure), the download rate of a 2 GiB file (bench/downloading.py's), and
+bench/concurrency.py's 50 sessions (errors, listing p50/p99, total throughput). Rounds of the two
+setups alternate, so load from other work on the machine falls on both alike. First a probe: one
+logon through the balancer, then requests with its token; a setup that loses sessions between
+nodes shows there, and every figure it fails is a row that says so (``met`` False), not a crash.
+
+``BALANCE`` is ``roundrobin``: the point of the figures. ``source`` is for checking the plumbing
+where the nodes do not share sessions: every client here comes from 127.0.0.1, so a hash of the
+source address pins them all to one node (``python -m bench --only cluster --balance source``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import re
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import httpx2 as httpx
+import psycopg
+from tests.store.postgres import run_postgres
+from tests.support import USERS, RunningServer, cli, free_port, plain_client, run_server
+
+from bench import concurrency, downloading, mounting
+from bench.common import JSON, TOKEN, Client, Row
+
+T = TypeVar("T")
+
+BALANCE = "roundrobin"
+"""HAProxy's ``balance`` for the cluster; ``source`` pins every client here to one node."""
+BALANCES = ("roundrobin", "source", "leastconn")
+NODES = 3
+NO_LOSS = 0.9
+"""A cluster figure meets its target at this fraction of the single node's or better."""
+LISTED = ("many-ext4", "many:/many", "ext4")
+ROUNDS = 3
+DOWNLOADS = 2
+SESSIONS = 50
+PROBES = 12
+DATABASE = "openflr"
+FILE_SIZE = 2 * 1024 * 1024 * 1024
+"""bench/fixtures.py's ``two-gib.bin``."""
+
+ACCESS_LINE = re.compile(r" (?:GET|POST|PUT|PATCH|DELETE|HEAD) /\S* \d{3} [\d.]+ms")
+"""An access-log line of a node (``127.0.0.1 GET /api/query 200 2.8ms``); health checks log at debug."""
+
+
+@dataclass
+class Setup:
+    """Where clients talk to (``base``, no ``/api``) and the servers behind it."""
+
+    name: str
+    base: str
+    servers: list[RunningServer] = field(default_factory=list)
+
+    def served(self) -> list[int]:
+        """Requests each node has logged so far (access-log lines)."""
+        return [len(ACCESS_LINE.findall(s.log())) for s in self.servers]
+
+
+def self_signed(folder: Path, name: str = "node") -> tuple[Path, Path]:
+    """A self-signed certificate and its key: every node serves it and HAProxy trusts it (``ca-file``)."""
+    key, cert = folder / f"{name}.key", folder / f"{name}.crt"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"),
+            *("-subj", "/CN=flr.example.com", "-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+def node_config(datastore: Path, cert: Path, key: Path, store_url: str = "", public_url: str = "") -> str:
+    """One node's configuration: the bench datastore, the shared certificate, cold mounts
+    (``keep_idle = 0``, as the listing bench), no catalog builds (each node would catalogue the whole
+    datastore on the two cores: three builds against one)."""
+    server = f'[server]\ntls_cert = "{cert}"\ntls_key = "{key}"\n'
+    if public_url:
+        server += f'public_url = "{public_url}"\ntrusted_proxies = "127.0.0.1"\n'
+    store = f'[store]\nurl = "{store_url}"\n' if store_url else ""
+    return (
+        server
+        + store
+        + f'[[datastores]]\nname = "bench"\npath = "{datastore}"\n'
+        + "[sessions]\nmax_per_user = 100000\n[inventory]\nrescan_interval = 0\n"
+        + "[mounts]\nkeep_idle = 0\n[catalog]\nenabled = false\n"
+    )
+
+
+def haproxy_config(front: int, pem: Path, ca: Path, ports: list[int], balance: str) -> str:
+    """docs/DEPLOYMENT.md's example without its stickiness (no cookie; ``balance`` as given), on
+    127.0.0.1: TLS from the clients ends here, TLS to the nodes is checked against ``ca``."""
+    if balance not in BALANCES:
+        raise ValueError(f"balance {balance!r}: one of {', '.join(BALANCES)}")
+    servers = "".join(f"    server flr{i} 127.0.0.1:{port}\n" for i, port in enumerate(ports, 1))
+    hashing = "    hash-type consistent\n" if balance == "source" else ""
+    return (
+        "global\n"
+        "    maxconn 4096\n"
+        "\n"
+        "defaults\n"
+        "    mode http\n"
+        "    timeout connect 5s\n"
+        "    timeout client 5m\n"
+        "    timeout server 1h\n"
+        "\n"
+        "frontend openflr\n"
+        f"    bind 127.0.0.1:{front} ssl crt {pem}\n"
+        "    option forwardfor\n"
+        "    default_backend openflr_nodes\n"
+        "\n"
+        "backend openflr_nodes\n"
+        f"    balance {balance}\n"
+        f"{hashing}"
+        "    option httpchk GET /api/openflr/health\n"
+        "    http-check expect status 200\n"
+        f"    default-server ssl verify required ca-file {ca} check inter 2s fall 2 rise 2\n"
+        f"{servers}"
+    )
+
+
+@contextlib.contextmanager
+def single_node(data: Path, datastore: Path, cert: Path, key: Path) -> Iterator[Setup]:
+    """The baseline: one node on SQLite (its data directory's ``openflr.db``), over HTTPS."""
+    config = node_config(datastore, cert, key)
+    data.mkdir(parents=True, exist_ok=True)
+    (data / "openflr.toml").write_text(config)  # what `openflr users` reads; run_server writes it too
+    _add_users(data)
+    with run_server(data, https=True, config=config) as srv:
+        yield Setup("one node, SQLite", srv.base, [srv])
+
+
+def _add_users(data: Path) -> None:
+    """The bench's users, into the store the data directory's ``openflr.toml`` names."""
+    for name, (password, role) in USERS.items():
+        cli(data, "users", "add", name, "--role", role, stdin=password + "\n")
+
+
+@contextlib.contextmanager
+def haproxy(folder: Path, config: str, base: str) -> Iterator[subprocess.Popen[bytes]]:
+    """``haproxy -db -f haproxy.cfg`` in ``folder``, until it stops; waits until ``base`` answers."""
+    cfg = folder / "haproxy.cfg"
+    cfg.write_text(config)
+    with open(folder / "haproxy.log", "wb") as log:
+        proc = subprocess.Popen(
+            ["haproxy", "-db", "-f", str(cfg)], cwd=folder, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError("haproxy exited:\n" + (folder / "haproxy.log").read_text())
+            try:
+                if httpx.get(base + "/api/", verify=False, timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("haproxy did not answer:\n" + (folder / "haproxy.log").read_text())
+            time.sleep(0.1)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextlib.contextmanager
+def cluster(
+    data: Path, datastore: Path, cert: Path, key: Path, nodes: int = NODES, balance: str = BALANCE
+) -> Iterator[Setup]:
+    """``nodes`` nodes on one PostgreSQL database behind HAProxy; clients talk to HAProxy."""
+    with run_postgres() as pg_url:
+        with psycopg.connect(pg_url.replace("+psycopg", "", 1), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{DATABASE}"')
+        store_url = pg_url.rsplit("/", 1)[0] + "/" + DATABASE
+        front = free_port()
+        base = f"https://127.0.0.1:{front}"
+        config = node_config(datastore, cert, key, store_url, public_url=base)
+        dirs = [data / f"node{i}" for i in range(1, nodes + 1)]
+        for d in dirs:
+            d.mkdir(parents=True)
+            (d / "openflr.toml").write_text(config)
+        cli(dirs[0], "db", "upgrade")  # once, before the nodes start (each would otherwise race to)
+        _add_users(dirs[0])  # the accounts are in the shared database: every node knows them
+        with contextlib.ExitStack() as stack:
+            servers = [stack.enter_context(run_server(d, https=True, config=config)) for d in dirs]
+            pem = data / "front.pem"
+            pem.write_bytes(cert.read_bytes() + key.read_bytes())
+            hap = haproxy_config(front, pem, cert, [s.port for s in servers], balance)
+            stack.enter_context(haproxy(data, hap, base))
+            yield Setup(f"{nodes} nodes, PostgreSQL, HAProxy balance {balance}", base, servers)
+
+
+# --- measures: each raises on a failed request; ``attempt`` turns that into a failed row -----------
+
+
+def probe(base: str, requests: int = PROBES) -> tuple[int, list[str]]:
+    """One logon, then ``requests`` calls with its token: how many answered 200, and what the others
+    answered (a node that does not know the session says 401)."""
+    http = plain_client()
+    try:
+        r = http.post(base + "/api/sessionMngr/?v=latest", auth=("flrop", USERS["flrop"][0]))
+        r.raise_for_status()
+        headers = {TOKEN: r.headers[TOKEN], **JSON}
+        ok, other = 0, []
+        for _ in range(requests):
+            r = http.get(base + "/api/logonSessions", headers=headers)
+            if r.status_code == 200:
+                ok += 1
+            else:
+                other.append(str(r.status_code))
+        return ok, other
+    finally:
+        http.close()
+
+
+def entries(base: str, vm: str, folder: str) -> int:
+    """How many entries ``folder`` holds (one entry per page with ``pageSize=1``)."""
+    client = Client(base)
+    mount, _ = client.mount(client.point(vm))
+    body = client.get(f"{mount}/{folder}?action=listAll&pageSize=1").json()
+    client.unmount(mount)
+    client.close()
+    return int(body["PagingInfo"]["PagesCount"])
+
+
+def listing_seconds(base: str, vm: str, folder: str, count: int, out: Path) -> float:
+    """Seconds to page through ``folder`` (pageSize=1000) with one curl, on a fresh (cold) mount;
+    every entry must come back."""
+    client = Client(base)
+    try:
+        mount, _ = client.mount(client.point(vm))
+        pages = -(-count // 1000)
+        url = f"{mount}/{folder}?action=listAll&pageSize=1000&page="
+        for old in out.glob("page_*.json"):
+            old.unlink()
+        seconds = mounting._curl_pages(url, client.token, pages, out)
+        seen = mounting._entries(out)
+        if seen != count:
+            raise RuntimeError(f"{seen:,} of {count:,} entries came back")
+        client.unmount(mount)
+        return seconds
+    finally:
+        with contextlib.suppress(Exception):  # the logout, through a balancer that may lose it
+            client.close()
+
+
+def download_rate(base: str) -> float:
+    """MB/s of one curl download of the 2 GiB file, on a fresh mount; every byte must come back."""
+    client = Client(base)
+    try:
+        mount, _ = client.mount(client.point(downloading.VM))
+        rate, got = downloading.curl(f"{mount}/{downloading.FILE}?action=download", client.token)
+        if got != FILE_SIZE:
+            raise RuntimeError(f"{got:,} of {FILE_SIZE:,} bytes")
+        client.unmount(mount)
+        return rate
+    finally:
+        with contextlib.suppress(Exception):  # the logout, through a balancer that may lose it
+            client.close()
+
+
+class Failed(Exception):
+    """What a measure failed with, kept as its result."""
+
+
+def attempt(fn: Callable[[], T]) -> T | Failed:
+    """``fn()``, or what it failed with: a failed request through the balancer is a figure's
+    failure, not the run's."""
+    try:
+        return fn()
+    except Exception as exc:  # reported in the row
+        text = str(exc).strip().splitlines()
+        return Failed(f"{type(exc).__name__}: {text[0][:160] if text else ''}")
+
+
+@dataclass
+class Figures:
+    """What one setup measured; ``None`` where every attempt failed (``errors`` says why)."""
+
+    entries: int = 0
+    listing_rate: float | None = None
+    download_mbps: float | None = None
+    sessions: concurrency.Tally | None = None
+    probe_ok: int = 0
+    probe_other: list[str] = field(default_factory=list)
+    served: list[int] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def best(self, name: str, results: list[float | Failed]) -> float | None:
+        """The highest of ``results`` that did not fail; else None, and the first failure noted."""
+        good = [r for r in results if not isinstance(r, Failed)]
+        if good:
+            return max(good)
+        self.errors[name] = str(results[0]) if results else "not measured"
+        return None
+
+
+def measure(setups: list[Setup], work: Path) -> list[Figures]:
+    """The probe, then rounds of listings and downloads alternating between the setups, then the
+    sessions on each in turn. The first setup must list (it is the baseline)."""
+    figures = [Figures() for _ in setups]
+    for setup, fig in zip(setups, figures, strict=True):
+        got = attempt(functools.partial(probe, setup.base))
+        if isinstance(got, Failed):
+            fig.probe_other = [str(got)]
+        else:
+            fig.probe_ok, fig.probe_other = got
+    vm, folder, _ = LISTED
+    count = entries(setups[0].base, vm, folder)
+    listings: list[list[float | Failed]] = [[] for _ in setups]
+    downloads: list[list[float | Failed]] = [[] for _ in setups]
+    for _ in range(ROUNDS):
+        for i, setup in enumerate(setups):
+            seconds = attempt(
+                functools.partial(listing_seconds, setup.base, vm, folder, count, work / f"pages-{i}")
+            )
+            listings[i].append(seconds if isinstance(seconds, Failed) else count / seconds)
+    for _ in range(DOWNLOADS):
+        for i, setup in enumerate(setups):
+            downloads[i].append(attempt(functools.partial(download_rate, setup.base)))
+    for i, (setup, fig) in enumerate(zip(setups, figures, strict=True)):
+        fig.entries = count
+        fig.listing_rate = fig.best("listing", listings[i])
+        fig.download_mbps = fig.best("download", downloads[i])
+        sessions = attempt(functools.partial(concurrency.run_sessions, setup.base, SESSIONS))
+        if isinstance(sessions, Failed):
+            fig.errors["sessions"] = str(sessions)
+        else:
+            fig.sessions = sessions
+        fig.served = setup.served()
+    return figures
+
+
+# --- rows --------------------------------------------------------------------------------------------
+
+
+def _no_loss(
+    figure: str, one: float | None, many: float | None, unit: str, error: str = "", fmt: str = ",.0f"
+) -> Row:
+    base = "one node: failed" if one is None else f"one node {one:{fmt}}{unit}"
+    if many is None:
+        return Row(figure, "failed", base, target=f"no loss: >= {NO_LOSS}x one node", met=False, note=error)
+    ratio = many / one if one else float("nan")
+    return Row(
+        figure,
+        f"{many:{fmt}}{unit}",
+        base,
+        f"{ratio:.2f}x",
+        f"no loss: >= {NO_LOSS}x one node",
+        ratio >= NO_LOSS,
+        data={"value": many, "baseline": one},
+    )
+
+
+def _why(one: Figures, many: Figures, name: str) -> str:
+    """Why a figure failed: the cluster's error, or the single node's."""
+    if name in many.errors:
+        return many.errors[name]
+    return f"one node: {one.errors[name]}" if name in one.errors else ""
+
+
+def rows(one: Figures, many: Figures, balance: str = BALANCE, nodes: int = NODES) -> list[Row]:
+    """The figures of the cluster (``many``) against the single node's (``one``)."""
+    pinned = " (single-node pinning: every client here is 127.0.0.1)" if balance == "source" else ""
+    out = [
+        Row(
+            f"{nodes} nodes behind HAProxy balance {balance}{pinned}: one logon, then {PROBES} requests "
+            "with its token",
+            f"{many.probe_ok} of {PROBES} answered 200"
+            + (f" (others: {', '.join(sorted(set(many.probe_other)))})" if many.probe_other else ""),
+            f"one node {one.probe_ok} of {PROBES}",
+            target="all: any node knows the session",
+            met=many.probe_ok == PROBES,
+            note="; ".join(many.probe_other[:1]),
+        )
+    ]
+    count = one.entries or many.entries
+    fs = LISTED[2]
+    out.append(
+        _no_loss(
+            f"listAll pageSize=1000, {count:,} entries, {fs}: entries/s through the API "
+            f"(cold mount, best of {ROUNDS})",
+            one.listing_rate,
+            many.listing_rate,
+            "/s",
+            _why(one, many, "listing"),
+        )
+    )
+    out.append(
+        _no_loss(
+            f"download of a 2 GiB file over HTTPS (raw disk), best of {DOWNLOADS}",
+            one.download_mbps,
+            many.download_mbps,
+            " MB/s",
+            _why(one, many, "download"),
+        )
+    )
+    a, b = one.sessions, many.sessions
+    label = f"{SESSIONS} concurrent sessions (logon, mount, 20 listings, 5 x 10 MiB, unmount, logout)"
+    if b is None:
+        out.append(Row(label, "failed", target="0 errors", met=False, note=many.errors.get("sessions", "")))
+    else:
+        out.append(
+            Row(
+                f"{label}: errors",
+                f"{len(b.errors)} errors in {b.elapsed:.1f} s",
+                "one node: failed" if a is None else f"one node {len(a.errors)} errors in {a.elapsed:.1f} s",
+                target="0 errors",
+                met=not b.errors,
+                note="; ".join(b.errors[:3]),
+            )
+        )
+        out.append(
+            _no_loss(
+                "total throughput of those sessions (bytes downloaded / wall time)",
+                None if a is None else a.mbps,
+                b.mbps if b.downloaded else None,
+                " MB/s",
+                "no bytes came back" if not b.downloaded else "",
+            )
+        )
+        p50, p99 = b.listing_ms(50), b.listing_ms(99)
+        base_p99 = a.listing_ms(99) if a else float("nan")
+        bound = max(1000.0, base_p99 / NO_LOSS) if a else 1000.0
+        out.append(
+            Row(
+                "listing latency under that load: p50 / p99",
+                f"{p50:.0f} / {p99:.0f} ms",
+                "one node: failed" if a is None else f"one node {a.listing_ms(50):.0f} / {base_p99:.0f} ms",
+                f"p99 {p99 / base_p99:.2f}x" if a and base_p99 == base_p99 else "—",
+                f"p99 <= 1 s, or no loss (<= one node's / {NO_LOSS})",
+                p99 <= bound,  # NaN (no listing answered) is not met
+            )
+        )
+    out.append(
+        Row(
+            "requests per node over the run (access-log lines)",
+            " / ".join(f"{n:,}" for n in many.served) or "—",
+            f"one node {sum(one.served):,}",
+            target="reported",
+        )
+    )
+    return out
+
+
+def describe(balance: str = BALANCE, nodes: int = NODES) -> str:
+    """The line a results block of this group starts with, after the run's."""
+    setup = (
+        f"{nodes} nodes on one PostgreSQL database behind HAProxy `balance {balance}` (no stickiness) "
+        "against one node on SQLite; HTTPS throughout."
+    )
+    if balance == "source":
+        setup += (
+            " **balance source (single-node pinning)**: every client here is 127.0.0.1, so one node "
+            "served every request; a check of the plumbing, not the scale-out figures."
+        )
+    return setup
+
+
+def scale_out(datastore: Path, data: Path, balance: str | None = None) -> list[Row]:
+    """The ``cluster`` group of ``python -m bench``."""
+    balance = balance or BALANCE
+    if balance != "roundrobin":
+        print(f"  [cluster] HAProxy balance {balance}: a plumbing check, not the figures", flush=True)
+    cert, key = self_signed(data)
+    with (
+        single_node(data / "single", datastore, cert, key) as one,
+        cluster(data / "cluster", datastore, cert, key, balance=balance) as many,
+    ):
+        fig_one, fig_many = measure([one, many], data)
+    return rows(fig_one, fig_many, balance)
+
+
+def main() -> None:
+    from bench import fixtures
+    from bench.__main__ import table
+
+    parser = argparse.ArgumentParser(prog="python -m bench.cluster")
+    parser.add_argument("--balance", default=BALANCE, choices=BALANCES)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-cluster-") as data:
+        print(table(scale_out(fixtures.ensure(), Path(data), args.balance)))
+
+
+if __name__ == "__main__":
+    main()

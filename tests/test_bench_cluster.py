@@ -1,0 +1,130 @@
+"""The scale-out benchmark's plumbing (bench/cluster.py), without running it: the HAProxy
+configuration it writes is valid, rows come out of measured and of failed figures, and (with real
+processes) three nodes on one PostgreSQL database answer through HAProxy."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from bench import cluster, concurrency
+from bench.cluster import Figures
+
+needs_haproxy = pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy is not installed")
+
+
+@needs_haproxy
+@pytest.mark.parametrize("balance", cluster.BALANCES)
+def test_the_haproxy_config_is_valid(tmp_path: Path, balance: str) -> None:
+    cert, key = cluster.self_signed(tmp_path)
+    pem = tmp_path / "front.pem"
+    pem.write_bytes(cert.read_bytes() + key.read_bytes())
+    text = cluster.haproxy_config(8443, pem, cert, [9001, 9002, 9003], balance)
+    assert f"balance {balance}\n" in text
+    assert "cookie" not in text  # no stickiness: only the balance decides
+    assert text.count("server flr") == 3
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(text)
+    run = subprocess.run(["haproxy", "-c", "-f", str(config)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and "[WARNING]" not in run.stdout + run.stderr, run.stdout + run.stderr
+
+
+def test_the_default_is_round_robin_and_others_are_refused(tmp_path: Path) -> None:
+    assert cluster.BALANCE == "roundrobin"
+    with pytest.raises(ValueError, match="balance"):
+        cluster.haproxy_config(8443, tmp_path / "p.pem", tmp_path / "c.pem", [9001], "random; evil")
+    assert "single-node pinning" in cluster.describe("source")
+    assert "pinning" not in cluster.describe("roundrobin")
+
+
+def _tally(errors: int, elapsed: float, mib: int, listings: list[float]) -> concurrency.Tally:
+    tally = concurrency.Tally()
+    tally.errors = [f"GET x: 401 {i}" for i in range(errors)]
+    tally.elapsed = elapsed
+    tally.downloaded = mib * 1024 * 1024
+    tally.listing_s = listings
+    return tally
+
+
+def _one() -> Figures:
+    return Figures(
+        entries=100_000,
+        listing_rate=50_000.0,
+        download_mbps=600.0,
+        sessions=_tally(0, 20.0, 2500, [0.05] * 990 + [0.3] * 10),
+        probe_ok=cluster.PROBES,
+        served=[1200],
+    )
+
+
+def test_rows_of_a_cluster_that_keeps_up() -> None:
+    many = Figures(
+        entries=100_000,
+        listing_rate=48_000.0,
+        download_mbps=400.0,
+        sessions=_tally(0, 21.0, 2500, [0.06] * 990 + [0.4] * 10),
+        probe_ok=cluster.PROBES,
+        served=[400, 401, 399],
+    )
+    rows = cluster.rows(_one(), many, "roundrobin")
+    by = {r.figure.split(":")[0].split(",")[0]: r for r in rows}
+    assert by["listAll pageSize=1000"].ratio == "0.96x" and by["listAll pageSize=1000"].met is True
+    download = next(r for r in rows if r.figure.startswith("download"))
+    assert download.ratio == "0.67x" and download.met is False  # a loss is a row not met
+    assert download.baseline == "one node 600 MB/s"
+    assert all(r.met is not False for r in rows if r is not download), [r for r in rows if not r.met]
+    assert rows[-1].value == "400 / 401 / 399"
+    assert "balance roundrobin" in rows[0].figure and "pinning" not in rows[0].figure
+
+
+def test_rows_of_a_cluster_whose_nodes_do_not_share_sessions() -> None:
+    """What main gives with round robin: every figure that needs a session is a failed row."""
+    many = Figures(
+        entries=100_000,
+        sessions=_tally(50, 0.8, 0, []),
+        probe_ok=4,
+        probe_other=["401"] * 8,
+        served=[30, 30, 29],
+        errors={"listing": "KeyError: 'Entities'", "download": "HTTPStatusError: 401"},
+    )
+    rows = cluster.rows(_one(), many, "roundrobin")
+    assert rows[0].value == f"4 of {cluster.PROBES} answered 200 (others: 401)" and rows[0].met is False
+    listing = next(r for r in rows if r.figure.startswith("listAll"))
+    assert (listing.value, listing.met, listing.note) == ("failed", False, "KeyError: 'Entities'")
+    assert listing.baseline == "one node 50,000/s"
+    errors = next(r for r in rows if r.figure.endswith("errors"))
+    assert errors.value.startswith("50 errors") and errors.met is False
+    latency = next(r for r in rows if r.figure.startswith("listing latency"))
+    assert latency.value == "nan / nan ms" and latency.met is False
+    assert sum(r.met is False for r in rows) == 6
+
+
+def test_rows_when_the_sessions_could_not_run_at_all() -> None:
+    many = Figures(entries=100_000, errors={"sessions": "ConnectError: refused"})
+    rows = cluster.rows(_one(), many, "source")
+    sessions = next(r for r in rows if r.figure.startswith(f"{cluster.SESSIONS} concurrent"))
+    assert (sessions.value, sessions.met, sessions.note) == ("failed", False, "ConnectError: refused")
+    assert "single-node pinning" in rows[0].figure
+
+
+@pytest.mark.server
+@pytest.mark.slow  # initdb, four servers and HAProxy: about 25 s
+@needs_haproxy
+def test_three_nodes_answer_through_haproxy(tmp_path: Path) -> None:
+    """The group's setups on an empty datastore, balance source (every request to one node, which
+    works whether or not nodes share sessions): logons through HAProxy hold, the single node too."""
+    datastore = tmp_path / "datastore"
+    datastore.mkdir()
+    cert, key = cluster.self_signed(tmp_path)
+    with (
+        cluster.single_node(tmp_path / "single", datastore, cert, key) as one,
+        cluster.cluster(tmp_path / "cluster", datastore, cert, key, balance="source") as many,
+    ):
+        assert many.base.startswith("https://") and len(many.servers) == cluster.NODES
+        assert cluster.probe(one.base) == (cluster.PROBES, [])
+        assert cluster.probe(many.base) == (cluster.PROBES, [])
+        served = many.served()
+        assert max(served) >= cluster.PROBES + 1  # the logon and the probes, on one node
+        assert "postgresql" in (many.servers[0].data_dir / "openflr.toml").read_text()
