@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import math
 import re
 import subprocess
 import tempfile
@@ -293,6 +294,9 @@ def attempt(fn: Callable[[], T]) -> T | Failed:
     failure, not the run's."""
     try:
         return fn()
+    except httpx.HTTPStatusError as exc:
+        path = exc.request.url.path
+        return Failed(f"{exc.response.status_code} on {exc.request.method} {path[:70]}")
     except Exception as exc:  # reported in the row
         text = str(exc).strip().splitlines()
         return Failed(f"{type(exc).__name__}: {text[0][:160] if text else ''}")
@@ -364,7 +368,8 @@ def _no_loss(
 ) -> Row:
     base = "one node: failed" if one is None else f"one node {one:{fmt}}{unit}"
     if many is None:
-        return Row(figure, "failed", base, target=f"no loss: >= {NO_LOSS}x one node", met=False, note=error)
+        value = f"failed: {error}" if error else "failed"
+        return Row(figure, value, base, target=f"no loss: >= {NO_LOSS}x one node", met=False, note=error)
     ratio = many / one if one else float("nan")
     return Row(
         figure,
@@ -375,6 +380,12 @@ def _no_loss(
         ratio >= NO_LOSS,
         data={"value": many, "baseline": one},
     )
+
+
+def _short(error: str) -> str:
+    """A session's error up to its status (``GET …/api/query: 401``), without the answer's text."""
+    found = re.match(r"(.*?: \d{3})\b", error)
+    return found.group(1) if found else error[:80]
 
 
 def _why(one: Figures, many: Figures, name: str) -> str:
@@ -423,12 +434,14 @@ def rows(one: Figures, many: Figures, balance: str = BALANCE, nodes: int = NODES
     a, b = one.sessions, many.sessions
     label = f"{SESSIONS} concurrent sessions (logon, mount, 20 listings, 5 x 10 MiB, unmount, logout)"
     if b is None:
-        out.append(Row(label, "failed", target="0 errors", met=False, note=many.errors.get("sessions", "")))
+        why = many.errors.get("sessions", "")
+        out.append(Row(label, f"failed: {why}", target="0 errors", met=False, note=why))
     else:
         out.append(
             Row(
                 f"{label}: errors",
-                f"{len(b.errors)} errors in {b.elapsed:.1f} s",
+                f"{len(b.errors)} errors in {b.elapsed:.1f} s"
+                + (f" (first: {_short(b.errors[0])})" if b.errors else ""),
                 "one node: failed" if a is None else f"one node {len(a.errors)} errors in {a.elapsed:.1f} s",
                 target="0 errors",
                 met=not b.errors,
@@ -452,7 +465,7 @@ def rows(one: Figures, many: Figures, balance: str = BALANCE, nodes: int = NODES
                 "listing latency under that load: p50 / p99",
                 f"{p50:.0f} / {p99:.0f} ms",
                 "one node: failed" if a is None else f"one node {a.listing_ms(50):.0f} / {base_p99:.0f} ms",
-                f"p99 {p99 / base_p99:.2f}x" if a and base_p99 == base_p99 else "—",
+                f"p99 {p99 / base_p99:.2f}x" if a and not math.isnan(p99 / base_p99) else "—",
                 f"p99 <= 1 s, or no loss (<= one node's / {NO_LOSS})",
                 p99 <= bound,  # NaN (no listing answered) is not met
             )

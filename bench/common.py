@@ -67,7 +67,8 @@ class Client:
         return self.http.get(url if url.startswith("http") else self.base + url, headers=self.headers, **kw)
 
     def point(self, vm: str) -> str:
-        body = self.get(f"/api/query?type=VmReplicaPoint&format=Entities&filter=VmDisplayName=={vm}").json()
+        r = self.get(f"/api/query?type=VmReplicaPoint&format=Entities&filter=VmDisplayName=={vm}")
+        body = r.raise_for_status().json()
         return str(body["Entities"]["VmReplicaPoints"]["VmReplicaPoints"][0]["Href"]).split("?")[0]
 
     def mount(self, point: str) -> tuple[str, float]:
@@ -78,7 +79,7 @@ class Client:
         task = r.json()
         while task["State"] != "Finished":
             time.sleep(0.002)
-            task = self.get(task["Href"]).json()
+            task = self.get(task["Href"]).raise_for_status().json()
         elapsed = time.perf_counter() - start
         if not task["Result"]["Success"]:
             raise RuntimeError(task["Result"]["Message"])

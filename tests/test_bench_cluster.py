@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import httpx2 as httpx
 import pytest
 from bench import cluster, concurrency
 from bench.cluster import Figures
@@ -87,25 +88,43 @@ def test_rows_of_a_cluster_whose_nodes_do_not_share_sessions() -> None:
         probe_ok=4,
         probe_other=["401"] * 8,
         served=[30, 30, 29],
-        errors={"listing": "KeyError: 'Entities'", "download": "HTTPStatusError: 401"},
+        errors={"listing": "401 on GET /api/query", "download": "401 on POST /api/vmReplicaPoints/1/mounts"},
     )
     rows = cluster.rows(_one(), many, "roundrobin")
     assert rows[0].value == f"4 of {cluster.PROBES} answered 200 (others: 401)" and rows[0].met is False
     listing = next(r for r in rows if r.figure.startswith("listAll"))
-    assert (listing.value, listing.met, listing.note) == ("failed", False, "KeyError: 'Entities'")
+    assert (listing.value, listing.met, listing.note) == (
+        "failed: 401 on GET /api/query",
+        False,
+        "401 on GET /api/query",
+    )
     assert listing.baseline == "one node 50,000/s"
     errors = next(r for r in rows if r.figure.endswith("errors"))
-    assert errors.value.startswith("50 errors") and errors.met is False
+    assert errors.value == "50 errors in 0.8 s (first: GET x: 401)" and errors.met is False
     latency = next(r for r in rows if r.figure.startswith("listing latency"))
-    assert latency.value == "nan / nan ms" and latency.met is False
+    assert (latency.value, latency.ratio, latency.met) == ("nan / nan ms", "—", False)
     assert sum(r.met is False for r in rows) == 6
+
+
+def test_a_failed_request_is_a_failure_not_the_end_of_the_run() -> None:
+    request = httpx.Request("GET", "https://127.0.0.1:1/api/query?type=VmReplicaPoint")
+    answer = httpx.Response(401, request=request)
+
+    def refused() -> None:
+        answer.raise_for_status()
+
+    got = cluster.attempt(refused)
+    assert isinstance(got, cluster.Failed) and str(got) == "401 on GET /api/query"
+    empty: dict[str, int] = {}
+    assert str(cluster.attempt(lambda: empty["Entities"])) == "KeyError: 'Entities'"
+    assert cluster.attempt(lambda: 7) == 7
 
 
 def test_rows_when_the_sessions_could_not_run_at_all() -> None:
     many = Figures(entries=100_000, errors={"sessions": "ConnectError: refused"})
     rows = cluster.rows(_one(), many, "source")
     sessions = next(r for r in rows if r.figure.startswith(f"{cluster.SESSIONS} concurrent"))
-    assert (sessions.value, sessions.met, sessions.note) == ("failed", False, "ConnectError: refused")
+    assert (sessions.value, sessions.met) == ("failed: ConnectError: refused", False)
     assert "single-node pinning" in rows[0].figure
 
 
