@@ -483,8 +483,9 @@ def rows(one: Figures, many: Figures, balance: str = BALANCE, nodes: int = NODES
 
 def describe(balance: str = BALANCE, nodes: int = NODES) -> str:
     """The line a results block of this group starts with, after the run's."""
+    how = "no stickiness" if balance != "source" else "no cookie"
     setup = (
-        f"{nodes} nodes on one PostgreSQL database behind HAProxy `balance {balance}` (no stickiness) "
+        f"{nodes} nodes on one PostgreSQL database behind HAProxy `balance {balance}` ({how}) "
         "against one node on SQLite; HTTPS throughout."
     )
     if balance == "source":
