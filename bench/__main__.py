@@ -1,7 +1,7 @@
 """Run the benchmarks against a real ``openflr serve`` process and print every figure with its baseline.
 
 python -m bench                 # everything
-python -m bench --only mount    # one group: mount, list, memory, download, concurrency
+python -m bench --only mount    # one group: mount, list, memory, download, concurrency, baselines
 python -m bench --update-docs   # also rewrite the results table in docs/BENCHMARKS.md
 python -m bench --only catalog [--files N]   # the file catalog (opt-in: about 30 minutes for 1,000,000 files)
 """
@@ -17,7 +17,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import catalog, concurrency, downloading, fixtures, mounting
+from bench import baselines, catalog, concurrency, downloading, fixtures, mounting
 from bench.common import Row
 
 GROUPS = {
@@ -26,9 +26,13 @@ GROUPS = {
     "memory": mounting.listing_memory,
     "download": downloading.download_rates,
     "concurrency": concurrency.concurrency,
+    "baselines": baselines.baselines,  # the kernel and peer tools on the same folders and file
 }
 OPT_IN = ("catalog",)
 """Groups run only when named: they bring their own data (bench/catalog.py)."""
+OWN_TABLE = ("baselines",)
+"""Groups run by default whose rows have a table of their own in docs/BENCHMARKS.md (and their own
+results file), like the opt-in groups: the kernel and peer rows are many and read differently."""
 DOC = fixtures.REPO / "docs" / "BENCHMARKS.md"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
@@ -62,6 +66,12 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as data:
             if name == "catalog":
                 got = opt_rows[name] = catalog.run(Path(data), args.files, lambda s: print(s, flush=True))
+            elif name in OWN_TABLE:
+                got = opt_rows[name] = GROUPS[name](datastore, Path(data))
+                (fixtures.REPO / "bench" / "results").mkdir(exist_ok=True)
+                (fixtures.REPO / "bench" / "results" / f"{name}.json").write_text(
+                    json.dumps({"rows": [r.__dict__ for r in got]}, indent=1, default=str)
+                )
             else:
                 got = GROUPS[name](datastore, Path(data))
                 rows += got
@@ -82,9 +92,8 @@ def main() -> int:
         text = DOC.read_text()
         blocks = [(BEGIN, END, rows, header)] if rows else []
         for name, got in opt_rows.items():
-            blocks.append(
-                (f"<!-- {name}:begin -->", f"<!-- {name}:end -->", got, f"{header} {args.files:,} files.")
-            )
+            files = "" if name in OWN_TABLE else f" {args.files:,} files."
+            blocks.append((f"<!-- {name}:begin -->", f"<!-- {name}:end -->", got, f"{header}{files}"))
         for begin, end, got, head_line in blocks:
             head, found, rest = text.partition(begin)
             if found:

@@ -82,18 +82,16 @@ def engine_read(datastore: Path, vm: str, path: str) -> tuple[int, float]:
 
 def judge(ratio: float, need: float, unit: str) -> tuple[str, bool]:
     """The ratio as shown, and whether it meets ``need``; a miss says by how much."""
-    shown = f"{ratio:.0%} of {unit}" if need < 1 else f"{ratio:.2f}x {unit}"
+    shown = f"{ratio:.0%} of {unit}"
     if ratio >= need:
         return shown, True
-    if need < 1:
-        return f"{shown} (target missed by {(need - ratio) * 100:.0f} points)", False
-    return f"{shown} (target missed by {1 - ratio / need:.0%})", False
+    return f"{shown} (target missed by {(need - ratio) * 100:.0f} points)", False
 
 
 def rate_text(o: Outcome, unit: str) -> str:
     if o.rate is None:
         return o.why
-    return f"{o.rate:,.0f} {unit}"
+    return f"{o.rate:,.0f}{unit}" if unit.startswith("/") else f"{o.rate:,.0f} {unit}"
 
 
 def _ratio(o: Outcome, base: Outcome, name: str) -> str:
@@ -115,7 +113,7 @@ def baselines(datastore: Path, data: Path, log: Any = print) -> list[Row]:
         for vm, folder, fs in LISTED:
             kind = KIND[fs]
             kernel_why = kernel.available(kind) or (ntfs_why if kind == "ntfs" else "")
-            best = {"api": float("inf"), "engine": float("inf"), "kernel": float("inf")}
+            best = {"api": float("inf"), "engine": float("inf"), "kernel": float("inf"), "warm": float("inf")}
             count = 0
             for _ in range(ROUNDS):
                 count, walk_s = _engine_walk(datastore, vm, folder)
@@ -129,20 +127,25 @@ def baselines(datastore: Path, data: Path, log: Any = print) -> list[Row]:
                 client.unmount(mount)
                 client.close()
                 if not kernel_why:
-                    got, seconds = kernel.timed_walk(raw[vm], kind, guest_path(folder), offsets[vm])
+                    got, seconds, warm = kernel.timed_walk(raw[vm], kind, guest_path(folder), offsets[vm])
                     assert got == count, (vm, got, count)
                     best["kernel"] = min(best["kernel"], seconds)
+                    best["warm"] = min(best["warm"], warm)
             counts[fs] = count
             listing[fs] = {
                 "api": Outcome(count / best["api"]),
                 "engine": Outcome(count / best["engine"]),
-                "kernel": Outcome(None if kernel_why else count / best["kernel"], kernel_why),
+                "kernel": Outcome(
+                    None if kernel_why else count / best["kernel"],
+                    kernel_why,
+                    extra={} if kernel_why else {"warm": count / best["warm"]},
+                ),
             }
             log(f"  {fs}: " + ", ".join(f"{k} {rate_text(v, '/s')}" for k, v in listing[fs].items()))
         # The 2 GiB file: the engine in this process, the API, the kernel, alternating.
         client = Client(srv.base)
         mount, _ = client.mount(client.point(VM))
-        engine_s = kernel_s = float("inf")
+        engine_s = kernel_s = warm_s = float("inf")
         http = 0.0
         size = 0
         read_why = kernel.available("ext4")
@@ -153,15 +156,20 @@ def baselines(datastore: Path, data: Path, log: Any = print) -> list[Row]:
             assert got == size, (got, size)
             http = max(http, rate)
             if not read_why:
-                got, seconds = kernel.timed_read(raw[VM], "ext4", guest_path(FILE), offsets[VM])
+                got, seconds, warm = kernel.timed_read(raw[VM], "ext4", guest_path(FILE), offsets[VM])
                 assert got == size, (got, size)
                 kernel_s = min(kernel_s, seconds)
+                warm_s = min(warm_s, warm)
         client.unmount(mount)
         client.close()
     reads = {
         "engine": Outcome(size / engine_s / 1e6),
         "api": Outcome(http),
-        "kernel": Outcome(None if read_why else size / kernel_s / 1e6, read_why),
+        "kernel": Outcome(
+            None if read_why else size / kernel_s / 1e6,
+            read_why,
+            extra={} if read_why else {"warm": size / warm_s / 1e6},
+        ),
     }
     log("  read: " + ", ".join(f"{k} {rate_text(v, 'MB/s')}" for k, v in reads.items()))
     _dissect(raw, counts, size, listing, reads, log)
@@ -251,10 +259,11 @@ def _guestfish(
 def _peer_note(name: str, o: Outcome) -> str:
     e = o.extra
     if name == "dissect":
-        return f"Dissect {e.get('version', '')}, Target.open {e.get('open_s', 0):.2f} s (not timed)"
+        return f"Dissect {e.get('version', '')}; Target.open {e.get('open_s', 0):.2f} s, not timed"
     if name == "libguestfs":
-        tcg = f", {e['why_tcg']}" if e.get("why_tcg") else ""
-        return f"appliance {e.get('backend')}{tcg}; launch {e.get('launch_s', 0):.0f} s (not timed)"
+        why = e.get("why_tcg") or ""
+        tcg = f" ({why.split(': ', 1)[-1]} under KVM)" if why else ""
+        return f"appliance {e.get('backend')}{tcg}, booted in {e.get('launch_s', 0):.0f} s, not timed"
     return ""
 
 
@@ -267,15 +276,15 @@ def _rows(
         kind = KIND[fs]
         k = got["kernel"]
         kname = KERNEL_NAME[kind]
-        base = f"{kname} walk {rate_text(k, '/s')}"
+        base = f"{kname} walk {rate_text(k, '/s')}" + (f" (warm {k.extra['warm']:,.0f}/s)" if k.extra else "")
         head = f"list {counts[fs]:,} entries, {fs}"
         api = got["api"]
         need = 1.0 if kind == "ntfs" else 0.5
-        target = f">= {kname} walk" if kind == "ntfs" else f">= 50% of the {kname} walk"
+        target = f">= the {kname} walk" if kind == "ntfs" else f">= 50% of the {kname} walk"
         label = f"{head}: openflr API (listAll pageSize=1000, cold mount)"
         data = {"api": api.rate, "kernel": k.rate, "kernel_why": k.why}
         if api.rate is not None and k.rate is not None:
-            shown, met = judge(api.rate / k.rate, need, kname if need >= 1 else "the kernel")
+            shown, met = judge(api.rate / k.rate, need, kname)
             rows.append(Row(label, rate_text(api, "/s"), base, shown, target, met, data=data))
         else:
             rows.append(Row(label, rate_text(api, "/s"), base, "—", target, data=data))
@@ -300,7 +309,9 @@ def _rows(
                 )
             )
     k = reads["kernel"]
-    base = f"kernel ext4 read {rate_text(k, 'MB/s')}"
+    base = f"kernel ext4 read {rate_text(k, 'MB/s')}" + (
+        f" (warm {k.extra['warm']:,.0f} MB/s)" if k.extra else ""
+    )
     gib = size / 2**30
     read_head = f"read of a {gib:.0f} GiB file (ext4, raw disk)"
     peer_rates = {n: reads[n].rate for n in ("dissect", "libguestfs") if reads.get(n) and reads[n].rate}

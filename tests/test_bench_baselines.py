@@ -129,9 +129,9 @@ def test_kernel_walk_and_read_of_a_partitioned_ext4_image(tmp_path: Path) -> Non
         check=True,
         capture_output=True,
     )
-    count, seconds = kernel.timed_walk(disk, "ext4", "/many", offset)
-    assert count == 301 and seconds > 0
-    size, _ = kernel.timed_read(disk, "ext4", "data.bin", offset)
+    count, seconds, warm = kernel.timed_walk(disk, "ext4", "/many", offset)
+    assert count == 301 and seconds > 0 and warm > 0
+    size, _, _ = kernel.timed_read(disk, "ext4", "data.bin", offset)
     assert size == 3 * MiB
     # Unmounted and detached afterwards.
     loops = subprocess.run(["losetup", "-j", str(disk)], capture_output=True, text=True).stdout
@@ -203,11 +203,50 @@ def test_a_guestfish_launch_failure_names_its_cause() -> None:
 
 
 def test_a_missed_target_says_by_how_much() -> None:
-    assert baselines.judge(0.72, 0.5, "the kernel") == ("72% of the kernel", True)
-    shown, met = baselines.judge(0.41, 0.5, "the kernel")
-    assert not met and "missed by 9 points" in shown
+    assert baselines.judge(0.72, 0.5, "kernel ext4") == ("72% of kernel ext4", True)
+    shown, met = baselines.judge(0.41, 0.5, "kernel ext4")
+    assert not met and shown == "41% of kernel ext4 (target missed by 9 points)"
     shown, met = baselines.judge(0.8, 1.0, "ntfs-3g")
-    assert not met and shown == "0.80x ntfs-3g (target missed by 20%)"
-    assert baselines.judge(1.96, 1.0, "ntfs-3g") == ("1.96x ntfs-3g", True)
+    assert not met and shown == "80% of ntfs-3g (target missed by 20 points)"
+    assert baselines.judge(1.96, 1.0, "ntfs-3g") == ("196% of ntfs-3g", True)
     assert baselines.guest_path("Volume$0:/many") == "/many"
     assert baselines.guest_path("bigfiles:/big/two-gib.bin") == "/big/two-gib.bin"
+
+
+def test_rows_side_by_side_with_a_missed_target_and_a_peer_that_does_not_start() -> None:
+    out = baselines.Outcome
+    down = "does not start here (default backend: qemu-system-x86_64 killed by signal 6 (Aborted))"
+    listing = {
+        fs: {
+            "api": out(40_000.0),
+            "engine": out(50_000.0),
+            "kernel": out(100_000.0 if fs == "ext4" else 20_000.0, extra={"warm": 900_000.0}),
+            "dissect": out(4_000.0, extra={"open_s": 0.02, "version": "3.25.1"}),
+            "libguestfs": out(None, down),
+        }
+        for fs in ("NTFS", "ext4", "XFS")
+    }
+    reads = {
+        "engine": out(1_000.0),
+        "api": out(900.0),
+        "kernel": out(300.0, extra={"warm": 5_000.0}),
+        "dissect": out(1_250.0, extra={"open_s": 0.01, "version": "3.25.1"}),
+        "libguestfs": out(None, down),
+    }
+    counts = dict.fromkeys(("NTFS", "ext4", "XFS"), 100_000)
+    rows = baselines._rows(counts, 2 * 1024 * MiB, listing, reads)
+    assert len(rows) == 3 * 4 + 4
+    by = {r.figure: r for r in rows}
+    ntfs = by["list 100,000 entries, NTFS: openflr API (listAll pageSize=1000, cold mount)"]
+    assert ntfs.met is True and ntfs.ratio == "200% of ntfs-3g (FUSE)"
+    assert ntfs.baseline == "ntfs-3g (FUSE) walk 20,000/s (warm 900,000/s)"
+    ext4 = by["list 100,000 entries, ext4: openflr API (listAll pageSize=1000, cold mount)"]
+    assert ext4.met is False and ext4.ratio == "40% of kernel ext4 (target missed by 10 points)"
+    guestfs = by["list 100,000 entries, XFS: libguestfs (guestfish ls: names only)"]
+    assert guestfs.value == down and guestfs.met is None
+    engine = next(r for r in rows if "openflr engine in-process" in r.figure)
+    assert (
+        engine.met is False
+        and "80% of the fastest peer (dissect) (target missed by 20 points)" in engine.ratio
+    )
+    assert "fastest peer dissect 1,250 MB/s" in engine.baseline
