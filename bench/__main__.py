@@ -70,7 +70,14 @@ def main() -> int:
                 got = opt_rows[name] = GROUPS[name](datastore, Path(data))
                 (fixtures.REPO / "bench" / "results").mkdir(exist_ok=True)
                 (fixtures.REPO / "bench" / "results" / f"{name}.json").write_text(
-                    json.dumps({"rows": [r.__dict__ for r in got]}, indent=1, default=str)
+                    json.dumps(
+                        {
+                            "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                            "rows": [r.__dict__ for r in got],
+                        },
+                        indent=1,
+                        default=str,
+                    )
                 )
             else:
                 got = GROUPS[name](datastore, Path(data))
