@@ -23,6 +23,7 @@ the three folders takes about a minute, libguestfs boots an appliance).
 
 from __future__ import annotations
 
+import subprocess
 import time
 import tomllib
 from dataclasses import dataclass, field
@@ -80,6 +81,13 @@ def engine_read(datastore: Path, vm: str, path: str) -> tuple[int, float]:
         view.close()
 
 
+def _why(e: BaseException) -> str:
+    """A failed command's last words, else the exception's."""
+    err = getattr(e, "stderr", None)
+    text = err.decode(errors="replace") if isinstance(err, bytes) else str(err or e)
+    return text.strip().splitlines()[-1][:160] if text.strip() else type(e).__name__
+
+
 def judge(ratio: float, need: float, unit: str) -> tuple[str, bool]:
     """The ratio as shown, and whether it meets ``need``; a miss says by how much."""
     shown = f"{ratio:.0%} of {unit}"
@@ -127,7 +135,11 @@ def baselines(datastore: Path, data: Path, log: Any = print) -> list[Row]:
                 client.unmount(mount)
                 client.close()
                 if not kernel_why:
-                    got, seconds, warm = kernel.timed_walk(raw[vm], kind, guest_path(folder), offsets[vm])
+                    try:
+                        got, seconds, warm = kernel.timed_walk(raw[vm], kind, guest_path(folder), offsets[vm])
+                    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
+                        kernel_why = f"mount failed: {_why(e)}"
+                        continue
                     assert got == count, (vm, got, count)
                     best["kernel"] = min(best["kernel"], seconds)
                     best["warm"] = min(best["warm"], warm)
@@ -156,7 +168,11 @@ def baselines(datastore: Path, data: Path, log: Any = print) -> list[Row]:
             assert got == size, (got, size)
             http = max(http, rate)
             if not read_why:
-                got, seconds, warm = kernel.timed_read(raw[VM], "ext4", guest_path(FILE), offsets[VM])
+                try:
+                    got, seconds, warm = kernel.timed_read(raw[VM], "ext4", guest_path(FILE), offsets[VM])
+                except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
+                    read_why = f"mount failed: {_why(e)}"
+                    continue
                 assert got == size, (got, size)
                 kernel_s = min(kernel_s, seconds)
                 warm_s = min(warm_s, warm)

@@ -250,3 +250,9 @@ def test_rows_side_by_side_with_a_missed_target_and_a_peer_that_does_not_start()
         and "80% of the fastest peer (dissect) (target missed by 20 points)" in engine.ratio
     )
     assert "fastest peer dissect 1,250 MB/s" in engine.baseline
+
+
+def test_a_failed_mount_is_told_by_its_last_words() -> None:
+    e = subprocess.CalledProcessError(32, ["mount"], stderr=b"mount: warning\nmount: /m: wrong fs type.\n")
+    assert baselines._why(e) == "mount: /m: wrong fs type."
+    assert baselines._why(FileNotFoundError("losetup")) == "losetup"
