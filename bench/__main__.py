@@ -1,7 +1,7 @@
 """Run the benchmarks against a real ``openflr serve`` process and print every figure with its baseline.
 
 python -m bench                 # everything
-python -m bench --only mount    # one group: mount, list, memory, download, concurrency, cluster
+python -m bench --only mount    # one group: mount, list, memory, download, concurrency, cluster, baselines
 python -m bench --only cluster --balance source   # the cluster's plumbing, every client on one node
 python -m bench --update-docs   # also rewrite the results table in docs/BENCHMARKS.md
 python -m bench --only catalog [--files N]   # the file catalog (opt-in: about 30 minutes for 1,000,000 files)
@@ -18,7 +18,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import catalog, cluster, concurrency, downloading, fixtures, mounting
+from bench import baselines, catalog, cluster, concurrency, downloading, fixtures, mounting
 from bench.common import Row
 
 GROUPS = {
@@ -28,12 +28,14 @@ GROUPS = {
     "download": downloading.download_rates,
     "concurrency": concurrency.concurrency,
     "cluster": cluster.scale_out,
+    "baselines": baselines.baselines,  # the kernel and peer tools on the same folders and file
 }
 OPT_IN = ("catalog",)
 """Groups run only when named: they bring their own data (bench/catalog.py)."""
-OWN_BLOCK = ("catalog", "cluster")
-"""Groups whose rows have a results block of their own in docs/BENCHMARKS.md (their baselines are of
-another kind: the walk of the catalog's volume, one node against several)."""
+OWN_BLOCK = ("catalog", "cluster", "baselines")
+"""Groups whose rows have a results block (and a results file) of their own in docs/BENCHMARKS.md:
+their baselines are of another kind (the walk of the catalog's volume, one node against several, the
+kernel and peer tools), and an ``--only`` run of one of them must not replace the main table."""
 DOC = fixtures.REPO / "docs" / "BENCHMARKS.md"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
@@ -93,20 +95,24 @@ def main() -> int:
         (out / "latest.json").write_text(
             json.dumps({"when": stamp, "rows": [r.__dict__ for r in rows]}, indent=1, default=str)
         )
-    if "cluster" in opt_rows:
-        (out / "cluster.json").write_text(
-            json.dumps(
-                {"when": stamp, "balance": args.balance, "rows": [r.__dict__ for r in opt_rows["cluster"]]},
-                indent=1,
-                default=str,
+    for name in ("cluster", "baselines"):
+        if name in opt_rows:
+            extra = {"balance": args.balance} if name == "cluster" else {}
+            (out / f"{name}.json").write_text(
+                json.dumps(
+                    {"when": stamp, **extra, "rows": [r.__dict__ for r in opt_rows[name]]},
+                    indent=1,
+                    default=str,
+                )
             )
-        )
     if args.update_docs and DOC.exists():
         text = DOC.read_text()
         blocks = [(BEGIN, END, rows, header)] if rows else []
         for name, got in opt_rows.items():
-            detail = f"{args.files:,} files." if name == "catalog" else cluster.describe(args.balance)
-            blocks.append((f"<!-- {name}:begin -->", f"<!-- {name}:end -->", got, f"{header} {detail}"))
+            detail = {"catalog": f" {args.files:,} files.", "cluster": f" {cluster.describe(args.balance)}"}
+            blocks.append(
+                (f"<!-- {name}:begin -->", f"<!-- {name}:end -->", got, f"{header}{detail.get(name, '')}")
+            )
         for begin, end, got, head_line in blocks:
             head, found, rest = text.partition(begin)
             if found:
