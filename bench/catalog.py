@@ -340,7 +340,7 @@ def _browse(vol: Volume, data: Path, rounds: int) -> dict[str, Any]:
     """p50/p99 of a paged listing through a real server, alone and while a catalog build runs."""
     folder = _folder(vol.files // 2)
     url_tail = f"{LABEL}:{folder}?action=listAll&pageSize=50&page="
-    with server(data / "server", vol.folder.parent, extra="[catalog]\nenabled = false\n") as srv:
+    with server(data / "server", vol.folder.parent) as srv:
         client = Client(srv.base)
         mount, _ = client.mount(client.point("catalog-bench"))
 
