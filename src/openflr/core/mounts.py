@@ -437,7 +437,8 @@ class MountManager:
                 raise NotFoundError(
                     f"Mount {mount_id} of point {point_id} does not exist in this logon session."
                 )
-            log.info("unmounted %s mount %d", point_id, number)
+            if mount is None:  # else _drop logged it
+                log.info("unmounted %s mount %d (not open on this node)", point_id, number)
             return
         try:
             mount = self.get(session, point_id, mount_id, family)

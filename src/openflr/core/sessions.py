@@ -107,10 +107,14 @@ class SessionManager:
         clock: Callable[[], float] = time.time,
         store: SessionStore | None = None,
         recheck_seconds: float = 5.0,
+        sweep_interval: float = 0.0,
     ) -> None:
         self.idle_timeout = idle_timeout
         self.max_per_user = max_per_user
         self.recheck_seconds = recheck_seconds
+        self.sweep_interval = sweep_interval
+        """How often ``sweep`` runs: it reads again, in one query, the sessions that would be due
+        before the next sweep, so that requests seldom wait for a read of their own."""
         self._clock = clock
         self._store = store
         self._lock = threading.RLock()
@@ -133,7 +137,7 @@ class SessionManager:
         """Open a session for ``user``; returns it with its secret token."""
         self.sweep()
         now = self._clock()
-        live = self._live_of(user.id, now)
+        live = self._live_of(user.id, now) if self._may_be_over(user.id, now) else []
         if len(live) >= self.max_per_user:
             idle = [s.last_seen + self.idle_timeout - now for s in live if s.active_streams == 0]
             raise SessionLimitError(
@@ -223,6 +227,18 @@ class SessionManager:
         """The user's live sessions, oldest first (those idle too long are no longer live)."""
         return self._live_of(user_id, self._clock())
 
+    def _may_be_over(self, user_id: int, now: float) -> bool:
+        """Whether the user may hold ``max_per_user`` sessions already (one count in the database:
+        the sessions themselves are read only then)."""
+        if self._store is None:
+            return True
+        return self._store.count_live(user_id, now - self.idle_timeout - self._slack) >= self.max_per_user
+
+    @property
+    def _slack(self) -> float:
+        """How far the database's record of activity may lag behind a node's (one sweep and more)."""
+        return 2 * self.sweep_interval + self.recheck_seconds
+
     def _live_of(self, user_id: int, now: float) -> list[LogonSession]:
         if self._store is None:
             with self._lock:
@@ -231,7 +247,7 @@ class SessionManager:
                 ]
         else:
             live = []
-            for record in self._store.live_of_user(user_id):
+            for record in self._store.live_of_user(user_id, now - self.idle_timeout - self._slack):
                 session = self._adopt(record, bytes.fromhex(record.token_hash), now)
                 session.last_seen = max(session.last_seen, record.last_seen)
                 if not session.ended and not self._is_idle(session, now):
@@ -266,7 +282,8 @@ class SessionManager:
             cached = list(self._by_token.values())
         if self._store is not None:
             self._flush(cached, now)
-            self._recheck([s for s in cached if self._stale(s, now)], now)
+            soon = now + self.sweep_interval
+            self._recheck([s for s in cached if self._stale(s, soon)], soon)
             idle = [s for s in cached if not s.ended and self._is_idle(s, now)]
             if idle:
                 self._recheck(idle, now)  # another node may have seen them since

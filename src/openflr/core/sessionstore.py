@@ -11,8 +11,9 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, bindparam, delete, func, select, update
 
 from openflr.core.roles import Role
 from openflr.core.users import User
@@ -113,16 +114,30 @@ class SessionStore:
             row = s.get(LogonSessionRow, session_id)
             return None if row is None else _record(row)
 
-    def live_of_user(self, user_id: int) -> list[SessionRecord]:
-        """The user's sessions not ended, oldest first (idleness is judged by the caller, who may
-        know of activity not written yet)."""
+    def live_of_user(self, user_id: int, seen_since: float) -> list[SessionRecord]:
+        """The user's sessions not ended and used at or after ``seen_since``, oldest first (the
+        caller judges idleness finally: it may know of activity not written yet)."""
         stmt = (
             select(LogonSessionRow)
-            .where(LogonSessionRow.user_id == user_id, LogonSessionRow.ended.is_(False))
+            .where(
+                LogonSessionRow.user_id == user_id,
+                LogonSessionRow.ended.is_(False),
+                LogonSessionRow.last_seen >= seen_since,
+            )
             .order_by(LogonSessionRow.created_at, LogonSessionRow.id)
         )
         with self._db.session() as s:
             return [_record(r) for r in s.scalars(stmt)]
+
+    def count_live(self, user_id: int, seen_since: float) -> int:
+        """How many of the user's sessions are not ended and were used at or after ``seen_since``."""
+        stmt = select(func.count()).where(
+            LogonSessionRow.user_id == user_id,
+            LogonSessionRow.ended.is_(False),
+            LogonSessionRow.last_seen >= seen_since,
+        )
+        with self._db.session() as s:
+            return int(s.scalar(stmt) or 0)
 
     def states(self, session_ids: Iterable[str]) -> dict[str, tuple[bool, float]]:
         """``{id: (ended, last_seen)}`` of these sessions (a missing id is not in the answer)."""
@@ -141,13 +156,14 @@ class SessionStore:
         """Record activity: each session's ``last_seen`` moves forward to the time given (never back)."""
         if not seen:
             return
+        table = cast(Table, LogonSessionRow.__table__)
+        stmt = (
+            update(table)
+            .where(table.c.id == bindparam("sid"), table.c.last_seen < bindparam("seen"))
+            .values(last_seen=bindparam("seen"))
+        )
         with self._db.session() as s, s.begin():
-            for sid, when in seen.items():
-                s.execute(
-                    update(LogonSessionRow)
-                    .where(LogonSessionRow.id == sid, LogonSessionRow.last_seen < when)
-                    .values(last_seen=when)
-                )
+            s.connection().execute(stmt, [{"sid": sid, "seen": when} for sid, when in seen.items()])
 
     def end(self, session_id: str, reason: str) -> bool:
         """End a session; False when it had already ended (by this node or another)."""
