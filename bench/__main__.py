@@ -1,7 +1,7 @@
 """Run the benchmarks against a real ``openflr serve`` process and print every figure with its baseline.
 
 python -m bench                 # everything
-python -m bench --only mount    # one group: mount, list, memory, download, concurrency
+python -m bench --only mount    # one group: mount, list, memory, download, concurrency, sharedstate
 python -m bench --update-docs   # also rewrite the results table in docs/BENCHMARKS.md
 python -m bench --only catalog [--files N]   # the file catalog (opt-in: about 30 minutes for 1,000,000 files)
 """
@@ -17,7 +17,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import catalog, concurrency, downloading, fixtures, mounting
+from bench import catalog, concurrency, downloading, fixtures, mounting, sharedstate
 from bench.common import Row
 
 GROUPS = {
@@ -26,9 +26,12 @@ GROUPS = {
     "memory": mounting.listing_memory,
     "download": downloading.download_rates,
     "concurrency": concurrency.concurrency,
+    "sharedstate": sharedstate.shared_state,
 }
 OPT_IN = ("catalog",)
 """Groups run only when named: they bring their own data (bench/catalog.py)."""
+NO_DATASTORE = ("sharedstate",)
+"""Groups that need no bench datastore (bench/sharedstate.py works on logon sessions only)."""
 DOC = fixtures.REPO / "docs" / "BENCHMARKS.md"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
@@ -53,7 +56,7 @@ def main() -> int:
     groups = [g for g in args.only.split(",") if g] or list(GROUPS)
     start = time.perf_counter()
     print("building or reusing the bench datastore ...", flush=True)
-    datastore = fixtures.ensure() if set(groups) - set(OPT_IN) else fixtures.CACHE
+    datastore = fixtures.ensure() if set(groups) - set(OPT_IN) - set(NO_DATASTORE) else fixtures.CACHE
     print(f"  {datastore} ({time.perf_counter() - start:.0f}s)", flush=True)
     rows: list[Row] = []
     opt_rows: dict[str, list[Row]] = {}
