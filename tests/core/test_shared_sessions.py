@@ -145,3 +145,20 @@ def test_the_cap_per_user_counts_every_node(database_url: str) -> None:
     assert [s.user for s in a.sessions_of(ALICE.id)] == [ALICE, ALICE]
     clock.now += 61  # both idle: the cap frees up
     a.create(ALICE)
+
+
+def test_a_sweep_reads_again_the_sessions_due_before_the_next_one(database_url: str) -> None:
+    """The sweep reads ahead (a request seldom waits for the database), but a copy it read is still
+    trusted for recheck_seconds only: a logout on another node is seen within that time."""
+    clock = Clock()
+    db = Database(database_url)
+    a = SessionManager(900, 100, clock=clock, store=SessionStore(db, "a"), recheck_seconds=1)
+    b = SessionManager(
+        900, 100, clock=clock, store=SessionStore(db, "b"), recheck_seconds=1, sweep_interval=5
+    )
+    session, token = a.create(ALICE)
+    assert b.resolve(token) is not None
+    b.sweep()  # reads the session again now: it would be due before the next sweep
+    a.end(session, "logout")
+    clock.now += 1.5
+    assert b.resolve(token) is None

@@ -282,8 +282,8 @@ class SessionManager:
             cached = list(self._by_token.values())
         if self._store is not None:
             self._flush(cached, now)
-            soon = now + self.sweep_interval
-            self._recheck([s for s in cached if self._stale(s, soon)], soon)
+            soon = now + self.sweep_interval  # read now those due before the next sweep
+            self._recheck([s for s in cached if self._stale(s, soon)], now)
             idle = [s for s in cached if not s.ended and self._is_idle(s, now)]
             if idle:
                 self._recheck(idle, now)  # another node may have seen them since
