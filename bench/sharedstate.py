@@ -117,7 +117,7 @@ def shared_state(_datastore: Path, data: Path) -> list[Row]:
                     f"{got['mean']:.1f} µs; first use on a node {got['first']:.0f} µs",
                     baseline=f"p50 {memory['p50']:.1f} µs, p99 {memory['p99']:.1f} µs",
                     ratio=(
-                        f"+{got['p50'] - memory['p50']:.1f} µs p50, +{got['p99'] - memory['p99']:.1f} µs p99"
+                        f"{got['p50'] - memory['p50']:+.1f} µs p50, {got['p99'] - memory['p99']:+.1f} µs p99"
                     ),
                     data=got,
                 )
