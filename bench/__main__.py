@@ -1,7 +1,8 @@
 """Run the benchmarks against a real ``openflr serve`` process and print every figure with its baseline.
 
 python -m bench                 # everything
-python -m bench --only mount    # one group: mount, list, memory, download, concurrency, cluster, baselines
+python -m bench --only mount    # one group: mount, list, memory, download, concurrency, sharedstate,
+                                #   cluster, baselines
 python -m bench --only cluster --balance source   # the cluster's plumbing, every client on one node
 python -m bench --update-docs   # also rewrite the results table in docs/BENCHMARKS.md
 python -m bench --only catalog [--files N]   # the file catalog (opt-in: about 30 minutes for 1,000,000 files)
@@ -18,7 +19,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import baselines, catalog, cluster, concurrency, downloading, fixtures, mounting
+from bench import baselines, catalog, cluster, concurrency, downloading, fixtures, mounting, sharedstate
 from bench.common import Row
 
 GROUPS = {
@@ -27,6 +28,7 @@ GROUPS = {
     "memory": mounting.listing_memory,
     "download": downloading.download_rates,
     "concurrency": concurrency.concurrency,
+    "sharedstate": sharedstate.shared_state,
     "cluster": cluster.scale_out,
     "baselines": baselines.baselines,  # the kernel and peer tools on the same folders and file
 }
@@ -36,6 +38,8 @@ OWN_BLOCK = ("catalog", "cluster", "baselines")
 """Groups whose rows have a results block (and a results file) of their own in docs/BENCHMARKS.md:
 their baselines are of another kind (the walk of the catalog's volume, one node against several, the
 kernel and peer tools), and an ``--only`` run of one of them must not replace the main table."""
+NO_DATASTORE = ("sharedstate",)
+"""Groups that need no bench datastore (bench/sharedstate.py works on logon sessions only)."""
 DOC = fixtures.REPO / "docs" / "BENCHMARKS.md"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
@@ -67,7 +71,7 @@ def main() -> int:
     groups = [g for g in args.only.split(",") if g] or list(GROUPS)
     start = time.perf_counter()
     print("building or reusing the bench datastore ...", flush=True)
-    datastore = fixtures.ensure() if set(groups) - set(OPT_IN) else fixtures.CACHE
+    datastore = fixtures.ensure() if set(groups) - set(OPT_IN) - set(NO_DATASTORE) else fixtures.CACHE
     print(f"  {datastore} ({time.perf_counter() - start:.0f}s)", flush=True)
     rows: list[Row] = []
     opt_rows: dict[str, list[Row]] = {}

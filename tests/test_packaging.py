@@ -19,7 +19,8 @@ import pytest
 
 from openflr.config import load_settings
 from tests.api.flr import TOKEN
-from tests.support import Api, RunningServer, add_users, free_port, plain_client, run_server
+from tests.store.postgres import new_database, postgres_url  # noqa: F401 (fixture)
+from tests.support import USERS, Api, RunningServer, cli, free_port, plain_client, run_server
 
 T = TypeVar("T")
 
@@ -115,20 +116,28 @@ def test_the_haproxy_example_is_valid(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy is not installed")
-def test_two_nodes_behind_the_haproxy_example(tmp_path: Path) -> None:
-    """The example as written (addresses and files swapped for this machine's): clients stay on their
-    node by cookie or by address, and a node whose datastore goes away stops getting them."""
+def test_two_nodes_behind_the_haproxy_example(tmp_path: Path, postgres_url: str) -> None:  # noqa: F811
+    """The example as written (addresses and files swapped for this machine's), in front of two nodes
+    on one PostgreSQL database: a client's requests go to both nodes, and a node whose datastore
+    goes away stops getting them."""
     nodes: list[RunningServer] = []
     self_signed(tmp_path, "node")  # one certificate for every node, as a real one would be
     tls = f'[server]\ntls_cert = "{tmp_path / "node.crt"}"\ntls_key = "{tmp_path / "node.key"}"\n'
+    store = {"OPENFLR_STORE_URL": new_database(postgres_url)}
+    for name, (password, role) in USERS.items():
+        cli(tmp_path / "admin", "users", "add", name, "--role", role, stdin=password + "\n", env=store)
     with contextlib.ExitStack() as stack:
         for i in (1, 2):
             data = tmp_path / f"node{i}"
             (data / "replicas").mkdir(parents=True)
-            add_users(data)
-            config = tls + f'[[datastores]]\nname = "replicas"\npath = "{data / "replicas"}"\n'
-            nodes.append(stack.enter_context(run_server(data, https=True, config=config)))
+            config = (
+                tls
+                + f'[cluster]\nnode_name = "flr{i}"\n'
+                + f'[[datastores]]\nname = "replicas"\npath = "{data / "replicas"}"\n'
+            )
+            nodes.append(stack.enter_context(run_server(data, https=True, config=config, env=store)))
         (example,) = [b for b in blocks("") if "backend openflr_nodes" in b]
+        assert "cookie" not in example and "balance roundrobin" in example
         front = free_port()
         (tmp_path / "front.pem").write_bytes(self_signed(tmp_path, "front"))
         ca = tmp_path / "node.crt"
@@ -150,23 +159,30 @@ def test_two_nodes_behind_the_haproxy_example(tmp_path: Path) -> None:
         stack.callback(haproxy.wait, 10)
         stack.callback(haproxy.terminate)
         base = f"https://127.0.0.1:{front}"
-        browser = stack.enter_context(httpx.Client(verify=False, timeout=10))
         script = stack.enter_context(plain_client())
-        node = until(lambda: browser.get(base + "/api/").cookies.get("OPENFLR_NODE"))
-        on_node = {"flr1": nodes[0], "flr2": nodes[1]}[node]
+        until(lambda: script.get(base + "/api/").is_success)
+        api = Api(script, base, "https")
+        token = until(lambda: api.logon("flrop"))
 
-        for client in (browser, script):  # by cookie, and by address for a client without cookies
-            api = Api(client, base, "https")
-            token = api.logon("flrop")
-            for _ in range(6):
-                assert api.get("/api/logonSessions", headers={TOKEN: token}).status_code == 200
+        def both_serve() -> bool:
+            assert api.get("/api/logonSessions", headers={TOKEN: token}).status_code == 200
+            return all(_sessions_served(n) > 0 for n in nodes)
 
-        stale = Api(browser, base, "https").logon("flrop")
-        (on_node.data_dir / "replicas").rename(on_node.data_dir / "gone")
-        other = until(lambda: (browser.get(base + "/api/").cookies.get("OPENFLR_NODE") or node) != node)
-        assert other
-        # the new node does not know the session (docs/DEPLOYMENT.md, "What is not shared yet")
-        assert browser.get(base + "/api/logonSessions", headers={TOKEN: stale}).status_code == 401
+        until(both_serve)  # one session, served by both nodes
+
+        gone = nodes[0]
+        (gone.data_dir / "replicas").rename(gone.data_dir / "gone")
+        until(lambda: "health: datastore" in gone.log() and "failed" in gone.log())
+        time.sleep(1.5)  # a few failed health checks: HAProxy takes the node out
+        before = _sessions_served(gone)
+        for _ in range(6):
+            assert api.get("/api/logonSessions", headers={TOKEN: token}).status_code == 200
+        assert _sessions_served(gone) == before
+
+
+def _sessions_served(node: RunningServer) -> int:
+    """How many ``GET /api/logonSessions`` the node has answered (its access log)."""
+    return node.log().count("GET /api/logonSessions 200")
 
 
 def self_signed(tmp_path: Path, name: str) -> bytes:

@@ -14,6 +14,7 @@ import dataclasses
 import ipaddress
 import logging
 import os
+import socket
 import tempfile
 import tomllib
 import types
@@ -55,6 +56,9 @@ class ServerSettings:
     trusted_proxies: str = ""
     """Comma-separated addresses of reverse proxies whose ``X-Forwarded-For`` names the client (for
     logs and logon throttling). Empty: the TCP peer is the client, whatever headers say."""
+    grace_seconds: float = 30.0
+    """On SIGTERM: seconds running requests (downloads) and restores may take to finish; then they are
+    cut, and restores still running end Failed with a message saying the node stopped."""
 
 
 @dataclass
@@ -64,6 +68,9 @@ class SessionSettings:
     sweep_interval: float = 5.0
     """How often expired sessions are looked for and torn down, in seconds."""
     max_per_user: int = 50
+    recheck_seconds: float = 5.0
+    """How long a node trusts its cached copy of a session before reading it from the database again:
+    a logout or expiry on another node is seen here within this many seconds."""
 
 
 @dataclass
@@ -215,6 +222,19 @@ class StoreSettings:
 
 
 @dataclass
+class ClusterSettings:
+    """Nodes sharing one database (``[cluster]``, docs/DEPLOYMENT.md "Several nodes")."""
+
+    node_name: str = ""
+    """This node's name in the database; empty: the host name and the port (``flr1:9398``)."""
+    heartbeat_seconds: float = 5.0
+    """How often this node writes its heartbeat (and looks at the others')."""
+    dead_after_seconds: float = 30.0
+    """A node whose heartbeat is older than this is taken as stopped: another node fails its running
+    restore tasks and marks its running audit records interrupted."""
+
+
+@dataclass
 class MetricsSettings:
     """``/metrics`` in the Prometheus text format (docs/DEPLOYMENT.md, "Monitoring")."""
 
@@ -236,6 +256,7 @@ class Settings:
     limits: LimitSettings = field(default_factory=LimitSettings)
     catalog: CatalogSettings = field(default_factory=CatalogSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     datastores: list[DatastoreSettings] = field(default_factory=list)
     config_file: Path | None = None
@@ -243,6 +264,11 @@ class Settings:
     @property
     def database_url(self) -> str:
         return self.store.url or f"sqlite:///{self.data_dir / 'openflr.db'}"
+
+    @property
+    def node_name(self) -> str:
+        """``[cluster] node_name``, or the host name and the port."""
+        return self.cluster.node_name.strip() or f"{socket.gethostname()}:{self.server.port}"
 
     @property
     def catalog_dir(self) -> Path:
@@ -274,6 +300,7 @@ _SECTIONS = {
     "limits": LimitSettings,
     "catalog": CatalogSettings,
     "metrics": MetricsSettings,
+    "cluster": ClusterSettings,
     "store": StoreSettings,
 }
 

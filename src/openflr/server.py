@@ -6,7 +6,9 @@ import asyncio
 import errno
 import gc
 import logging
+import math
 import socket
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -207,6 +209,8 @@ def build_config(settings: Settings, app: Any) -> uvicorn.Config:
         date_header=True,
         log_config=None,
         timeout_keep_alive=30,
+        # SIGTERM: stop accepting, let running requests (downloads) finish this long, then cut them.
+        timeout_graceful_shutdown=math.ceil(settings.server.grace_seconds),
         # uvicorn trusts X-Forwarded-For from 127.0.0.1 by default: any local process could then
         # choose the address that logon throttling counts. Only configured proxies are believed.
         proxy_headers=bool(settings.server.trusted_proxies.strip()),
@@ -260,4 +264,17 @@ def serve(settings: Settings) -> None:
         settings.server.port,
         settings.data_dir,
     )
-    uvicorn.Server(config).run()
+    _StoppingServer(config, service).run()
+
+
+class _StoppingServer(uvicorn.Server):
+    """uvicorn's server, telling the service when a stop is asked for: the grace period of running
+    restores starts with it, as the one of running requests does."""
+
+    def __init__(self, config: uvicorn.Config, service: Service) -> None:
+        super().__init__(config)
+        self._service = service
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._service.begin_stop()
+        super().handle_exit(sig, frame)

@@ -652,7 +652,9 @@ def test_killed_server_leaves_no_partial_file_and_audit_says_interrupted(
     add_users(data)
     secret = tmp_path / "pw"
     secret.write_text("x\n")
-    text = config(fixtures, places, free_port(), secret)
+    # One node name for both runs (the default names the port, and the restart has another one), so
+    # that the restarted server closes what the killed one left running.
+    text = config(fixtures, places, free_port(), secret) + '\n[cluster]\nnode_name = "restore-test"\n'
     with run_server(data, https=False, config=text) as server, plain_client(timeout=60) as http:
         api = Api(http, server.base, "http")
         tok, task_href = _big_restore_under_way(api, base)
@@ -663,11 +665,15 @@ def test_killed_server_leaves_no_partial_file_and_audit_says_interrupted(
         records = json.loads(cli(data, "audit", "--json").stdout)
         assert [r["result"] for r in records if r["path"] == f"big:/{BIG_FILE}"] == ["interrupted"]
         assert "cut short" in server.log()
-        # Sessions live in memory (README, docs/SECURITY.md): the old token and its task are gone.
+        # Sessions and tasks are in the database (docs/DEPLOYMENT.md, "Several nodes"): the old token
+        # goes on, and its task ended failed, saying that the node stopped.
         with plain_client() as http:
-            assert http.get(f"{server.base}/api/logonSessions", headers={TOKEN: tok}).status_code == 401
+            assert http.get(f"{server.base}/api/logonSessions", headers={TOKEN: tok}).status_code == 200
             task_path = "/api/" + task_href.split("/api/", 1)[1]  # the restarted server has a new port
-            assert http.get(server.base + task_path, headers={TOKEN: tok}).status_code == 401
+            got = http.get(server.base + task_path, headers={TOKEN: tok, "Accept": "application/json"})
+            task = got.json()
+            assert task["State"] == "Finished" and not task["Result"]["Success"], task
+            assert "restore-test stopped" in task["Result"]["Message"]
 
 
 def _kill_ssh_sessions(user: str) -> int:

@@ -134,10 +134,7 @@ class ServiceCollector(Collector):
         yield _gauge("openflr_mounts_opening", "Mounts being opened now.", service.mount_budget.in_use)
         yield _gauge("openflr_downloads_running", "Downloads streaming now.", service.download_budget.in_use)
         restores = sum(
-            1
-            for session in sessions
-            for task in service.tasks.list(session)
-            if task.operation == FILE_RESTORE and task.state == RUNNING
+            1 for task in service.tasks.local() if task.operation == FILE_RESTORE and task.state == RUNNING
         )
         yield _gauge("openflr_restores_running", "Restores to original locations running now.", restores)
         locks = GaugeMetricFamily(

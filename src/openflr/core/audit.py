@@ -103,12 +103,14 @@ EVERY_RECORD = AuditFilter()
 
 
 class AuditLog:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, node: str = "") -> None:
         self._db = db
+        self.node = node
+        """This node's name: every record it starts names it."""
 
     def start(self, **fields: Any) -> int:
         with self._db.session() as s, s.begin():
-            row = AuditRow(started_at=datetime.now(UTC), result=RUNNING, **fields)
+            row = AuditRow(started_at=datetime.now(UTC), result=RUNNING, node=self.node, **fields)
             s.add(row)
             s.flush()
             return row.id
@@ -137,12 +139,15 @@ class AuditLog:
         with self._db.session() as s, s.begin():
             s.execute(update(AuditRow).where(AuditRow.id == record_id).values(**values))
 
-    def interrupt_running(self, message: str) -> int:
-        """Mark records left ``running`` by a previous process (it stopped mid-way)."""
+    def interrupt_running(self, message: str, node: str | None = None) -> int:
+        """Mark the records a node left ``running`` (it stopped mid-way) as interrupted: by default
+        this node's (a previous run of it) and those of releases that did not name nodes, never
+        another running node's; how many."""
+        nodes = [self.node, ""] if node is None else [node]
         with self._db.session() as s, s.begin():
             res = s.execute(
                 update(AuditRow)
-                .where(AuditRow.result == RUNNING)
+                .where(AuditRow.result == RUNNING, AuditRow.node.in_(nodes))
                 .values(ended_at=datetime.now(UTC), result=INTERRUPTED, message=message)
             )
             return int(getattr(res, "rowcount", 0) or 0)

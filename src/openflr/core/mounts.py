@@ -1,10 +1,12 @@
 """Mounts: a logon session's open view of one replica point (EM ``VmReplicaPointMount``).
 
-Mount ids are 1, 2, ... per point. Opened points are shared: every mount of a point uses the same
-``GuestView`` (one set of file handles), opened once and closed when the last mount goes, after a
-short idle grace so that a client that unmounts and mounts again does not pay twice. A mount is
-visible only to the session that made it, dies with that session, and fails cleanly when its point
-disappears from the datastore.
+Mount ids are 1, 2, ... per point in memory; with a ``MountStore`` (every running server has one)
+they are the mount's number in the database, unique across nodes, and any node serves a mount: it
+opens the point from the shared datastore on first use and keeps it like its own. Opened points are
+shared: every mount of a point uses the same ``GuestView`` (one set of file handles), opened once and
+closed when the last mount goes, after a short idle grace so that a client that unmounts and mounts
+again does not pay twice. A mount is visible only to the session that made it, dies with that
+session, and fails cleanly when its point disappears from the datastore.
 
 Opening a point reads image files that are not trusted and may sit on a share that stalls. It runs in
 its own thread and is given ``open_timeout`` seconds: past that the mount fails with a clear message,
@@ -27,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from openflr.core.families import PointFamily
+from openflr.core.mountstore import MountRecord, MountStore
 from openflr.core.sessions import LogonSession
 from openflr.errors import NotFoundError, UnavailableError
 from openflr.guestfs.blocks import CancelToken, cancel_scope
@@ -54,6 +57,8 @@ class Mount:
     created: datetime = field(default_factory=lambda: datetime.now(UTC))
     gone: bool = False
     released: bool = False
+    checked_at: float = field(default_factory=time.monotonic)
+    """When this node last confirmed in the database that the mount is still there."""
 
 
 @dataclass
@@ -72,6 +77,8 @@ class MountManager:
         per_session: int = 64,
         open_timeout: float = 120.0,
         max_stuck: int = 4,
+        store: MountStore | None = None,
+        recheck_seconds: float = 5.0,
     ) -> None:
         self._open = opener or (lambda point, os_kind: open_view([d.files for d in point.disks], os_kind))
         self._lock = threading.RLock()
@@ -88,6 +95,11 @@ class MountManager:
         self.max_stuck = max_stuck
         self._stuck: dict[int, str] = {}
         """Opening threads that outlived their timeout and have not finished yet: thread id -> point id."""
+        self._store = store
+        self.recheck_seconds = recheck_seconds
+        self.locate: Callable[[str], tuple[Replica, ReplicaPoint] | None] = lambda _point_id: None
+        """The replica and point of a point id in the current inventory (set by the service): how a
+        node opens a mount made through another."""
 
     # --- opening (blocking: call from a worker thread) ---------------------------------------------
 
@@ -223,12 +235,23 @@ class MountManager:
                     f"This logon session already has {self.per_session} mounts; unmount some first.", 10
                 )
         view = self._acquire(replica, point)
+        created = datetime.now(UTC)
+        try:
+            number = (
+                self._store.insert(session.session_id, point.id, family.value, created)
+                if self._store is not None
+                else None
+            )
+        except BaseException:
+            self._release(point.id)
+            raise
         with self._lock:
             if session.ended:
                 self._release_locked_later(point.id)
                 raise NotFoundError("The logon session ended while the point was being mounted.")
-            counter = self._ids.setdefault(point.id, itertools.count(1))
-            mount = Mount(point.id, next(counter), session.session_id, replica, point, view, family)
+            if number is None:
+                number = next(self._ids.setdefault(point.id, itertools.count(1)))
+            mount = Mount(point.id, number, session.session_id, replica, point, view, family, created)
             self._mounts[(point.id, mount.mount_id)] = mount
         log.info(
             "mounted %s (%s) as mount %d for session %s",
@@ -258,24 +281,111 @@ class MountManager:
 
     # --- lookups -----------------------------------------------------------------------------------
 
+    def cached(
+        self, session: LogonSession, point_id: str, mount_id: str, family: PointFamily | None = None
+    ) -> Mount | None:
+        """The mount when this node has it open and confirmed recently (no waiting), else None:
+        then ``get`` (blocking) reads it from the database and opens it."""
+        number = _number(mount_id)
+        with self._lock:
+            mount = self._mounts.get((point_id, number)) if number is not None else None
+        if mount is None or (self._store is not None and self._stale(mount)):
+            return None
+        return self._check(mount, session, point_id, mount_id, family)
+
     def get(
         self, session: LogonSession, point_id: str, mount_id: str, family: PointFamily | None = None
     ) -> Mount:
-        try:
-            number = int(mount_id)
-        except ValueError:
-            raise NotFoundError(f"Mount {mount_id!r} does not exist.") from None
+        """The session's mount; with a store, one made through another node is opened here (blocking:
+        call from a worker thread, or try ``cached`` first)."""
+        number = _number(mount_id)
+        if number is None:
+            raise NotFoundError(f"Mount {mount_id!r} does not exist.")
         with self._lock:
             mount = self._mounts.get((point_id, number))
+        if self._store is not None:
+            if mount is not None and self._stale(mount):
+                if number not in self._store.mounted([number]):
+                    self._drop(mount, write=False)
+                    mount = None
+                else:
+                    mount.checked_at = time.monotonic()
+            if mount is None:
+                record = self._store.get(session.session_id, point_id, number)
+                if record is not None:
+                    mount = self._adopt(session, record)
+        return self._check(mount, session, point_id, mount_id, family)
+
+    def _check(
+        self,
+        mount: Mount | None,
+        session: LogonSession,
+        point_id: str,
+        mount_id: str,
+        family: PointFamily | None,
+    ) -> Mount:
         if mount is None or mount.session_id != session.session_id or (family and mount.family != family):
             raise NotFoundError(f"Mount {mount_id} of point {point_id} does not exist in this logon session.")
         if mount.gone:
             raise PointGoneError(f"The restore point of mount {mount_id} is no longer in the datastore.")
         return mount
 
+    def _stale(self, mount: Mount) -> bool:
+        return time.monotonic() - mount.checked_at > self.recheck_seconds
+
+    def _adopt(self, session: LogonSession, record: MountRecord) -> Mount:
+        """Open here a mount made through another node (blocking)."""
+        located = self.locate(record.point_id)
+        if located is None:
+            raise PointGoneError(f"The restore point of mount {record.number} is no longer in the datastore.")
+        replica, point = located
+        view = self._acquire(replica, point)
+        mount = Mount(
+            point.id,
+            record.number,
+            record.session_id,
+            replica,
+            point,
+            view,
+            PointFamily(record.family),
+            record.created,
+        )
+        with self._lock:
+            existing = self._mounts.get((point.id, record.number))
+            if existing is None and not session.ended:
+                self._mounts[(point.id, record.number)] = mount
+                log.info("opened mount %d of %s made through another node", record.number, point.id)
+                return mount
+        self._release(point.id)  # another request adopted it meanwhile (or the session ended)
+        if existing is None:
+            raise NotFoundError("The logon session ended while the point was being mounted.")
+        return existing
+
     def of_point(
         self, session: LogonSession, point_id: str, family: PointFamily | None = None
     ) -> list[Mount]:
+        """The session's mounts of a point (blocking with a store: those made through other nodes are
+        opened here)."""
+        if self._store is not None:
+            for record in self._store.of_point(session.session_id, point_id):
+                with contextlib.suppress(NotFoundError):
+                    self.get(session, point_id, str(record.number))
+        with self._lock:
+            return sorted(
+                (
+                    m
+                    for m in self._mounts.values()
+                    if m.session_id == session.session_id
+                    and m.point_id == point_id
+                    and (family is None or m.family == family)
+                ),
+                key=lambda m: m.mount_id,
+            )
+
+    def local_of_point(
+        self, session: LogonSession, point_id: str, family: PointFamily | None = None
+    ) -> list[Mount]:
+        """The session's mounts of a point that this node has open (never blocks)."""
         with self._lock:
             return sorted(
                 (
@@ -302,27 +412,81 @@ class MountManager:
     def unmount(
         self, session: LogonSession, point_id: str, mount_id: str, family: PointFamily | None = None
     ) -> None:
+        number = _number(mount_id)
+        with self._lock:
+            mount = self._mounts.get((point_id, number)) if number is not None else None
+        if (
+            self._store is not None
+            and number is not None
+            and (mount is None or mount.session_id == session.session_id)
+        ):
+            if mount is not None and family and mount.family != family:
+                raise NotFoundError(
+                    f"Mount {mount_id} of point {point_id} does not exist in this logon session."
+                )
+            if mount is None:
+                record = self._store.get(session.session_id, point_id, number)
+                if record is None or (family and record.family != family.value):
+                    raise NotFoundError(
+                        f"Mount {mount_id} of point {point_id} does not exist in this logon session."
+                    )
+            unmounted = self._store.unmount(session.session_id, point_id, number)
+            if mount is not None:
+                self._drop(mount, write=False)
+            if not unmounted:
+                raise NotFoundError(
+                    f"Mount {mount_id} of point {point_id} does not exist in this logon session."
+                )
+            if mount is None:  # else _drop logged it
+                log.info("unmounted %s mount %d (not open on this node)", point_id, number)
+            return
         try:
             mount = self.get(session, point_id, mount_id, family)
         except PointGoneError:
             mount = self._mounts[(point_id, int(mount_id))]
         self._drop(mount)
 
-    def _drop(self, mount: Mount) -> None:
+    def _drop(self, mount: Mount, *, write: bool = True) -> None:
+        """Let a mount go here; ``write``: it is unmounted for every node (else only released here)."""
         with self._lock:
             if self._mounts.pop((mount.point_id, mount.mount_id), None) is None:
                 return
             release, mount.released = not mount.released, True
         if release:
             self._release(mount.point_id)
+        if write and self._store is not None:
+            self._store.unmount(mount.session_id, mount.point_id, mount.mount_id)
         log.info("unmounted %s mount %d", mount.point_id, mount.mount_id)
 
-    def drop_session(self, session: LogonSession) -> int:
+    def drop_session(self, session: LogonSession, *, ended: bool = True) -> int:
+        """The session's mounts go here; ``ended``: the session ended, so they are unmounted for every
+        node (else this node only lets them go: it is stopping)."""
         with self._lock:
             mine = [m for m in self._mounts.values() if m.session_id == session.session_id]
         for mount in mine:
-            self._drop(mount)
+            self._drop(mount, write=False)
+        if ended and self._store is not None:
+            self._store.unmount_session(session.session_id)
         return len(mine)
+
+    def recheck(self) -> int:
+        """Let go here the mounts unmounted through other nodes; how many."""
+        if self._store is None:
+            return 0
+        with self._lock:
+            mine = list(self._mounts.values())
+        if not mine:
+            return 0
+        still = self._store.mounted(m.mount_id for m in mine)
+        now = time.monotonic()
+        gone = 0
+        for mount in mine:
+            if mount.mount_id in still:
+                mount.checked_at = now
+            else:
+                self._drop(mount, write=False)
+                gone += 1
+        return gone
 
     def points_removed(self, point_ids: set[str]) -> None:
         """The datastore lost these points: their mounts fail from now on and their files are closed."""
@@ -353,3 +517,10 @@ class MountManager:
             self._mounts.clear()
         for view in views:
             self._close_view(view)
+
+
+def _number(mount_id: str) -> int | None:
+    text = mount_id.strip()
+    if not text.isdigit() or len(text) > 18:
+        return None
+    return int(text)

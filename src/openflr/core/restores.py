@@ -128,6 +128,8 @@ class Restores:
         self.settings, self.tasks, self.mounts, self.audit = settings, tasks, mounts, audit
         self._slots = asyncio.Semaphore(max(1, settings.restore.max_parallel))
         self._jobs: set[asyncio.Task[None]] = set()
+        self._stopping = ""
+        """Set when this node stops: what a restore cut short says."""
 
     @property
     def connect_options(self) -> ConnectOptions:
@@ -219,6 +221,12 @@ class Restores:
                     target = await connect(address, credentials, self.connect_options)
                     async with target:
                         await self._write(held, target, where, dest, request, task, report, session.user)
+        except asyncio.CancelledError:
+            message = self._stopping or "The restore was cancelled: the server stopped."
+            if report.items:
+                message += f" {report.items} item(s) were restored before it stopped."
+            self._end(task, record, FAILED, False, message, report, target_text)
+            raise
         except RestoreCancelled as exc:
             self._end(task, record, CANCELLED, False, exc.message, report, target_text)
         except OpenflrError as exc:
@@ -293,6 +301,18 @@ class Restores:
         )
         log.info("task %s: %s", task.id, message)
 
-    async def stop(self) -> None:
-        for job in list(self._jobs):
+    async def stop(self, grace: float = 0.0, node: str = "") -> None:
+        """Let running restores finish within ``grace`` seconds; the rest are cancelled and end failed,
+        saying that the node stopped."""
+        jobs = list(self._jobs)
+        if jobs and grace > 0:
+            log.info("waiting up to %g s for %d restore(s) to finish", grace, len(jobs))
+            await asyncio.wait(jobs, timeout=grace)
+        self._stopping = (
+            f"The restore did not finish: the openflr node {node or 'running it'} stopped before it was done."
+        )
+        jobs = [job for job in self._jobs if not job.done()]
+        for job in jobs:
             job.cancel()
+        if jobs:
+            await asyncio.wait(jobs, timeout=5)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,9 +22,13 @@ from openflr.core.filecatalog import FileCatalog
 from openflr.core.folderreaders import FolderReaders
 from openflr.core.gates import KeyedGates
 from openflr.core.mounts import Mount, MountManager
+from openflr.core.mountstore import MountStore
+from openflr.core.nodes import Nodes, stopped_message
 from openflr.core.restores import Restores
 from openflr.core.sessions import LogonSession, SessionManager
+from openflr.core.sessionstore import SessionStore
 from openflr.core.tasks import MOUNT, Task, TaskManager
+from openflr.core.taskstore import TaskStore
 from openflr.core.throttle import Attempt, LogonLockedError, LogonThrottle
 from openflr.core.users import UserStore
 from openflr.errors import NotFoundError, OpenflrError, UnauthorizedError
@@ -46,20 +51,35 @@ class Service:
         self.db = Database(settings.database_url, auto_upgrade=settings.store.auto_upgrade)
         self.users = UserStore(self.db)
         self.throttle = LogonThrottle(self.db, settings.security)
-        self.sessions = SessionManager(settings.sessions.idle_timeout, settings.sessions.max_per_user)
+        self.node = settings.node_name
+        """This node's name among those sharing the database (``[cluster] node_name``)."""
+        self.nodes = Nodes(self.db, self.node, settings.cluster.dead_after_seconds)
+        recheck = settings.sessions.recheck_seconds
+        self.session_store = SessionStore(self.db, self.node)
+        self.sessions = SessionManager(
+            settings.sessions.idle_timeout,
+            settings.sessions.max_per_user,
+            store=self.session_store,
+            recheck_seconds=recheck,
+            sweep_interval=settings.sessions.sweep_interval,
+        )
         # argon2 verification costs ~64 MiB and tens of ms: bound how many run at once.
         self._password_checks = asyncio.Semaphore(2)
         self._pair_gates = KeyedGates()
         self.catalog = Catalog(settings)
         self.files = FileCatalog(settings)
         """The file catalog (search, versions, diffs); ``catalog`` is the inventory."""
-        self.tasks = TaskManager()
+        self.task_store = TaskStore(self.db, self.node)
+        self.tasks = TaskManager(store=self.task_store)
         self.mounts = MountManager(
             idle_keep=settings.mounts.keep_idle,
             idle_seconds=settings.mounts.keep_idle_seconds,
             per_session=settings.mounts.max_per_session,
             open_timeout=settings.limits.mount_timeout,
+            store=MountStore(self.db, self.node),
+            recheck_seconds=recheck,
         )
+        self.mounts.locate = self._locate
         readers = settings.mounts.folder_readers
         self.folder_readers = FolderReaders(readers) if readers > 0 else None
         self.listings = ListingCache(
@@ -69,7 +89,7 @@ class Service:
         )
         self.mount_budget = Budget("mounts", settings.limits.max_concurrent_mounts)
         self.download_budget = Budget("downloads", settings.limits.max_concurrent_downloads)
-        self.audit = AuditLog(self.db)
+        self.audit = AuditLog(self.db, self.node)
         self.restores = Restores(settings, self.tasks, self.mounts, self.audit)
         self._scoped: dict[tuple[int, tuple[str, ...]], Inventory] = {}
         self.mounts.on_view_closed.append(lambda view: self.listings.forget_view(view.serial))
@@ -78,6 +98,7 @@ class Service:
         self._files_started = False
         self._background: list[asyncio.Task[None]] = []
         self._jobs: set[asyncio.Task[None]] = set()
+        self._stop_deadline: float | None = None
 
     async def logon(self, login_name: str, password: str, client: str = "") -> tuple[LogonSession, str]:
         """Check the password (off the event loop) and open a session; 401 on failure.
@@ -209,8 +230,31 @@ class Service:
             return Path(path).name
 
     def _session_ended(self, session: LogonSession, _reason: str) -> None:
-        self.mounts.drop_session(session)
-        self.tasks.drop_session(session)
+        # A session this node only lets go (it stops) lives on for the others: its mounts stay.
+        self.mounts.drop_session(session, ended=session.ended)
+        if session.ended:
+            self.tasks.drop_session(session)
+
+    def _locate(self, point_id: str) -> tuple[Replica, ReplicaPoint] | None:
+        inv = self.catalog.current
+        point = inv.points.get(point_id)
+        return None if point is None else (inv.replicas[point.replica_id], point)
+
+    async def mount_of(
+        self, session: LogonSession, point_id: str, mount_id: str, family: PointFamily | None = None
+    ) -> Mount:
+        """The session's mount: at once when this node has it open, else read from the database and
+        opened here (in a worker thread) when it was made through another node."""
+        mount = self.mounts.cached(session, point_id, mount_id, family)
+        if mount is not None:
+            return mount
+        return await anyio.to_thread.run_sync(self.mounts.get, session, point_id, mount_id, family)
+
+    async def mounts_of_point(
+        self, session: LogonSession, point_id: str, family: PointFamily | None = None
+    ) -> list[Mount]:
+        """The session's mounts of a point, those made through other nodes opened here."""
+        return await anyio.to_thread.run_sync(self.mounts.of_point, session, point_id, family)
 
     def _inventory_changed(self, old: Inventory, new: Inventory) -> None:
         self._scoped.clear()
@@ -229,10 +273,16 @@ class Service:
     # --- lifecycle ---------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Scan the datastores, then start background work (idle-session sweeper, periodic rescans)."""
-        interrupted = self.audit.interrupt_running("the server stopped while this was running")
+        """Scan the datastores, then start background work (idle-session sweeper, heartbeat, periodic
+        rescans). What this node's last run left running is closed first (only this node's)."""
+        message = stopped_message(self.node)
+        interrupted = self.audit.interrupt_running(message)
         if interrupted:
             log.warning("%d download(s) or restore(s) were cut short by the last shutdown", interrupted)
+        failed = self.task_store.fail_running(self.node, message)
+        if failed:
+            log.warning("%d task(s) of this node's last run were still running: now failed", failed)
+        self.nodes.register()
         await self.rescan()
         try:
             await anyio.to_thread.run_sync(self.files.start, self.catalog.current)
@@ -243,10 +293,24 @@ class Service:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not in the main thread
             loop.add_signal_handler(signal.SIGHUP, self._rescan_soon)
         self._background.append(asyncio.create_task(self._sweep_forever(), name="openflr-session-sweeper"))
+        self._background.append(asyncio.create_task(self._heartbeat_forever(), name="openflr-heartbeat"))
         if self.settings.inventory.rescan_interval > 0:
             self._background.append(asyncio.create_task(self._rescan_forever(), name="openflr-rescan"))
 
+    def begin_stop(self) -> None:
+        """A stop was asked for (SIGTERM): running work has ``[server] grace_seconds`` from now."""
+        if self._stop_deadline is None:
+            self._stop_deadline = time.monotonic() + self.settings.server.grace_seconds
+            log.info(
+                "stopping: running requests and restores have %g s to finish",
+                self.settings.server.grace_seconds,
+            )
+
     async def stop(self) -> None:
+        """Stop: restores still running get what is left of the grace period (none when no stop was
+        asked for by a signal: an in-process service ends at once), then end failed; the sessions and
+        mounts stay in the database for the other nodes."""
+        grace = 0.0 if self._stop_deadline is None else max(0.0, self._stop_deadline - time.monotonic())
         for task in list(self._background):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -254,8 +318,18 @@ class Service:
         self._background.clear()
         for job in list(self._jobs):
             job.cancel()
-        await self.restores.stop()
-        self.sessions.end_all("server shutdown")
+        await self.restores.stop(grace, self.node)
+        message = stopped_message(self.node)
+        for what, close in (
+            ("tasks", lambda: self.task_store.fail_running(self.node, message)),
+            ("audit records", lambda: self.audit.interrupt_running(message)),
+            ("node", self.nodes.stopped),
+        ):
+            try:
+                close()
+            except Exception:
+                log.exception("closing this node's %s failed", what)
+        self.sessions.release_all("server shutdown")
         self.mounts.close_all()
         self.files.stop()
         if self.folder_readers is not None:
@@ -286,10 +360,41 @@ class Service:
         while True:
             await asyncio.sleep(self.settings.sessions.sweep_interval)
             try:
-                self.sessions.sweep()
-                self.mounts.sweep_idle()
+                await anyio.to_thread.run_sync(self.sweep)
             except Exception:
                 log.exception("session sweep failed")
+
+    def sweep(self) -> None:
+        """Sessions' activity written, idle sessions ended, mounts unmounted elsewhere let go here,
+        idle opened points closed (blocking)."""
+        self.sessions.sweep()
+        self.mounts.recheck()
+        self.mounts.sweep_idle()
+
+    async def _heartbeat_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.cluster.heartbeat_seconds)
+            try:
+                await anyio.to_thread.run_sync(self.heartbeat)
+            except Exception:
+                log.exception("heartbeat failed")
+
+    def heartbeat(self) -> None:
+        """This node's heartbeat; close what nodes that stopped left running; cancel this node's tasks
+        that clients deleted through other nodes; forget long-ended sessions (blocking)."""
+        self.nodes.beat()
+        for node in self.nodes.claim_dead():
+            message = stopped_message(node)
+            tasks = self.task_store.fail_running(node, message)
+            records = self.audit.interrupt_running(message, node=node)
+            log.warning(
+                "node %s stopped sending heartbeats: %d task(s) failed, %d audit record(s) interrupted",
+                node,
+                tasks,
+                records,
+            )
+        self.tasks.cancel_deleted()
+        self.session_store.purge(time.time() - max(3600.0, 2 * self.settings.sessions.idle_timeout))
 
 
 def bare_id(text: str) -> str:

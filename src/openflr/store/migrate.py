@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HEAD = "0001"
+HEAD = "0002"
 """The newest revision in migrations/versions/ (a test checks): a database at it is opened without
 loading Alembic at all, which keeps every command's start quick."""
 MIGRATIONS = Path(__file__).with_name("migrations")

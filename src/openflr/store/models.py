@@ -96,6 +96,8 @@ class AuditRow(Base):
     """``running``, ``success``, ``failed``, ``interrupted``."""
     message: Mapped[str] = mapped_column(Text, default="")
     task_id: Mapped[str] = mapped_column(String(32), default="")
+    node: Mapped[str] = mapped_column(String(128), default="", server_default=text("''"), index=True)
+    """The node that ran it: its running records are closed when it stops (core/nodes.py)."""
 
 
 class LogonFailureRow(Base):
@@ -119,3 +121,78 @@ class LogonFailureRow(Base):
     last_failure: Mapped[float] = mapped_column(Float, default=0.0)
     locked_until: Mapped[float] = mapped_column(Float, default=0.0)
     """Logons of this pair (or from this address) are refused until then; 0: not locked."""
+
+
+class NodeRow(Base):
+    """One openflr process sharing this database (``[cluster] node_name``): its heartbeat, so the
+    others notice when it stops (core/nodes.py). Times are Unix epoch seconds."""
+
+    __tablename__ = "nodes"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    started_at: Mapped[float] = mapped_column(Float)
+    heartbeat_at: Mapped[float] = mapped_column(Float)
+    state: Mapped[str] = mapped_column(String(16))
+    """``running``, ``stopped`` (a graceful stop) or ``dead`` (its heartbeat stopped)."""
+
+
+class LogonSessionRow(Base):
+    """A logon session, shared by every node (core/sessionstore.py). Times are Unix epoch seconds."""
+
+    __tablename__ = "logon_sessions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    """The public id (a GUID, lower case)."""
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    """sha256 of the token, hex: the token itself is never stored."""
+    user_id: Mapped[int] = mapped_column(Integer, index=True)
+    user_json: Mapped[str] = mapped_column(Text)
+    """The account as it was at logon (role and restore rules apply from a user's next logon)."""
+    client: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen: Mapped[float] = mapped_column(Float, index=True)
+    """The last request any node saw with it (written coarsely: not on every request)."""
+    csrf: Mapped[str] = mapped_column(String(64))
+    ended: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    end_reason: Mapped[str] = mapped_column(String(64), default="")
+    node: Mapped[str] = mapped_column(String(128), default="")
+    """The node it was made on."""
+
+
+class MountRow(Base):
+    """A mount of a point by a session; its id is the mount's number in its Href. Any node serves it,
+    opening the point from the shared datastore on first use."""
+
+    __tablename__ = "mounts"
+    # SQLite never hands out an id again, even the highest after it was deleted.
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[str] = mapped_column(String(36), index=True)
+    point_id: Mapped[str] = mapped_column(String(64))
+    family: Mapped[str] = mapped_column(String(16))
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    state: Mapped[str] = mapped_column(String(16))
+    """``mounted`` or ``unmounted`` (kept until the session ends)."""
+    node: Mapped[str] = mapped_column(String(128), default="")
+
+
+class TaskRow(Base):
+    """A task clients poll (``task-<id>``), readable from any node; written by the node running it."""
+
+    __tablename__ = "tasks"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[str] = mapped_column(String(36), index=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    """``Running``, ``Finished``; ``Deleted`` once a client deleted it (its node then cancels it)."""
+    success: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    result_json: Mapped[str] = mapped_column(Text, default="[]")
+    """What it produced (links to a mount or a download), as JSON."""
+    progress_json: Mapped[str] = mapped_column(Text, default="{}")
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    node: Mapped[str] = mapped_column(String(128), default="", index=True)

@@ -147,7 +147,8 @@ def _kept_query(request: Request) -> str:
 
 
 def _newest_mount(service: Service, session: LogonSession, point_id: str) -> Mount | None:
-    mounts = [m for m in service.mounts.of_point(session, point_id) if not m.gone]
+    """The session's first mount of the point this node has open (search hits link to it)."""
+    mounts = [m for m in service.mounts.local_of_point(session, point_id) if not m.gone]
     return mounts[0] if mounts else None
 
 
@@ -248,7 +249,8 @@ async def _diff_zip(
     (an existing one, or one made for it, which stays like any other mount of the session)."""
     if not paths:
         raise NotFoundError("No file changed on that side between the two points.")
-    mount = _newest_mount(service, session, point_id)
+    mounts = [m for m in await service.mounts_of_point(session, point_id) if not m.gone]
+    mount = mounts[0] if mounts else None
     if mount is None:
         point = inv.points[point_id]
         mount = await anyio.to_thread.run_sync(service.mounts.mount, session, replica, point)

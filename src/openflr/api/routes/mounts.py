@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
+import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -86,7 +87,7 @@ def _point_id(request: Request, session: LogonSession) -> str:
 async def list_mounts(request: Request) -> Response:
     session = require(request, Permission.MOUNT)
     family = family_of(request)
-    mounts = service_of(request).mounts.of_point(session, _point_id(request, session), family)
+    mounts = await service_of(request).mounts_of_point(session, _point_id(request, session), family)
     base = api_base(request)
     key = FAMILIES[family][1]
     return em_response(
@@ -94,25 +95,29 @@ async def list_mounts(request: Request) -> Response:
     )
 
 
-def _mount(request: Request, session: LogonSession) -> Mount:
+async def _mount(request: Request, session: LogonSession) -> Mount:
     # By the id in the URL, not the inventory: a mount whose point vanished must say so clearly.
     point_id = bare_id(request.path_params["point_id"])
-    return service_of(request).mounts.get(
+    return await service_of(request).mount_of(
         session, point_id, request.path_params["mount_id"], family_of(request)
     )
 
 
 async def get_mount(request: Request) -> Response:
     session = require(request, Permission.MOUNT)
-    mount = _mount(request, session)
+    mount = await _mount(request, session)
     return em_response(request, _MOUNT_TYPES[mount.family], mount_value(api_base(request), mount))
 
 
 async def delete_mount(request: Request) -> Response:
     session = require(request, Permission.MOUNT)
     service = service_of(request)
-    service.mounts.unmount(
-        session, bare_id(request.path_params["point_id"]), request.path_params["mount_id"], family_of(request)
+    await anyio.to_thread.run_sync(
+        service.mounts.unmount,
+        session,
+        bare_id(request.path_params["point_id"]),
+        request.path_params["mount_id"],
+        family_of(request),
     )
     return Response(status_code=204)
 
@@ -127,7 +132,7 @@ async def browse_path(request: Request) -> Response:
     session = require(
         request, Permission.RESTORE if action.lower() == "download" else Permission.BROWSE_FILES
     )
-    mount = _mount(request, session)
+    mount = await _mount(request, session)
     service = service_of(request)
     where = await browse.locate(service, mount, guest_parts(request))
     if not action:
@@ -147,7 +152,7 @@ async def browse_path(request: Request) -> Response:
 async def restore_path(request: Request) -> Response:
     """``POST …/{filepath}?action=restore`` with a ``FileRestoreSpec`` (also ``?action=download``)."""
     session = require(request, Permission.RESTORE)
-    mount = _mount(request, session)
+    mount = await _mount(request, session)
     action = (Query(request).get("action") or "").strip().lower()
     if action not in ("restore", "download"):
         raise BadRequestError(

@@ -102,7 +102,7 @@ async def list_zip(request: Request) -> Response:
     fields = _form(await request.body())
     csrf = next((v for k, v in fields if k == "csrf"), None)
     session = require(request, Permission.RESTORE, csrf)
-    mount = _mount_of(request, session, next((v for k, v in fields if k == "mount"), ""))
+    mount = await _mount_of(request, session, next((v for k, v in fields if k == "mount"), ""))
     paths = [v for k, v in fields if k == "item"]
     if len(paths) > MAX_LIST_ITEMS:
         raise BadRequestError(f"A list download holds at most {MAX_LIST_ITEMS} items, not {len(paths)}.")
@@ -123,14 +123,14 @@ def _form(body: bytes) -> list[tuple[str, str]]:
         raise BadRequestError(f"The form cannot be read: {exc}.") from None
 
 
-def _mount_of(request: Request, session: LogonSession, href: str) -> Mount:
+async def _mount_of(request: Request, session: LogonSession, href: str) -> Mount:
     match = _MOUNT_PATH.match(href.strip())
     if match is None:
         raise BadRequestError(
             "mount must name a mount: /api/vmReplicaPoints/{point}/mounts/{mount} (its Href or path)."
         )
     family = _FAMILY[match.group(1).lower()]
-    return service_of(request).mounts.get(session, bare_id(match.group(2)), match.group(3), family)
+    return await service_of(request).mount_of(session, bare_id(match.group(2)), match.group(3), family)
 
 
 # --- where a restore would write ----------------------------------------------------------------------
@@ -141,7 +141,7 @@ async def restore_target(request: Request) -> Response:
     item would write to, or why there is none."""
     session = require(request, Permission.RESTORE)
     query = Query(request)
-    mount = _mount_of(request, session, query.get("mount") or "")
+    mount = await _mount_of(request, session, query.get("mount") or "")
     path = query.get("path") or ""
     service = service_of(request)
     where = await browse.locate(service, mount, path.split("/"))

@@ -1,0 +1,1 @@
+"""Several real ``openflr serve`` nodes sharing one PostgreSQL database behind HAProxy."""
