@@ -15,9 +15,9 @@ setups alternate, so load from other work on the machine falls on both alike. Fi
 logon through the balancer, then requests with its token; a setup that loses sessions between
 nodes shows there, and every figure it fails is a row that says so (``met`` False), not a crash.
 
-``BALANCE`` is ``roundrobin``: the point of the figures. ``source`` is for checking the plumbing
-where the nodes do not share sessions: every client here comes from 127.0.0.1, so a hash of the
-source address pins them all to one node (``python -m bench --only cluster --balance source``).
+``BALANCE`` is ``roundrobin``: the point of the figures. ``source`` checks the plumbing with one
+node doing all the work: every client here comes from 127.0.0.1, so a hash of the source address
+pins them all to one node (``python -m bench --only cluster --balance source``).
 """
 
 from __future__ import annotations
