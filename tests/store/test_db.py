@@ -10,7 +10,8 @@ from openflr.core.audit import AuditLog
 from openflr.core.roles import Role
 from openflr.core.users import UserStore
 from openflr.store import migrate
-from openflr.store.db import Database
+from openflr.store.db import Database, engine_url
+from tests.store.postgres import new_database
 
 
 def test_an_older_database_is_upgraded_in_place(tmp_path: Path) -> None:
@@ -37,3 +38,12 @@ def test_an_older_database_is_upgraded_in_place(tmp_path: Path) -> None:
     assert users.set_restrictions("old", extensions=["pdf"]).allowed_extensions == ("pdf",)
     record = AuditLog(db).start(user="old", action="download")
     assert AuditLog(Database(f"sqlite:///{path}")).get(record) is not None
+
+
+def test_an_asyncpg_url_reaches_the_same_database_through_psycopg(postgres_url: str) -> None:
+    url = new_database(postgres_url)
+    assert url.startswith("postgresql+psycopg://")
+    asyncpg = url.replace("postgresql+psycopg://", "postgresql+asyncpg://", 1)
+    assert engine_url(asyncpg).drivername == "postgresql+psycopg"
+    UserStore(Database(asyncpg)).add("through-asyncpg-url", "pw", Role.PORTAL_USER)
+    assert UserStore(Database(url)).get("through-asyncpg-url") is not None

@@ -27,14 +27,16 @@ CONNECT_TIMEOUT = 10
 
 
 def engine_url(url: str) -> URL:
-    """``url`` as SQLAlchemy takes it: plain ``postgresql://`` (and ``postgres://``) use psycopg 3."""
+    """``url`` as SQLAlchemy takes it: plain ``postgresql://`` (and ``postgres://``) use psycopg 3, and
+    so does ``postgresql+asyncpg://``: the store is synchronous (its calls run in worker threads), so
+    a URL written for an asyncio driver reaches the same server and database through psycopg 3."""
     try:
         parsed = make_url(url)
     except ArgumentError:
         raise SchemaError(
             "the database URL cannot be read (it is not shown: it may hold a password)"
         ) from None
-    if parsed.drivername in ("postgresql", "postgres"):
+    if parsed.drivername in ("postgresql", "postgres", "postgresql+asyncpg"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed
 
