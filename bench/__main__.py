@@ -65,9 +65,16 @@ def main() -> int:
         choices=cluster.BALANCES,
         help="cluster: HAProxy's balance (source pins every client here to one node: a plumbing check)",
     )
+    parser.add_argument(
+        "--backend",
+        default="tls",
+        choices=("tls", "plain"),
+        help="cluster: HAProxy to the nodes over TLS (as docs/DEPLOYMENT.md) or plain HTTP (TLS offload)",
+    )
     parser.add_argument("--update-docs", action="store_true")
     args = parser.parse_args()
     cluster.BALANCE = args.balance
+    cluster.BACKEND_TLS = args.backend == "tls"
     groups = [g for g in args.only.split(",") if g] or list(GROUPS)
     start = time.perf_counter()
     print("building or reusing the bench datastore ...", flush=True)

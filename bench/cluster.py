@@ -47,7 +47,16 @@ T = TypeVar("T")
 
 BALANCE = "roundrobin"
 """HAProxy's ``balance`` for the cluster; ``source`` pins every client here to one node."""
-BALANCES = ("roundrobin", "source", "leastconn")
+BALANCES = ("roundrobin", "uri", "source", "leastconn")
+BALANCE_LINES = {"uri": "uri depth 3"}
+"""``uri``: the first three path segments pick the node (``/api/vmReplicaPoints/<id>``), so every
+request for one point goes to one node while it is up, whatever the session: that node's opened point
+and listing cache serve them all. Any node can still serve any request (consistent hashing moves a
+stopped node's share to the others)."""
+BACKEND_TLS = True
+"""HAProxy speaks TLS to the nodes (as docs/DEPLOYMENT.md's example); False: plain HTTP behind it, the
+balancer's TLS alone (offload on a private network), which saves a decryption and an encryption of
+every byte on the cores the nodes share here."""
 NODES = 3
 NO_LOSS = 0.9
 """A cluster figure meets its target at this fraction of the single node's or better."""
@@ -108,13 +117,15 @@ def node_config(datastore: Path, cert: Path, key: Path, store_url: str = "", pub
     )
 
 
-def haproxy_config(front: int, pem: Path, ca: Path, ports: list[int], balance: str) -> str:
+def haproxy_config(
+    front: int, pem: Path, ca: Path, ports: list[int], balance: str, backend_tls: bool = True
+) -> str:
     """docs/DEPLOYMENT.md's example without its stickiness (no cookie; ``balance`` as given), on
     127.0.0.1: TLS from the clients ends here, TLS to the nodes is checked against ``ca``."""
     if balance not in BALANCES:
         raise ValueError(f"balance {balance!r}: one of {', '.join(BALANCES)}")
     servers = "".join(f"    server flr{i} 127.0.0.1:{port}\n" for i, port in enumerate(ports, 1))
-    hashing = "    hash-type consistent\n" if balance == "source" else ""
+    hashing = "    hash-type consistent\n" if balance in ("source", "uri") else ""
     return (
         "global\n"
         "    maxconn 4096\n"
@@ -131,11 +142,12 @@ def haproxy_config(front: int, pem: Path, ca: Path, ports: list[int], balance: s
         "    default_backend openflr_nodes\n"
         "\n"
         "backend openflr_nodes\n"
-        f"    balance {balance}\n"
+        f"    balance {BALANCE_LINES.get(balance, balance)}\n"
         f"{hashing}"
         "    option httpchk GET /api/openflr/health\n"
         "    http-check expect status 200\n"
-        f"    default-server ssl verify required ca-file {ca} check inter 2s fall 2 rise 2\n"
+        f"    default-server {f'ssl verify required ca-file {ca} ' if backend_tls else ''}"
+        "check inter 2s fall 2 rise 2\n"
         f"{servers}"
     )
 
@@ -191,7 +203,13 @@ def haproxy(folder: Path, config: str, base: str) -> Iterator[subprocess.Popen[b
 
 @contextlib.contextmanager
 def cluster(
-    data: Path, datastore: Path, cert: Path, key: Path, nodes: int = NODES, balance: str = BALANCE
+    data: Path,
+    datastore: Path,
+    cert: Path,
+    key: Path,
+    nodes: int = NODES,
+    balance: str = BALANCE,
+    backend_tls: bool = True,
 ) -> Iterator[Setup]:
     """``nodes`` nodes on one PostgreSQL database behind HAProxy; clients talk to HAProxy."""
     with run_postgres() as pg_url:
@@ -208,12 +226,15 @@ def cluster(
         cli(dirs[0], "db", "upgrade")  # once, before the nodes start (each would otherwise race to)
         _add_users(dirs[0])  # the accounts are in the shared database: every node knows them
         with contextlib.ExitStack() as stack:
-            servers = [stack.enter_context(run_server(d, https=True, config=config)) for d in dirs]
+            servers = [stack.enter_context(run_server(d, https=backend_tls, config=config)) for d in dirs]
             pem = data / "front.pem"
             pem.write_bytes(cert.read_bytes() + key.read_bytes())
-            hap = haproxy_config(front, pem, cert, [s.port for s in servers], balance)
+            hap = haproxy_config(front, pem, cert, [s.port for s in servers], balance, backend_tls)
             stack.enter_context(haproxy(data, hap, base))
-            yield Setup(f"{nodes} nodes, PostgreSQL, HAProxy balance {balance}", base, servers)
+            hop = "TLS" if backend_tls else "plain HTTP"
+            yield Setup(
+                f"{nodes} nodes, PostgreSQL, HAProxy balance {balance}, {hop} to the nodes", base, servers
+            )
 
 
 # --- measures: each raises on a failed request; ``attempt`` turns that into a failed row -----------
@@ -481,12 +502,14 @@ def rows(one: Figures, many: Figures, balance: str = BALANCE, nodes: int = NODES
     return out
 
 
-def describe(balance: str = BALANCE, nodes: int = NODES) -> str:
+def describe(balance: str = BALANCE, nodes: int = NODES, backend_tls: bool | None = None) -> str:
     """The line a results block of this group starts with, after the run's."""
+    backend_tls = BACKEND_TLS if backend_tls is None else backend_tls
     how = "no stickiness" if balance != "source" else "no cookie"
+    hop = "TLS from HAProxy to the nodes" if backend_tls else "plain HTTP from HAProxy to the nodes"
     setup = (
         f"{nodes} nodes on one PostgreSQL database behind HAProxy `balance {balance}` ({how}) "
-        "against one node on SQLite; HTTPS throughout."
+        f"against one node on SQLite; clients speak HTTPS to both, {hop}."
     )
     if balance == "source":
         setup += (
@@ -499,12 +522,12 @@ def describe(balance: str = BALANCE, nodes: int = NODES) -> str:
 def scale_out(datastore: Path, data: Path, balance: str | None = None) -> list[Row]:
     """The ``cluster`` group of ``python -m bench``."""
     balance = balance or BALANCE
-    if balance != "roundrobin":
+    if balance == "source":
         print(f"  [cluster] HAProxy balance {balance}: a plumbing check, not the figures", flush=True)
     cert, key = self_signed(data)
     with (
         single_node(data / "single", datastore, cert, key) as one,
-        cluster(data / "cluster", datastore, cert, key, balance=balance) as many,
+        cluster(data / "cluster", datastore, cert, key, balance=balance, backend_tls=BACKEND_TLS) as many,
     ):
         fig_one, fig_many = measure([one, many], data)
     return rows(fig_one, fig_many, balance)
@@ -516,7 +539,10 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(prog="python -m bench.cluster")
     parser.add_argument("--balance", default=BALANCE, choices=BALANCES)
+    parser.add_argument("--backend", default="tls", choices=("tls", "plain"))
     args = parser.parse_args()
+    global BACKEND_TLS
+    BACKEND_TLS = args.backend == "tls"
     with tempfile.TemporaryDirectory(prefix="bench-cluster-") as data:
         print(table(scale_out(fixtures.ensure(), Path(data), args.balance)))
 

@@ -17,13 +17,15 @@ needs_haproxy = pytest.mark.skipif(shutil.which("haproxy") is None, reason="hapr
 
 
 @needs_haproxy
+@pytest.mark.parametrize("backend_tls", [True, False], ids=["tls", "plain"])
 @pytest.mark.parametrize("balance", cluster.BALANCES)
-def test_the_haproxy_config_is_valid(tmp_path: Path, balance: str) -> None:
+def test_the_haproxy_config_is_valid(tmp_path: Path, balance: str, backend_tls: bool) -> None:
     cert, key = cluster.self_signed(tmp_path)
     pem = tmp_path / "front.pem"
     pem.write_bytes(cert.read_bytes() + key.read_bytes())
-    text = cluster.haproxy_config(8443, pem, cert, [9001, 9002, 9003], balance)
-    assert f"balance {balance}\n" in text
+    text = cluster.haproxy_config(8443, pem, cert, [9001, 9002, 9003], balance, backend_tls)
+    assert f"balance {cluster.BALANCE_LINES.get(balance, balance)}\n" in text
+    assert ("ca-file" in text) == backend_tls  # TLS to the nodes, checked, or plain HTTP
     assert "cookie" not in text  # no stickiness: only the balance decides
     assert text.count("server flr") == 3
     config = tmp_path / "haproxy.cfg"
