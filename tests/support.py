@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from http.cookiejar import DefaultCookiePolicy
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx2 as httpx
 from lxml import etree
@@ -248,3 +248,20 @@ def attr(element: etree._Element, name: str) -> str:
     value = element.get(name)
     assert value is not None, f"{local(element.tag)} has no {name}"
     return value
+
+
+_T = TypeVar("_T")
+
+
+def until(probe: Callable[[], _T | None], timeout: float = 30, every: float = 0.2) -> _T:
+    """``probe()`` once it is truthy; a transport error counts as not yet."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            found = probe()
+        except httpx.TransportError:
+            found = None
+        if found:
+            return found
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(every)

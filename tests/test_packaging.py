@@ -10,17 +10,15 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-import httpx2 as httpx
 import pytest
 
 from openflr.config import load_settings
 from tests.api.flr import TOKEN
 from tests.store.postgres import new_database, postgres_url  # noqa: F401 (fixture)
-from tests.support import USERS, Api, RunningServer, cli, free_port, plain_client, run_server
+from tests.support import USERS, Api, RunningServer, cli, free_port, plain_client, run_server, until
 
 T = TypeVar("T")
 
@@ -194,16 +192,3 @@ def self_signed(tmp_path: Path, name: str) -> bytes:
         capture_output=True,
     )
     return cert.read_bytes() + key.read_bytes()
-
-
-def until(probe: Callable[[], T | None], timeout: float = 30) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            found = probe()
-        except httpx.TransportError:
-            found = None
-        if found:
-            return found
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)

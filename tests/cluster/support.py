@@ -12,8 +12,7 @@ import contextlib
 import socket
 import subprocess
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -21,7 +20,7 @@ from typing import TypeVar
 import httpx2 as httpx
 
 from tests.imagebuilder import Fixtures
-from tests.support import USERS, RunningServer, cli, free_port, run_server
+from tests.support import USERS, RunningServer, cli, free_port, run_server, until
 
 T = TypeVar("T")
 TOKEN = "X-RestSvcSessionId"
@@ -198,17 +197,3 @@ def run_cluster(
 
         until(all_up, timeout=60)
         yield cluster
-
-
-def until(probe: Callable[[], T | None], timeout: float = 30, every: float = 0.2) -> T:
-    """``probe()`` once it is truthy; a transport error counts as not yet."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            found = probe()
-        except httpx.TransportError:
-            found = None
-        if found:
-            return found
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(every)

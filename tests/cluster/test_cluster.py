@@ -21,10 +21,10 @@ from sqlalchemy import text
 from openflr.store.db import Database
 from tests.clients.support import ClientTarget, client_venv
 from tests.clients.test_veeam_em import run_flow
-from tests.cluster.support import SERVED_BY, TOKEN, WIN, Cluster, run_cluster, until
+from tests.cluster.support import SERVED_BY, TOKEN, WIN, Cluster, run_cluster
 from tests.imagebuilder import Fixtures
 from tests.store.postgres import new_database
-from tests.support import USERS, RunningServer, cli, plain_client
+from tests.support import USERS, RunningServer, cli, plain_client, until
 
 LIN = "lin-web01"
 REPORT = "Documents/report.txt"
