@@ -134,6 +134,17 @@ def test_unknown_point_and_mount(api: Api, op: str, win: str) -> None:
     assert api.get(win.rsplit("/", 1)[0] + "/abc", headers=headers(op)).status_code == 404
 
 
+@pytest.mark.parametrize("number", ["\u00b9", "\u0661", "\uff11"])  # superscript, Arabic-Indic, full-width 1
+def test_ids_of_other_digits_are_404_not_500(api: Api, op: str, win: str, number: str) -> None:
+    # str.isdigit() takes these, int() refuses the first: an id is ASCII digits or not an id.
+    point = win.rsplit("/", 1)[0]
+    for method in ("GET", "DELETE"):
+        r = api.request(method, f"{point}/{quote(number)}", headers=headers(op))
+        assert (r.status_code, r.json()["StatusCode"]) == (404, 404), r.text
+    r = api.get(f"/api/tasks/task-{quote(number)}", headers=headers(op))
+    assert (r.status_code, r.json()["StatusCode"]) == (404, 404), r.text
+
+
 # --- browsing ------------------------------------------------------------------------------------------
 
 

@@ -520,7 +520,9 @@ class MountManager:
 
 
 def _number(mount_id: str) -> int | None:
+    """The mount's number, or None for an id that is not one (``str.isdigit`` alone also takes
+    digits ``int`` refuses, such as ``¹``)."""
     text = mount_id.strip()
-    if not text.isdigit() or len(text) > 18:
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
         return None
     return int(text)

@@ -73,7 +73,8 @@ def _of_record(record: TaskRecord) -> Task:
 
 def _number(task_id: str) -> int | None:
     text = task_id.strip().lower()
-    if not text.startswith("task-") or not text[5:].isdigit() or len(text) > 24:
+    digits = text[5:]  # ASCII only: str.isdigit also takes digits int() refuses, such as "¹"
+    if not text.startswith("task-") or not (digits.isascii() and digits.isdigit()) or len(text) > 24:
         return None
     return int(text[5:])
 
