@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Select, func, select, update
 
-from openflr.store.db import Database
+from openflr.store.db import Database, aware_utc
 from openflr.store.models import AuditRow
 
 RUNNING, SUCCESS, FAILED, CANCELLED, INTERRUPTED = "running", "success", "failed", "cancelled", "interrupted"
@@ -40,23 +40,17 @@ class AuditRecord:
         return dataclasses.asdict(self)
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _record(row: AuditRow) -> AuditRecord:
     return AuditRecord(
         row.id,
-        _utc(row.started_at) or datetime.now(UTC),
-        _utc(row.ended_at),
+        aware_utc(row.started_at) or datetime.now(UTC),
+        aware_utc(row.ended_at),
         row.user,
         row.client,
         row.action,
         row.vm,
         row.point_id,
-        _utc(row.point_time),
+        aware_utc(row.point_time),
         row.path,
         row.target,
         row.bytes,

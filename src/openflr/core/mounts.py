@@ -370,17 +370,7 @@ class MountManager:
             for record in self._store.of_point(session.session_id, point_id):
                 with contextlib.suppress(NotFoundError):
                     self.get(session, point_id, str(record.number))
-        with self._lock:
-            return sorted(
-                (
-                    m
-                    for m in self._mounts.values()
-                    if m.session_id == session.session_id
-                    and m.point_id == point_id
-                    and (family is None or m.family == family)
-                ),
-                key=lambda m: m.mount_id,
-            )
+        return self.local_of_point(session, point_id, family)
 
     def local_of_point(
         self, session: LogonSession, point_id: str, family: PointFamily | None = None

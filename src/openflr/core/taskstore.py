@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from openflr.store.db import Database
+from openflr.store.db import Database, aware_utc
 from openflr.store.models import TaskRow
 
 RUNNING, FINISHED, DELETED = "Running", "Finished", "Deleted"
@@ -30,12 +30,6 @@ class TaskRecord:
     node: str
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _record(row: TaskRow) -> TaskRecord:
     return TaskRecord(
         row.id,
@@ -45,8 +39,8 @@ def _record(row: TaskRow) -> TaskRecord:
         row.success,
         row.message,
         json.loads(row.result_json or "[]"),
-        _utc(row.created) or datetime.now(UTC),
-        _utc(row.finished),
+        aware_utc(row.created) or datetime.now(UTC),
+        aware_utc(row.finished),
         row.node,
     )
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import URL, Engine, create_engine, event, make_url
@@ -20,7 +21,7 @@ from openflr.store.migrate import SchemaError, SchemaState
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Database", "SchemaError", "safe_url"]
+__all__ = ["Database", "SchemaError", "aware_utc", "safe_url"]
 
 CONNECT_TIMEOUT = 10
 """Seconds to reach a PostgreSQL server (unless the URL says ``connect_timeout``)."""
@@ -39,6 +40,13 @@ def engine_url(url: str) -> URL:
     if parsed.drivername in ("postgresql", "postgres", "postgresql+asyncpg"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed
+
+
+def aware_utc(value: datetime | None) -> datetime | None:
+    """A time read from a row, as an aware UTC datetime (SQLite gives back naive ones)."""
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def safe_url(url: str) -> str:
