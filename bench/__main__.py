@@ -67,7 +67,7 @@ def main() -> int:
     )
     parser.add_argument(
         "--backend",
-        default="tls",
+        default="tls" if cluster.BACKEND_TLS else "plain",
         choices=("tls", "plain"),
         help="cluster: HAProxy to the nodes over TLS (as docs/DEPLOYMENT.md) or plain HTTP (TLS offload)",
     )
