@@ -6,6 +6,7 @@ python -m bench --only mount    # one group: mount, list, memory, download, conc
 python -m bench --only cluster --balance source   # the cluster's plumbing, every client on one node
 python -m bench --update-docs   # also rewrite the results table in docs/BENCHMARKS.md
 python -m bench --only catalog [--files N]   # the file catalog (opt-in: about 30 minutes for 1,000,000 files)
+python -m bench --only growth [--max-entries N] [--max-depth N] [--max-disk SIZE]   # cost growth (opt-in)
 """
 
 from __future__ import annotations
@@ -19,7 +20,18 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import baselines, catalog, cluster, concurrency, downloading, fixtures, mounting, sharedstate
+from bench import (
+    baselines,
+    catalog,
+    cluster,
+    concurrency,
+    downloading,
+    fixtures,
+    growth,
+    growthplot,
+    mounting,
+    sharedstate,
+)
 from bench.common import Row
 
 GROUPS = {
@@ -32,9 +44,9 @@ GROUPS = {
     "cluster": cluster.scale_out,
     "baselines": baselines.baselines,  # the kernel and peer tools on the same folders and file
 }
-OPT_IN = ("catalog",)
-"""Groups run only when named: they bring their own data (bench/catalog.py)."""
-OWN_BLOCK = ("catalog", "cluster", "baselines")
+OPT_IN = ("catalog", "growth")
+"""Groups run only when named: they bring their own data (bench/catalog.py, bench/growthdata.py)."""
+OWN_BLOCK = ("catalog", "cluster", "baselines", "growth")
 """Groups whose rows have a results block (and a results file) of their own in docs/BENCHMARKS.md:
 their baselines are of another kind (the walk of the catalog's volume, one node against several, the
 kernel and peer tools), and an ``--only`` run of one of them must not replace the main table."""
@@ -71,6 +83,7 @@ def main() -> int:
         choices=("tls", "plain"),
         help="cluster: HAProxy to the nodes over TLS (as docs/DEPLOYMENT.md) or plain HTTP (TLS offload)",
     )
+    growth.add_arguments(parser)
     parser.add_argument("--update-docs", action="store_true")
     args = parser.parse_args()
     cluster.BALANCE = args.balance
@@ -87,6 +100,13 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as data:
             if name == "catalog":
                 got = opt_rows[name] = catalog.run(Path(data), args.files, lambda s: print(s, flush=True))
+            elif name == "growth":
+                got = opt_rows[name] = growth.run(
+                    Path(data),
+                    growth.sizes(args.max_entries, args.max_depth, args.max_disk),
+                    lambda s: print(s, flush=True),
+                    plot=growthplot.IMAGE,
+                )
             else:
                 got = GROUPS[name](datastore, Path(data))
                 if name in OWN_BLOCK:
@@ -102,7 +122,7 @@ def main() -> int:
     print("\n" + header + "\n\n" + table([*rows, *(r for got in opt_rows.values() for r in got)]))
     out = fixtures.REPO / "bench" / "results"
     out.mkdir(exist_ok=True)
-    if rows:  # opt-in groups save their own results (bench/results/catalog-<files>.json)
+    if rows:  # opt-in groups save their own results (bench/results/catalog-<files>.json, growth.json)
         (out / "latest.json").write_text(
             json.dumps({"when": stamp, "rows": [r.__dict__ for r in rows]}, indent=1, default=str)
         )
@@ -128,7 +148,8 @@ def main() -> int:
             head, found, rest = text.partition(begin)
             if found:
                 _, _, tail = rest.partition(end)
-                text = f"{head}{begin}\n{head_line}\n\n{table(got)}\n{end}{tail}"
+                body = growth.docs_block(head_line) if "growth" in begin else f"{head_line}\n\n{table(got)}"
+                text = f"{head}{begin}\n{body}\n{end}{tail}"
         DOC.write_text(text)
     rows += [r for got in opt_rows.values() for r in got]
     return 0 if all(r.met is not False for r in rows) else 1
