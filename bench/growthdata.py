@@ -176,10 +176,18 @@ def chain_vms(depths: list[int], log: Log = print) -> dict[int, Path]:
         _big_file(big)
         proto = [f" big.bin ---644 0 0 {big}", *_small_files(work, SMALL_FILES, " ")]
         raw = work / "base.raw"
-        _xfs(raw, 320 * MiB + FILE_SIZE, proto, work)
-        # The file's first bytes (its index 0 and the seeded block) tell where its data starts.
+        # Two allocation groups of 640 MiB: the file fits in one, in one extent (checked below), so
+        # each layer's write lands at a known place in it.
+        _xfs(raw, 1280 * MiB, proto, work, "-d", "agcount=2")
         with open(big, "rb") as fh:
-            start = _find(raw, fh.read(4096))
+            head = fh.read(4096)
+            fh.seek(FILE_SIZE - 4096)
+            tail = fh.read()
+        start = _find(raw, head)  # the file's first bytes: its index 0 and the seeded block
+        with open(raw, "rb") as fh:
+            fh.seek(start + FILE_SIZE - 4096)
+            if fh.read(4096) != tail:
+                raise RuntimeError("big.bin is not in one extent: the layers' offsets would miss it")
         layers = root / "layers"
         layers.mkdir()
         run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, layers / "layer00.qcow2")
@@ -205,7 +213,8 @@ def chain_vms(depths: list[int], log: Log = print) -> dict[int, Path]:
                 os.link(layers / f"layer{i:02d}.qcow2", vm / f"layer{i:02d}.qcow2")
             manifest(vm, chain_name(depth), f"layer{depth - 1:02d}.qcow2")
 
-    root = _cached(f"chain-{deepest}", _key("chain", sorted(depths), FILE_SIZE, LAYER_WRITE), make, log)
+    key = _key("chain", sorted(depths), FILE_SIZE, LAYER_WRITE, "agcount=2")
+    root = _cached(f"chain-{deepest}", key, make, log)
     return {d: root / chain_name(d) for d in depths}
 
 

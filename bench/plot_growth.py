@@ -36,7 +36,8 @@ def main(source: str, target: str) -> None:
     for panel, (axis, got) in zip(panels[0], axes.items(), strict=True):
         xs = got["x"]
         for m in got["metrics"].values():
-            label = f"{m['label']} ({m['values'][0]:,.0f} → {m['values'][-1]:,.0f} {m['unit']})"
+            first, last = (f"{v:,.0f}" if v >= 10 else f"{v:.1f}" for v in (m["values"][0], m["values"][-1]))
+            label = f"{m['label']} ({first} → {last} {m['unit']})"
             panel.plot(xs, m["factors"], marker="o", label=label)
         panel.plot(xs, [x / xs[0] for x in xs], linestyle=":", color="grey", label="linear in size")
         panel.set_xscale("log", base=2 if axis != "folder" else 10)
