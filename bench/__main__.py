@@ -2,11 +2,11 @@
 
 python -m bench                 # everything
 python -m bench --only mount    # one group: mount, list, memory, download, concurrency, sharedstate,
-                                #   cluster, baselines
+                                #   cluster, baselines, growth
 python -m bench --only cluster --balance source   # the cluster's plumbing, every client on one node
 python -m bench --update-docs   # also rewrite the results table in docs/BENCHMARKS.md
 python -m bench --only catalog [--files N]   # the file catalog (opt-in: about 30 minutes for 1,000,000 files)
-python -m bench --only growth [--max-entries N] [--max-depth N] [--max-disk SIZE]   # cost growth (opt-in)
+python -m bench --only growth [--max-entries N] [--max-depth N] [--max-disk SIZE]   # cost growth alone
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from bench import (
     downloading,
     fixtures,
     growth,
-    growthplot,
     mounting,
     sharedstate,
 )
@@ -43,15 +42,17 @@ GROUPS = {
     "sharedstate": sharedstate.shared_state,
     "cluster": cluster.scale_out,
     "baselines": baselines.baselines,  # the kernel and peer tools on the same folders and file
+    "growth": growth.group,  # how costs grow with folder size, chain depth and disk size (own VMs)
 }
-OPT_IN = ("catalog", "growth")
-"""Groups run only when named: they bring their own data (bench/catalog.py, bench/growthdata.py)."""
+OPT_IN = ("catalog",)
+"""Groups run only when named: they bring their own data (bench/catalog.py)."""
 OWN_BLOCK = ("catalog", "cluster", "baselines", "growth")
 """Groups whose rows have a results block (and a results file) of their own in docs/BENCHMARKS.md:
 their baselines are of another kind (the walk of the catalog's volume, one node against several, the
 kernel and peer tools), and an ``--only`` run of one of them must not replace the main table."""
-NO_DATASTORE = ("sharedstate",)
-"""Groups that need no bench datastore (bench/sharedstate.py works on logon sessions only)."""
+NO_DATASTORE = ("sharedstate", "growth")
+"""Groups that need no bench datastore (bench/sharedstate.py works on logon sessions only;
+bench/growth.py builds VMs of its own)."""
 DOC = fixtures.REPO / "docs" / "BENCHMARKS.md"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
@@ -88,6 +89,7 @@ def main() -> int:
     args = parser.parse_args()
     cluster.BALANCE = args.balance
     cluster.BACKEND_TLS = args.backend == "tls"
+    growth.SIZES = growth.sizes(args.max_entries, args.max_depth, args.max_disk)
     groups = [g for g in args.only.split(",") if g] or list(GROUPS)
     start = time.perf_counter()
     print("building or reusing the bench datastore ...", flush=True)
@@ -100,13 +102,6 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as data:
             if name == "catalog":
                 got = opt_rows[name] = catalog.run(Path(data), args.files, lambda s: print(s, flush=True))
-            elif name == "growth":
-                got = opt_rows[name] = growth.run(
-                    Path(data),
-                    growth.sizes(args.max_entries, args.max_depth, args.max_disk),
-                    lambda s: print(s, flush=True),
-                    plot=growthplot.IMAGE,
-                )
             else:
                 got = GROUPS[name](datastore, Path(data))
                 if name in OWN_BLOCK:
@@ -122,7 +117,7 @@ def main() -> int:
     print("\n" + header + "\n\n" + table([*rows, *(r for got in opt_rows.values() for r in got)]))
     out = fixtures.REPO / "bench" / "results"
     out.mkdir(exist_ok=True)
-    if rows:  # opt-in groups save their own results (bench/results/catalog-<files>.json, growth.json)
+    if rows:  # opt-in groups save their own results (bench/results/catalog-<files>.json)
         (out / "latest.json").write_text(
             json.dumps({"when": stamp, "rows": [r.__dict__ for r in rows]}, indent=1, default=str)
         )

@@ -13,6 +13,7 @@ Each figure is judged by its growth factor against the smallest size and by the 
 power-law fit (value ~ size^k): docs/BENCHMARKS.md, "Cost growth". The numbers go to
 ``bench/results/growth.json``; bench/growthplot.py draws them.
 
+python -m bench                  # every group, this one included (about 2.5 minutes of it)
 python -m bench --only growth [--max-entries N] [--max-depth N] [--max-disk SIZE]
 python -m bench.growth --max-entries 1000 --max-depth 2 --max-disk 1GiB   # a quick run
 """
@@ -469,6 +470,18 @@ def run(
         if why:
             log(f"  no plot: {why}")
     return rows_of(doc)
+
+
+SIZES = sizes()
+"""What ``group`` measures (``python -m bench`` sets it from --max-entries, --max-depth, --max-disk)."""
+
+
+def group(_datastore: Path, data: Path) -> list[Row]:
+    """The ``growth`` group of ``python -m bench``: ``SIZES``, with the plot (it needs no bench
+    datastore: its VMs are its own)."""
+    from bench import growthplot
+
+    return run(data, SIZES, lambda s: print(s, flush=True), plot=growthplot.IMAGE)
 
 
 def docs_block(header: str, results: Path | None = None) -> str:
