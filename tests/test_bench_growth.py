@@ -3,6 +3,7 @@ sizes (1,000 entries, chains of 1 and 2 layers, a 1 GiB disk) without the plot's
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from pathlib import Path
@@ -96,3 +97,10 @@ def test_growth_bench_tiny_sizes(tmp_path: Path) -> None:
     assert any("**Chain depth**" in line for line in lines)
     block = growth.docs_block("Run of the test.", results)
     assert block.startswith("Run of the test.\n\n**Folder size**") and "| 1,000 |" in block
+
+
+def test_every_layer_writes_inside_the_file_and_apart() -> None:
+    spans = sorted((gd.layer_offset(i), gd.layer_offset(i) + gd.LAYER_WRITE) for i in range(1, 64))
+    assert spans[0][0] > 0 and spans[-1][1] <= gd.FILE_SIZE
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))
+    assert len({gd.layer_bytes(i) for i in range(1, 64)}) == 63
