@@ -94,6 +94,7 @@ def test_growth_bench_tiny_sizes(tmp_path: Path) -> None:
     assert all(isinstance(m["met"], bool) for m in chain.values())
     assert doc["axes"]["folder"]["metrics"]["list_rate"]["values"][0] > 0
     assert len(rows) == 4 + 4 + 3
+    assert [r["figure"] for r in doc["rows"]] == [r.figure for r in rows]
     assert any("**Chain depth**" in line for line in lines)
     block = growth.docs_block("Run of the test.", results)
     assert block.startswith("Run of the test.\n\n**Folder size**") and "| 1,000 |" in block
