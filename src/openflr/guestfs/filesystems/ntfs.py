@@ -24,11 +24,13 @@ from openflr.guestfs.filesystems.base import (
     first_line,
     match_name,
 )
-from openflr.guestfs.filesystems.names import name_from_text
+from openflr.guestfs.filesystems.names import name_from_text, name_from_utf16
+from openflr.guestfs.filesystems.ntfsindex import REFERENCE, FolderIndex, NtfsVolume, Unusable
 from openflr.guestfs.filesystems.sids import owner_name
 
 _FILETIME_EPOCH = 116444736000000000  # 100 ns intervals from 1601 to 1970
 _NTFS_METAFILES = 24  # MFT records below this are file-system metadata ($MFT, $Secure, $Extend, ...)
+_ROOT = 5  # the root folder's MFT record
 _DATA_ATTRIBUTE = 0x80
 _SYSTEM, _REPARSE_POINT, _COMPRESSED, _ENCRYPTED = 0x4, 0x400, 0x800, 0x4000  # NTFS file attribute flags
 _INTERIX_LINK = b"IntxLNK\x01"
@@ -208,6 +210,84 @@ class NtfsFileSystem(_LibyalFileSystem):
         self._owners: dict[bytes, str | None] = {}
         super().__init__(source, "ntfs")
         self.uuid = f"{self.volume.serial_number:016X}" if self.volume.serial_number else None
+        self.index: NtfsVolume | None = None
+        """Our own reader of folder indexes (see ``ntfsindex``); None where it cannot read this
+        volume: then libfsntfs lists every folder."""
+        try:
+            with self.lock:
+                self.index = NtfsVolume(self.reader.read_at, self.reader.size)
+        except Unusable as exc:
+            log.info("ntfs: folders are listed through libfsntfs: %s", exc)
+
+    def _folder(self, node: Node) -> FolderIndex | None:
+        """The folder's own index reader, or None: list it through libfsntfs. Called with the lock held."""
+        if self.index is None or not isinstance(node, self.module.file_entry):
+            return None
+        number = node.file_reference & REFERENCE
+        try:
+            return FolderIndex(self.index, number)
+        except Unusable as exc:
+            log.info("ntfs: folder %d is listed through libfsntfs: %s", number, exc)
+            return None
+
+    def check_dir(self, node: Node) -> None:
+        with self.lock, engine_errors(self.kind):
+            if self._folder(node) is None:
+                int(node.number_of_sub_file_entries)
+
+    def scandir(self, node: Node, start: int = 0, stop: int | None = None) -> Iterator[Entry]:
+        """As the base, but positions and names come from the folder's index (``ntfsindex``), and
+        an entry's MFT record is read only for the positions asked for."""
+        with self.lock, engine_errors(self.kind):
+            folder = self._folder(node)
+        if folder is None:
+            yield from super().scandir(node, start, stop)
+            return
+        at_root = folder.number == _ROOT
+        position, bad = 0, 0
+        chunks = folder.chunks()
+        while stop is None or position < stop:
+            with self.lock, engine_errors(self.kind):
+                chunk = next(chunks, None)
+            if chunk is None:
+                return
+            if position + len(chunk) <= start:
+                position += len(chunk)
+                continue
+            for reference, units, _is_dir in chunk:
+                here, position = position, position + 1
+                if here < start:
+                    continue
+                if stop is not None and here >= stop:
+                    return
+                if at_root and _is_metaname(reference, units):
+                    continue
+                try:
+                    with self.lock:  # try/except, not engine_errors(): this runs once per entry
+                        try:
+                            entry = self._indexed_entry(reference, units)
+                        except OpenflrError:
+                            raise
+                        except ENGINE_FAULTS as exc:
+                            raise engine_fault(exc, self.kind) from None
+                except VolumeError as exc:
+                    bad += 1
+                    if bad > MAX_BAD_ENTRIES:
+                        raise
+                    log.warning("%s: entry %d of a folder cannot be read, left out: %s", self.kind, here, exc)
+                    continue
+                yield entry
+
+    def _indexed_entry(self, reference: int, units: bytes) -> Entry:
+        """The entry a folder's index names: its record's facts (through libfsntfs) under the
+        index's name (a hard link's own name, never the DOS one)."""
+        e = self.volume.get_file_entry(reference & REFERENCE)
+        if e is None or e.file_reference != reference:
+            raise VolumeError(
+                f"The ntfs file system is damaged or cannot be read: the MFT record {reference & REFERENCE} "
+                "was reused or is damaged"
+            )
+        return self._entry(e, name_from_utf16(units))
 
     def _is_dir(self, node: Node) -> bool:
         return bool(node.has_directory_entries_index())
@@ -273,12 +353,19 @@ class NtfsFileSystem(_LibyalFileSystem):
         return super()._runs(node, size)
 
     def counts(self, node: Node) -> tuple[int | None, int | None]:
+        """From the folder's index: (entries, subfolders) by a pass over its names alone."""
         with self.lock, engine_errors(self.kind):
+            folder = self._folder(node)
+            if folder is not None:
+                if folder.number != _ROOT:
+                    return folder.tally()
+                listed = [n for n in folder.names() if not _is_metaname(n[0], n[1])]
+                return len(listed), sum(n[2] for n in listed)
             if node.file_reference & 0xFFFFFFFFFFFF == 5:
                 return None, None  # the root also holds metafiles that listings leave out
             return int(node.number_of_sub_file_entries), None
 
-    def _entry(self, e: Any) -> Entry:
+    def _entry(self, e: Any, name: str | None = None) -> Entry:
         ft = e.get_modification_time_as_integer()
         mtime = None if ft is None else (ft - _FILETIME_EPOCH) * 100  # 0 is 1601-01-01, a time
         is_dir = bool(e.has_directory_entries_index())
@@ -287,15 +374,17 @@ class NtfsFileSystem(_LibyalFileSystem):
         except OSError:
             descriptor = None
         ident = e.file_reference & 0xFFFFFFFFFFFF
-        if ident < _NTFS_METAFILES and ident != 5 and not str(e.name or "").startswith("$"):
+        if name is None:
+            name = name_from_text(e.name or "")
+        if ident < _NTFS_METAFILES and ident != 5 and not name.startswith("$"):
             # libfsntfs answers a folder entry whose MFT record is damaged with record 0: never serve
             # $MFT (which holds deleted data) under the name of a user's file.
             raise VolumeError(
-                f"The ntfs file system is damaged or cannot be read: the MFT record of {e.name!r} is damaged"
+                f"The ntfs file system is damaged or cannot be read: the MFT record of {name!r} is damaged"
             )
         target = None if is_dir else self._link_target(e)
         return Entry(
-            name_from_text(e.name or ""),
+            name,
             is_dir,
             0 if is_dir else int(e.size) if target is None else len(target),
             mtime,
@@ -336,6 +425,12 @@ class NtfsFileSystem(_LibyalFileSystem):
         if node.file_reference & 0xFFFFFFFFFFFF == 5 and _is_metafile(e):
             return None
         return self._entry(e)
+
+
+def _is_metaname(reference: int, units: bytes) -> bool:
+    """``_is_metafile`` for an entry of the root's index."""
+    record = reference & REFERENCE
+    return record < _NTFS_METAFILES and record != _ROOT and units.startswith(b"$\x00")
 
 
 def _is_metafile(e: Any) -> bool:
