@@ -153,7 +153,7 @@ class NtfsVolume:
             raise Unusable("bad bytes per sector")
         # 0x80 and above: a negative power of two (clusters of 64 KiB and more).
         spc = per_cluster if per_cluster <= 0x80 else 1 << (256 - per_cluster)
-        self.cluster = sector * spc
+        self.cluster: int = sector * spc
         if not 0 < self.cluster <= 2 * 1024 * 1024:
             raise Unusable("bad cluster size")
         self.record_size = self._record_size(boot[0x40])
@@ -308,7 +308,11 @@ class FolderIndex:
             else:
                 raise Unusable("absurd $I30 bitmap")
         # Index records in the allocation; a VCN past them is damage.
-        size = 0 if self.allocation is None else self.allocation.size
+        # Bounded by its size, its runs and its bitmap alike (a damaged size can claim anything).
+        size = 0
+        if self.allocation is not None:
+            mapped = sum(r.clusters for r in self.allocation.runs) * volume.cluster
+            size = min(self.allocation.size, mapped)
         self.nodes = min(size // record_size, 8 * len(self.bitmap))
         # A VCN counts clusters where index records span whole clusters, else 512-byte blocks.
         self.vcn_unit = volume.cluster if record_size >= volume.cluster else _SECTOR
