@@ -342,3 +342,30 @@ def test_a_damaged_folder_record_is_refused_or_bounded(image: Path, tmp_path: Pa
         os.close(fd)
     names = _list_big(copy)  # libfsntfs lists it, or it fails cleanly
     assert names is None or len(names) <= BIG
+
+
+def test_descriptors_from_secure_match_libfsntfs(image: Path) -> None:
+    """Items whose $STANDARD_INFORMATION names a security id (mkntfs's metafiles; Windows' files)."""
+    volume, fd = _volume(image)
+    libfsntfs = pyfsntfs.volume()
+    libfsntfs.open(str(image))
+    try:
+        descriptors = ntfsindex.SecurityDescriptors(volume)
+        compared = 0
+        for number in range(1, 40):
+            try:
+                record = volume.record(number)
+            except Unusable:
+                continue
+            si = next(
+                a.resident for a in volume.attributes(record) if a.type == ntfsindex.STANDARD_INFORMATION
+            )
+            if si is None or len(si) < 72 or not struct.unpack_from("<I", si, 0x34)[0]:
+                continue
+            theirs = bytes(libfsntfs.get_file_entry(number).security_descriptor_data)
+            assert descriptors.descriptor(struct.unpack_from("<I", si, 0x34)[0]) == theirs, number
+            compared += 1
+        assert compared >= 5
+        assert descriptors.descriptor(0x7FFFFFFF) is None  # an id $Secure does not hold
+    finally:
+        os.close(fd)

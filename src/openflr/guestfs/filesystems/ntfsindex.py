@@ -1,10 +1,12 @@
 """A folder's names straight from its NTFS $I30 index, without libfsntfs.
 
 libfsntfs reads a folder's whole index when it creates the folder's entry (150 ms for 100,000
-names), before the first name can be had. Here the index is walked lazily, in the B+tree's order
-(the order libfsntfs lists a folder in): the first page of a big folder needs only the index
-records on the way to its first leaves, and a pass over names and folder flags alone (``counts``)
-reads no MFT record but the folder's own.
+names), before the first name can be had. Here the index is walked lazily, in the order libfsntfs
+lists a folder in (an entry, then the subtree of the names that sort before it: positions, and so
+pages, stay what they were), so the first page of a big folder needs only the index records on the
+way to its first leaves; a count of names and folder flags alone (``tally``) reads no MFT record
+but the folder's own. Also here: a folder's own facts (``facts``) and $Secure's security
+descriptors (``SecurityDescriptors``), so that a folder can be found and shown without libfsntfs.
 
 Everything read here comes from a replica's disk and is not trusted. Sizes and counts are bounded,
 update sequences (fixups) are checked, an index record is visited at most once per walk (no
@@ -27,8 +29,8 @@ from typing import NamedTuple
 log = logging.getLogger(__name__)
 
 Read = Callable[[int, int], bytes]
-Buffer = bytes | bytearray
 """``read(offset, length)`` of the volume."""
+Buffer = bytes | bytearray
 
 _U16, _U32, _U64 = struct.Struct("<H"), struct.Struct("<I"), struct.Struct("<Q")
 _RECORD_HEADER = struct.Struct("<4sHH8xHHHHII")
@@ -67,7 +69,8 @@ _TALLY_READ = 1024 * 1024
 
 
 class Unusable(ValueError):
-    """The structure cannot be read here; the caller uses libfsntfs instead."""
+    """The structure cannot be read here; the caller uses libfsntfs instead. A ``ValueError``: where
+    it escapes, ``engine_errors`` turns it into a ``VolumeError`` like any engine fault."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -586,6 +589,7 @@ MAX_DESCRIPTOR = 64 * 1024
 
 
 def facts(folder: FolderIndex) -> Facts:
+    """The folder's time and security (an id in $Secure, or a descriptor of its own) from its record."""
     si = next((a.resident for a in folder.attributes if a.type == STANDARD_INFORMATION), None)
     if si is None or len(si) < 48:
         raise Unusable("no $STANDARD_INFORMATION")
