@@ -219,6 +219,12 @@ class _Found:
     is_dir: bool
     entry: Any = None
 
+    def __getattr__(self, name: str) -> Any:
+        # Stands for the libfsntfs entry once made (a file's is made by the lookup: it is cheap).
+        if self.entry is None:
+            raise AttributeError(name)
+        return getattr(self.entry, name)
+
 
 class NtfsFileSystem(_LibyalFileSystem):
     sep = "\\"
@@ -381,6 +387,8 @@ class NtfsFileSystem(_LibyalFileSystem):
             number = reference & REFERENCE
             if depth < len(parts) - 1 and number == folder.number:
                 return None  # a folder that holds itself
+        if found is not None and not found.is_dir:
+            self._real(found)
         return found
 
     def _exact(self, parts: list[str], node: Node) -> bool:

@@ -89,14 +89,16 @@ class Attribute:
     """The value of a resident attribute; None for a non-resident one."""
     runs: tuple[Run, ...] = ()
     size: int = 0
-    """Data size of a non-resident attribute."""
+    """Data size of a non-resident attribute (in its first extent only)."""
+    first_vcn: int = 0
+    """Where this extent of a non-resident attribute starts (0 but in an attribute list's extensions)."""
 
 
-def runlist(data: Buffer, start: int, end: int) -> tuple[Run, ...]:
+def runlist(data: Buffer, start: int, end: int, first_vcn: int = 0) -> tuple[Run, ...]:
     """Decode the mapping pairs in ``data[start:end]``: lengths unsigned, LCNs as signed deltas,
-    no offset for a sparse run."""
+    no offset for a sparse run; VCNs from ``first_vcn``."""
     runs: list[Run] = []
-    vcn = lcn = 0
+    vcn, lcn = first_vcn, 0
     pos = start
     while pos < end:
         header = data[pos]
@@ -258,10 +260,10 @@ class NtfsVolume:
                 start_vcn = _U64.unpack_from(record, pos + 0x10)[0]
                 runs_off = _U16.unpack_from(record, pos + 0x20)[0]
                 size = _U64.unpack_from(record, pos + 0x30)[0]
-                if start_vcn or runs_off >= length:
-                    raise Unusable("attribute continued elsewhere")
-                runs = runlist(record, pos + runs_off, pos + length)
-                found.append(Attribute(kind, name, None, runs, size))
+                if runs_off >= length:
+                    raise Unusable("bad runlist offset")
+                runs = runlist(record, pos + runs_off, pos + length, start_vcn)
+                found.append(Attribute(kind, name, None, runs, size, start_vcn))
             pos += length
         raise Unusable("attributes without their end marker")
 
@@ -269,6 +271,65 @@ class NtfsVolume:
 Name = tuple[int, bytes, bool]
 """One listed entry of a folder's index: its file reference (48-bit record number, 16-bit sequence
 number), its name (UTF-16LE), whether it is a folder. A tuple: a big folder has 100,000s."""
+
+
+MAX_ATTRIBUTE_LIST = 256 * 1024
+"""Largest $ATTRIBUTE_LIST read."""
+MAX_EXTENSIONS = 1024
+"""Most MFT records one item's attributes are spread over."""
+
+
+def _with_extensions(
+    volume: NtfsVolume, number: int, attrs: list[Attribute], listed: Attribute
+) -> list[Attribute]:
+    """The attributes of an item whose $ATTRIBUTE_LIST spreads them over several MFT records: those
+    of the base record and of each extension record it names (each checked to belong to the
+    base), a non-resident attribute's extents joined into one map in VCN order."""
+    if listed.resident is not None:
+        data = listed.resident
+    elif listed.size <= MAX_ATTRIBUTE_LIST:
+        data = volume.read_runs(listed.runs, 0, listed.size)
+    else:
+        raise Unusable("absurd attribute list")
+    extensions: list[int] = []
+    pos = 0
+    while pos + 26 <= len(data):
+        length = _U16.unpack_from(data, pos + 4)[0]
+        if length < 26 or pos + length > len(data):
+            raise Unusable("bad attribute list entry")
+        other = _U64.unpack_from(data, pos + 16)[0] & REFERENCE
+        if other != number and other not in extensions:
+            extensions.append(other)
+            if len(extensions) > MAX_EXTENSIONS:
+                raise Unusable("absurd attribute list")
+        pos += length
+    found = [a for a in attrs if a.type != ATTRIBUTE_LIST]
+    for other in extensions:
+        record = volume.record(other)
+        if _U64.unpack_from(record, 0x20)[0] & REFERENCE != number:
+            raise Unusable(f"MFT record {other} is not an extension of record {number}")
+        found += volume.attributes(record)
+    joined: dict[tuple[int, str], list[Attribute]] = {}
+    out: list[Attribute] = []
+    for a in found:
+        if a.resident is None:
+            joined.setdefault((a.type, a.name), []).append(a)
+        else:
+            out.append(a)
+    for parts in joined.values():
+        parts.sort(key=lambda a: a.first_vcn)
+        if parts[0].first_vcn != 0:
+            raise Unusable("an attribute without its first extent")
+        runs: list[Run] = []
+        for part in parts:
+            if runs and part.first_vcn != runs[-1].vcn + runs[-1].clusters:
+                raise Unusable("attribute extents that do not meet")
+            runs += part.runs
+            if len(runs) > MAX_RUNS:
+                raise Unusable("bad runlist")
+        first = parts[0]
+        out.append(Attribute(first.type, first.name, None, tuple(runs), first.size))
+    return out
 
 
 class FolderIndex:
@@ -285,8 +346,11 @@ class FolderIndex:
         if _U64.unpack_from(record, 0x20)[0] & REFERENCE:
             raise Unusable("an extension record, not a folder's base record")
         attrs = volume.attributes(record)
-        if any(a.type == ATTRIBUTE_LIST for a in attrs):
-            raise Unusable("a folder with an attribute list")
+        listed = next((a for a in attrs if a.type == ATTRIBUTE_LIST), None)
+        if listed is not None:
+            attrs = _with_extensions(volume, number, attrs, listed)
+        elif any(a.first_vcn for a in attrs):
+            raise Unusable("an attribute continued elsewhere without an attribute list")
         self.attributes = attrs
         root = next((a for a in attrs if a.type == INDEX_ROOT and a.name == name), None)
         if root is None or root.resident is None or len(root.resident) < 32:
