@@ -372,3 +372,38 @@ def test_descriptors_from_secure_match_libfsntfs(image: Path) -> None:
         assert descriptors.descriptor(0x7FFFFFFF) is None  # an id $Secure does not hold
     finally:
         os.close(fd)
+
+
+def test_an_attribute_list_naming_another_items_record_is_refused(image: Path, tmp_path: Path) -> None:
+    volume, fd = _volume(image)
+    try:
+        long = next(f for p, f in _libfsntfs_folders(image) if p == "/long")
+        number = long.file_reference & ntfsindex.REFERENCE
+        listed = next(
+            a for a in volume.attributes(volume.record(number)) if a.type == ntfsindex.ATTRIBUTE_LIST
+        )
+        assert listed.resident is None  # a list of its own clusters
+        data = volume.read_runs(listed.runs, 0, listed.size)
+        at = 0
+        while struct.unpack_from("<Q", data, at + 16)[0] & ntfsindex.REFERENCE == number:
+            at += struct.unpack_from("<H", data, at + 4)[0]
+        where = _disk_offset(volume, listed.runs, at + 16)
+    finally:
+        os.close(fd)
+    copy = _damaged(image, tmp_path, [(where, struct.pack("<Q", ntfsindex.ROOT))])
+    volume, fd = _volume(copy)
+    try:
+        with pytest.raises(Unusable, match="not an extension"):
+            FolderIndex(volume, number)
+    finally:
+        os.close(fd)
+    fs = NtfsFileSystem(FileSource(copy))
+    try:
+        node = fs.lookup(["long"])  # found in the root's index; listed through libfsntfs, or refused
+        try:
+            names = [e.name for e in fs.scandir(node)]
+        except VolumeError:
+            names = []
+        assert len(names) <= 4000
+    finally:
+        fs.close()

@@ -12,8 +12,8 @@ Everything read here comes from a replica's disk and is not trusted. Sizes and c
 update sequences (fixups) are checked, an index record is visited at most once per walk (no
 cycles), and the walk's depth is bounded. What cannot be used at all raises ``Unusable`` (the
 caller then lists the folder through libfsntfs): a boot sector or $MFT that does not parse, a
-folder record that is not a plain in-use folder, a folder whose attributes are spread over
-several MFT records ($ATTRIBUTE_LIST), an index of another kind. A damaged index record below a
+folder record that is not a plain in-use folder, an $ATTRIBUTE_LIST naming records that are
+not the folder's extensions, an index of another kind. A damaged index record below a
 usable root is logged and its subtree left out; the walk goes on.
 """
 
