@@ -373,8 +373,11 @@ class NtfsFileSystem(_LibyalFileSystem):
             if found is not None and not found.is_dir:
                 return None
             folder = FolderIndex(self.index, number)
-            wanted = name_to_utf16(part)
-            hit = next(((r, u, d) for r, u, d in folder.names() if u == wanted), None)
+            try:
+                wanted: bytes | None = name_to_utf16(part)
+            except UnicodeError:  # bytes no UTF-16 name can hold (overlong UTF-8, ...): none is equal
+                wanted = None
+            hit = next(((r, u, d) for r, u, d in folder.names() if u == wanted), None) if wanted else None
             if hit is None:
                 names = ((name_from_utf16(u), (r, u, d)) for r, u, d in folder.names())
                 hit = match_name(names, part, False)
