@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from openflr.guestfs.blocks import BlockSource, CancelToken, Slice, cancel_scope, progression
+from openflr.guestfs.blocks import BlockSource, CancelToken, Chain, Slice, cancel_scope, progression
 from openflr.guestfs.disks import open_chain, open_top
 from openflr.guestfs.errors import CorruptImageError, OpenCancelledError, UnsupportedImageError
 from tests.imagebuilder import Fixtures
@@ -220,13 +220,15 @@ def test_slice_bounds(fixtures: Fixtures) -> None:
 # --- reading through windows of resolved runs (Chain.fill) and whole grain tables at once ------------
 
 DISK = 20 * MiB
+WINDOW = 8 * MiB
+"""Window size in these tests (``Chain.WINDOW`` is larger): a 20 MiB disk spans three windows."""
 HOLE = (10 * MiB, 11 * MiB)
 """Zeros in the base point: unallocated in a converted qcow2 or VMDK (read as zeros below the base)."""
 CHANGES = [
     # (offset, length, byte) per upper layer: across cluster, grain, block and window (8 MiB) edges
     [
         (65536 - 512, 1024, 0x11),
-        (8 * MiB - 4096, 8192, 0x12),
+        (WINDOW - 4096, 8192, 0x12),
         (3 * MiB, MiB, 0x13),
         (12 * MiB + 512, 512, 0x14),
     ],
@@ -318,6 +320,12 @@ CHAINS: dict[str, Callable[[Path], Path]] = {
 }
 
 
+def _open(top: Path) -> Chain:
+    chain = open_top(top)
+    chain.WINDOW = WINDOW
+    return chain
+
+
 def _filled(chain: BlockSource, offset: int, length: int) -> bytes:
     out = bytearray(length)
     chain.fill(memoryview(out), offset)
@@ -341,7 +349,7 @@ def test_windowed_reads_match_qemu_and_unwindowed_reads(tmp_path: Path, kind: st
     if kind != "vhdx":  # qemu reads every other chain itself (not differencing VHDX)
         qemu_img("convert", "-O", "raw", top, tmp_path / "qemu.raw")
         assert (tmp_path / "qemu.raw").read_bytes() == expected
-    chain = open_top(top)
+    chain = _open(top)
     try:
         assert chain.size == DISK
         # 1 MiB + 4097 at a time from an odd offset: every read crosses clusters, grains and windows.
@@ -350,7 +358,7 @@ def test_windowed_reads_match_qemu_and_unwindowed_reads(tmp_path: Path, kind: st
         assert _read_in_chunks(chain, 3 * MiB) == expected  # again, from the kept windows
         for offset, length in [
             (0, DISK),
-            (8 * MiB - 100, 300 * 1024),
+            (WINDOW - 100, 300 * 1024),
             (HOLE[0] - 7, MiB),
             (DISK - MiB, 2 * MiB),
         ]:
@@ -368,7 +376,7 @@ def test_windowed_reads_of_compressed_clusters(tmp_path: Path) -> None:
         b"".join(f"line {i:07d} of a compressible disk\n".encode() for i in range(DISK // 36)).ljust(DISK)
     )
     qemu_img("convert", "-c", "-f", "raw", "-O", "qcow2", p1, tmp_path / "c.qcow2")
-    chain = open_top(tmp_path / "c.qcow2")
+    chain = _open(tmp_path / "c.qcow2")
     try:
         assert _read_in_chunks(chain, MiB + 512) == p1.read_bytes()
         assert chain._windows and all(w is None for w in chain._windows.values())
@@ -381,7 +389,7 @@ def test_a_fragmented_window_is_not_kept(tmp_path: Path) -> None:
     # may keep (bounded memory); the bytes still come from the right layer.
     points = _points(tmp_path)
     changed = bytearray(points[0].read_bytes())
-    for offset in range(0, 8 * MiB, 8192):
+    for offset in range(0, WINDOW, 8192):
         changed[offset : offset + 4096] = b"\x5a" * 4096
     (tmp_path / "frag.raw").write_bytes(changed)
     sectors = DISK // 512
@@ -391,11 +399,11 @@ def test_a_fragmented_window_is_not_kept(tmp_path: Path) -> None:
     (tmp_path / "d.vmdk").write_text(
         esx.descriptor("vmfsSparse", sectors, "VMFSSPARSE", "d-delta.vmdk", "b.vmdk", 2, 1)
     )
-    chain = open_top(tmp_path / "d.vmdk")
+    chain = _open(tmp_path / "d.vmdk")
     try:
         assert _read_in_chunks(chain, MiB) == bytes(changed)
         assert chain._windows[0] is None  # over WINDOW_RUNS: read as before, not kept
-        assert chain._windows[8 * MiB] is not None
+        assert chain._windows[WINDOW] is not None
         kept = [w for w in chain._windows.values() if w is not None]
         assert all(len(runs) <= chain.WINDOW_RUNS for _, runs in kept)
     finally:
@@ -403,11 +411,11 @@ def test_a_fragmented_window_is_not_kept(tmp_path: Path) -> None:
 
 
 def test_window_maps_are_bounded(tmp_path: Path) -> None:
-    chain = open_top(_qemu_chain(tmp_path, "qcow2"))
+    chain = _open(_qemu_chain(tmp_path, "qcow2"))
     try:
         chain.WINDOWS = 2
         assert _read_in_chunks(chain, MiB) == (tmp_path / "p3.raw").read_bytes()
-        assert list(chain._windows) == [8 * MiB, 16 * MiB]  # the least recently used went first
+        assert list(chain._windows) == [WINDOW, 2 * WINDOW]  # the least recently used went first
     finally:
         chain.close()
 
@@ -417,7 +425,7 @@ def _deep_changes(depth: int) -> list[tuple[int, int, int]]:
     edge in turn), each overwriting part of the one before at every fourth layer."""
     out = []
     for i in range(1, depth):
-        offset = [i * 3 * 65536, i * 3 * 65536 + 1536, 8 * MiB - 2048 + i * 512, (i - 1) * 3 * 65536][i % 4]
+        offset = [i * 3 * 65536, i * 3 * 65536 + 1536, WINDOW - 2048 + i * 512, (i - 1) * 3 * 65536][i % 4]
         out.append((offset, 4096, i))
     return out
 
@@ -470,7 +478,7 @@ def test_fall_through_at_every_depth_of_a_32_layer_chain(tmp_path: Path, fmt: st
     if fmt == "qcow2":
         qemu_img("convert", "-O", "raw", tmp_path / name, tmp_path / "qemu.raw")
         assert (tmp_path / "qemu.raw").read_bytes() == expected
-    chain = open_top(tmp_path / name)
+    chain = _open(tmp_path / name)
     try:
         assert len(chain.layers) == 32
         assert _read_in_chunks(chain, MiB + 4097, 1)[1:] == bytes(expected)[1:]
@@ -487,14 +495,14 @@ def test_truncated_images_still_fail_windowed_reads(tmp_path: Path) -> None:
     top = _qemu_chain(tmp_path, "qcow2")
     base = tmp_path / "l0.qcow2"
     os.truncate(base, base.stat().st_size - 3 * MiB)  # data clusters at the end of the base are gone
-    chain = open_top(top)
+    chain = _open(top)
     try:
         with pytest.raises(CorruptImageError, match=r"ends at byte|truncated"):
             _read_in_chunks(chain, MiB)
     finally:
         chain.close()
     (tmp_path / "flat").mkdir()
-    flat = open_top(_qemu_chain(tmp_path / "flat", "vmdk", ("-o", "subformat=monolithicFlat")))
+    flat = _open(_qemu_chain(tmp_path / "flat", "vmdk", ("-o", "subformat=monolithicFlat")))
     try:
         assert _filled(flat, 0, MiB) == (tmp_path / "flat" / "p3.raw").read_bytes()[:MiB]
         os.truncate(
@@ -515,7 +523,7 @@ def test_a_damaged_cluster_fails_only_the_reads_that_need_it(tmp_path: Path) -> 
     damaged = 5 * MiB // 65536  # the cluster at 5 MiB: compressed, far beyond the end of the file
     struct.pack_into(">Q", data, l2_offset + 8 * damaged, (1 << 62) | (1 << 50))
     (tmp_path / "q.qcow2").write_bytes(bytes(data))
-    chain = open_top(tmp_path / "q.qcow2")
+    chain = _open(tmp_path / "q.qcow2")
     try:
         assert _filled(chain, 0, 4 * MiB) == p1.read_bytes()[: 4 * MiB]  # same window, not the cluster
         with pytest.raises(CorruptImageError, match="compressed cluster"):
@@ -527,7 +535,7 @@ def test_a_damaged_cluster_fails_only_the_reads_that_need_it(tmp_path: Path) -> 
 def test_windowed_reads_from_threads(tmp_path: Path) -> None:
     top = _esxi_chain(tmp_path, "seSparse")
     expected = (tmp_path / "p3.raw").read_bytes()
-    chain = open_top(top)
+    chain = _open(top)
     results: list[bool] = []
 
     def read(chunk: int) -> None:
@@ -545,7 +553,7 @@ def test_windowed_reads_from_threads(tmp_path: Path) -> None:
 
 
 def test_cancelled_windowed_read(tmp_path: Path) -> None:
-    chain = open_top(_qemu_chain(tmp_path, "qcow2"))
+    chain = _open(_qemu_chain(tmp_path, "qcow2"))
     token = CancelToken("too slow")
     token.cancel()
     try:
@@ -580,3 +588,19 @@ def test_progression_matches_a_plain_loop() -> None:
         start = rng.randrange(len(values))
         stop = rng.randint(start + 1, len(values))
         assert progression(entries, start, stop, step) == _naive_progression(entries, start, stop, step)
+
+
+def test_vhdx_blocks_beyond_a_truncated_file(tmp_path: Path) -> None:
+    # Runs of blocks are checked against the file's size as a whole: the first block past the end is
+    # named, and the blocks before it in the same window still read.
+    p1 = _points(tmp_path)[0]
+    image = tmp_path / "t.vhdx"
+    qemu_img("convert", "-f", "raw", "-O", "vhdx", "-o", "subformat=dynamic,block_size=1M", p1, image)
+    os.truncate(image, image.stat().st_size - 2 * MiB)  # the last two blocks' data
+    chain = _open(image)
+    try:
+        assert _filled(chain, 0, 4 * MiB) == p1.read_bytes()[: 4 * MiB]
+        with pytest.raises(CorruptImageError, match=r"VHDX block 1[89] lies outside the file"):
+            _read_in_chunks(chain, MiB)
+    finally:
+        chain.close()

@@ -181,6 +181,19 @@ class Table:
             self._pages.move_to_end(number)
         return page[within]
 
+    def run_of(self, index: int, stop: int, step: int) -> int:
+        """``progression`` of the entries from ``index`` (before ``stop``), within one page: how many
+        go on from ``self[index]`` by ``step`` each."""
+        if not 0 <= index < stop <= self.count:
+            raise IndexError(index)
+        number, within = divmod(index, self._per_page)
+        page = self._pages.get(number)
+        if page is None:
+            page = self._load(number)
+        else:
+            self._pages.move_to_end(number)
+        return progression(page, within, min(len(page), within + stop - index), step)
+
     def _load(self, number: int) -> array[int]:
         first = number * self._per_page
         n = min(self._per_page, self.count - first)
@@ -296,9 +309,12 @@ class Chain(BlockSource):
     not kept, and is read as before: so errors stay where they were, memory stays bounded.
     """
 
-    WINDOW = 8 * MiB
+    WINDOW = 32 * MiB
+    """Resolving a window walks every layer once, whatever its size: a 32-layer chain whose upper
+    layers hold little costs 32 table lookups per window, so larger windows cost less per byte."""
     WINDOWS = 32
-    """Windows kept per chain (their runs: a few hundred bytes each for a file stored in one piece)."""
+    """Windows kept per chain (their runs: a few hundred bytes each for a file stored in one piece;
+    at most ``WINDOW_RUNS`` each, about 80 KiB)."""
     WINDOW_RUNS = 512
     MAPPED_READ = 256 * 1024
 
