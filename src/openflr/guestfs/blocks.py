@@ -392,8 +392,10 @@ class Chain(BlockSource):
             window = None
         except OpenCancelledError:
             raise
-        except ImageError:
-            window = None  # read exactly what is asked, as before: the error only if those bytes need it
+        except Exception:
+            # Damage anywhere in the window: read exactly what is asked, as before, so that a read
+            # fails only when its own bytes need the damaged part.
+            window = None
         if len(windows) >= self.WINDOWS:
             windows.popitem(last=False)
         windows[first] = window
