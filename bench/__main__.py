@@ -2,10 +2,11 @@
 
 python -m bench                 # everything
 python -m bench --only mount    # one group: mount, list, memory, download, concurrency, sharedstate,
-                                #   cluster, baselines
+                                #   cluster, baselines, growth
 python -m bench --only cluster --balance source   # the cluster's plumbing, every client on one node
 python -m bench --update-docs   # also rewrite the results table in docs/BENCHMARKS.md
 python -m bench --only catalog [--files N]   # the file catalog (opt-in: about 30 minutes for 1,000,000 files)
+python -m bench --only growth [--max-entries N] [--max-depth N] [--max-disk SIZE]   # cost growth alone
 """
 
 from __future__ import annotations
@@ -19,7 +20,17 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import baselines, catalog, cluster, concurrency, downloading, fixtures, mounting, sharedstate
+from bench import (
+    baselines,
+    catalog,
+    cluster,
+    concurrency,
+    downloading,
+    fixtures,
+    growth,
+    mounting,
+    sharedstate,
+)
 from bench.common import Row
 
 GROUPS = {
@@ -31,15 +42,17 @@ GROUPS = {
     "sharedstate": sharedstate.shared_state,
     "cluster": cluster.scale_out,
     "baselines": baselines.baselines,  # the kernel and peer tools on the same folders and file
+    "growth": growth.group,  # how costs grow with folder size, chain depth and disk size (own VMs)
 }
 OPT_IN = ("catalog",)
 """Groups run only when named: they bring their own data (bench/catalog.py)."""
-OWN_BLOCK = ("catalog", "cluster", "baselines")
+OWN_BLOCK = ("catalog", "cluster", "baselines", "growth")
 """Groups whose rows have a results block (and a results file) of their own in docs/BENCHMARKS.md:
 their baselines are of another kind (the walk of the catalog's volume, one node against several, the
 kernel and peer tools), and an ``--only`` run of one of them must not replace the main table."""
-NO_DATASTORE = ("sharedstate",)
-"""Groups that need no bench datastore (bench/sharedstate.py works on logon sessions only)."""
+NO_DATASTORE = ("sharedstate", "growth")
+"""Groups that need no bench datastore (bench/sharedstate.py works on logon sessions only;
+bench/growth.py builds VMs of its own)."""
 DOC = fixtures.REPO / "docs" / "BENCHMARKS.md"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
@@ -67,14 +80,16 @@ def main() -> int:
     )
     parser.add_argument(
         "--backend",
-        default="tls",
+        default="tls" if cluster.BACKEND_TLS else "plain",
         choices=("tls", "plain"),
         help="cluster: HAProxy to the nodes over TLS (as docs/DEPLOYMENT.md) or plain HTTP (TLS offload)",
     )
+    growth.add_arguments(parser)
     parser.add_argument("--update-docs", action="store_true")
     args = parser.parse_args()
     cluster.BALANCE = args.balance
     cluster.BACKEND_TLS = args.backend == "tls"
+    growth.SIZES = growth.sizes(args.max_entries, args.max_depth, args.max_disk)
     groups = [g for g in args.only.split(",") if g] or list(GROUPS)
     start = time.perf_counter()
     print("building or reusing the bench datastore ...", flush=True)
@@ -128,7 +143,8 @@ def main() -> int:
             head, found, rest = text.partition(begin)
             if found:
                 _, _, tail = rest.partition(end)
-                text = f"{head}{begin}\n{head_line}\n\n{table(got)}\n{end}{tail}"
+                body = growth.docs_block(head_line) if "growth" in begin else f"{head_line}\n\n{table(got)}"
+                text = f"{head}{begin}\n{body}\n{end}{tail}"
         DOC.write_text(text)
     rows += [r for got in opt_rows.values() for r in got]
     return 0 if all(r.met is not False for r in rows) else 1

@@ -2,22 +2,26 @@
 node on SQLite, in the same run.
 
 - baseline: one node on SQLite (the default store), clients talking to it directly over HTTPS;
+- the balancer's hop: one node on SQLite behind the same HAProxy configuration, which parts what the
+  hop costs from what the nodes sharing state cost;
 - cluster: ``NODES`` nodes, each with ``[store] url`` naming one database of a throw-away PostgreSQL
   cluster (``initdb``/``pg_ctl`` in a temporary directory, tests/store/postgres.py) and the same
   datastore, behind HAProxy (``haproxy -db -f haproxy.cfg``), which terminates the clients' TLS and
-  speaks TLS to the nodes as docs/DEPLOYMENT.md's example does, with ``balance BALANCE`` and no
-  stickiness (no cookie), so every request may land on any node.
+  speaks plain HTTP (``BACKEND_TLS``) to the nodes, with ``balance BALANCE`` and no stickiness (no
+  cookie), so any node may serve any request.
 
 Figures, each next to the single node's: the listing rate of a 100,000-entry folder through the API
-(bench/mounting.py's measure), the download rate of a 2 GiB file (bench/downloading.py's), and
-bench/concurrency.py's 50 sessions (errors, listing p50/p99, total throughput). Rounds of the two
-setups alternate, so load from other work on the machine falls on both alike. First a probe: one
-logon through the balancer, then requests with its token; a setup that loses sessions between
-nodes shows there, and every figure it fails is a row that says so (``met`` False), not a crash.
+(bench/mounting.py's measure), the download rate of a 2 GiB file (bench/downloading.py's) with the
+CPU seconds per GB it cost the nodes, HAProxy and curl, and bench/concurrency.py's 50 sessions
+(errors, listing p50/p99, total throughput). Rounds of the setups alternate, for every figure, so
+load from other work on the machine falls on all alike. First a probe: one logon through the
+balancer, then requests with its token; a setup that loses sessions between nodes shows there, and
+every figure it fails is a row that says so (``met`` False), not a crash.
 
-``BALANCE`` is ``roundrobin``: the point of the figures. ``source`` checks the plumbing with one
-node doing all the work: every client here comes from 127.0.0.1, so a hash of the source address
-pins them all to one node (``python -m bench --only cluster --balance source``).
+``BALANCE`` is ``uri``, the setting docs/DEPLOYMENT.md recommends; ``roundrobin`` spreads every
+request; ``source`` checks the plumbing with one node doing all the work: every client here comes
+from 127.0.0.1, so a hash of the source address pins them all to one node
+(``python -m bench --only cluster --balance source``).
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ import argparse
 import contextlib
 import functools
 import math
+import os
 import re
+import resource
 import subprocess
 import tempfile
 import time
@@ -45,24 +51,27 @@ from bench.common import JSON, TOKEN, Client, Row
 
 T = TypeVar("T")
 
-BALANCE = "roundrobin"
-"""HAProxy's ``balance`` for the cluster; ``source`` pins every client here to one node."""
+BALANCE = "uri"
+"""HAProxy's ``balance`` for the cluster: docs/DEPLOYMENT.md's choice for speed (below);
+``roundrobin`` spreads every request; ``source`` pins every client here to one node."""
 BALANCES = ("roundrobin", "uri", "source", "leastconn")
 BALANCE_LINES = {"uri": "uri depth 3"}
 """``uri``: the first three path segments pick the node (``/api/vmReplicaPoints/<id>``), so every
 request for one point goes to one node while it is up, whatever the session: that node's opened point
 and listing cache serve them all. Any node can still serve any request (consistent hashing moves a
 stopped node's share to the others)."""
-BACKEND_TLS = True
-"""HAProxy speaks TLS to the nodes (as docs/DEPLOYMENT.md's example); False: plain HTTP behind it, the
-balancer's TLS alone (offload on a private network), which saves a decryption and an encryption of
-every byte on the cores the nodes share here."""
+BACKEND_TLS = False
+"""False: plain HTTP from HAProxy to the nodes, the balancer's TLS alone (offload on a private network,
+docs/DEPLOYMENT.md's choice for speed), which saves a decryption and an encryption of every byte on
+the cores the nodes share here; True: TLS to the nodes, as DEPLOYMENT's example."""
 NODES = 3
 NO_LOSS = 0.9
 """A cluster figure meets its target at this fraction of the single node's or better."""
 LISTED = ("many-ext4", "many:/many", "ext4")
 ROUNDS = 3
 DOWNLOADS = 2
+SESSION_ROUNDS = 2
+"""Rounds of the sessions, alternating between the setups like the listings: the best counts."""
 SESSIONS = 50
 PROBES = 12
 DATABASE = "openflr"
@@ -80,10 +89,46 @@ class Setup:
     name: str
     base: str
     servers: list[RunningServer] = field(default_factory=list)
+    balancer: int | None = None
+    """HAProxy's process id, when there is one."""
 
     def served(self) -> list[int]:
         """Requests each node has logged so far (access-log lines)."""
         return [len(ACCESS_LINE.findall(s.log())) for s in self.servers]
+
+    def cpu(self) -> Cpu:
+        """CPU seconds used so far by the nodes, the balancer and this process's waited children
+        (the clients: curl)."""
+        nodes = sum(cpu_seconds(s.process.pid) for s in self.servers)
+        balancer = cpu_seconds(self.balancer) if self.balancer else 0.0
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return Cpu(nodes, balancer, children.ru_utime + children.ru_stime)
+
+
+@dataclass(frozen=True)
+class Cpu:
+    """CPU seconds by role; a difference of two is what one measure cost."""
+
+    nodes: float = 0.0
+    balancer: float = 0.0
+    client: float = 0.0
+
+    def __sub__(self, other: Cpu) -> Cpu:
+        return Cpu(self.nodes - other.nodes, self.balancer - other.balancer, self.client - other.client)
+
+    def per(self, amount: float) -> Cpu:
+        return Cpu(self.nodes / amount, self.balancer / amount, self.client / amount)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds of ``pid`` and of the children it has waited for
+    (``/proc/PID/stat``), 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    utime, stime, cutime, cstime = (int(f) for f in fields[11:15])
+    return (utime + stime + cutime + cstime) / os.sysconf("SC_CLK_TCK")
 
 
 def self_signed(folder: Path, name: str = "node") -> tuple[Path, Path]:
@@ -163,6 +208,35 @@ def single_node(data: Path, datastore: Path, cert: Path, key: Path) -> Iterator[
         yield Setup("one node, SQLite", srv.base, [srv])
 
 
+@contextlib.contextmanager
+def one_behind_haproxy(
+    data: Path, datastore: Path, cert: Path, key: Path, balance: str = BALANCE, backend_tls: bool = True
+) -> Iterator[Setup]:
+    """One node on SQLite behind the cluster's HAProxy configuration: the balancer's hop alone, with
+    no shared store and no other node, to tell what the hop costs from what the nodes share."""
+    front = free_port()
+    base = f"https://127.0.0.1:{front}"
+    config = node_config(datastore, cert, key, public_url=base)
+    data.mkdir(parents=True, exist_ok=True)
+    (data / "openflr.toml").write_text(config)
+    _add_users(data)
+    with run_server(data, https=backend_tls, config=config) as srv:
+        with _front(data, front, cert, key, [srv.port], balance, backend_tls) as proxy:
+            yield Setup("one node, SQLite, behind HAProxy", base, [srv], proxy.pid)
+
+
+@contextlib.contextmanager
+def _front(
+    data: Path, front: int, cert: Path, key: Path, ports: list[int], balance: str, backend_tls: bool
+) -> Iterator[subprocess.Popen[bytes]]:
+    """HAProxy on ``front`` in front of ``ports``, with the nodes' certificate as its own."""
+    pem = data / "front.pem"
+    pem.write_bytes(cert.read_bytes() + key.read_bytes())
+    config = haproxy_config(front, pem, cert, ports, balance, backend_tls)
+    with haproxy(data, config, f"https://127.0.0.1:{front}") as proc:
+        yield proc
+
+
 def _add_users(data: Path) -> None:
     """The bench's users, into the store the data directory's ``openflr.toml`` names."""
     for name, (password, role) in USERS.items():
@@ -227,14 +301,11 @@ def cluster(
         _add_users(dirs[0])  # the accounts are in the shared database: every node knows them
         with contextlib.ExitStack() as stack:
             servers = [stack.enter_context(run_server(d, https=backend_tls, config=config)) for d in dirs]
-            pem = data / "front.pem"
-            pem.write_bytes(cert.read_bytes() + key.read_bytes())
-            hap = haproxy_config(front, pem, cert, [s.port for s in servers], balance, backend_tls)
-            stack.enter_context(haproxy(data, hap, base))
+            ports = [s.port for s in servers]
+            proxy = stack.enter_context(_front(data, front, cert, key, ports, balance, backend_tls))
             hop = "TLS" if backend_tls else "plain HTTP"
-            yield Setup(
-                f"{nodes} nodes, PostgreSQL, HAProxy balance {balance}, {hop} to the nodes", base, servers
-            )
+            name = f"{nodes} nodes, PostgreSQL, HAProxy balance {balance}, {hop} to the nodes"
+            yield Setup(name, base, servers, proxy.pid)
 
 
 # --- measures: each raises on a failed request; ``attempt`` turns that into a failed row -----------
@@ -330,6 +401,8 @@ class Figures:
     entries: int = 0
     listing_rate: float | None = None
     download_mbps: float | None = None
+    download_cpu: Cpu | None = None
+    """CPU seconds per GB of the best download, by role."""
     sessions: concurrency.Tally | None = None
     probe_ok: int = 0
     probe_other: list[str] = field(default_factory=list)
@@ -346,8 +419,8 @@ class Figures:
 
 
 def measure(setups: list[Setup], work: Path) -> list[Figures]:
-    """The probe, then rounds of listings and downloads alternating between the setups, then the
-    sessions on each in turn. The first setup must list (it is the baseline)."""
+    """The probe, then rounds of listings, of downloads and of the sessions, each alternating between
+    the setups. The first setup must list (it is the baseline)."""
     figures = [Figures() for _ in setups]
     for setup, fig in zip(setups, figures, strict=True):
         got = attempt(functools.partial(probe, setup.base))
@@ -367,18 +440,46 @@ def measure(setups: list[Setup], work: Path) -> list[Figures]:
             listings[i].append(seconds if isinstance(seconds, Failed) else count / seconds)
     for _ in range(DOWNLOADS):
         for i, setup in enumerate(setups):
-            downloads[i].append(attempt(functools.partial(download_rate, setup.base)))
+            before = setup.cpu()
+            rate = attempt(functools.partial(download_rate, setup.base))
+            downloads[i].append(rate)
+            if not isinstance(rate, Failed) and rate >= max(map(_value, downloads[i])):
+                figures[i].download_cpu = (setup.cpu() - before).per(FILE_SIZE / 1e9)
+    sessions: list[list[concurrency.Tally | Failed]] = [[] for _ in setups]
+    for _ in range(SESSION_ROUNDS):
+        for i, setup in enumerate(setups):
+            sessions[i].append(attempt(functools.partial(concurrency.run_sessions, setup.base, SESSIONS)))
     for i, (setup, fig) in enumerate(zip(setups, figures, strict=True)):
         fig.entries = count
         fig.listing_rate = fig.best("listing", listings[i])
         fig.download_mbps = fig.best("download", downloads[i])
-        sessions = attempt(functools.partial(concurrency.run_sessions, setup.base, SESSIONS))
-        if isinstance(sessions, Failed):
-            fig.errors["sessions"] = str(sessions)
+        tally = best_sessions(sessions[i])
+        if isinstance(tally, Failed):
+            fig.errors["sessions"] = str(tally)
         else:
-            fig.sessions = sessions
+            fig.sessions = tally
         fig.served = setup.served()
     return figures
+
+
+def _value(result: float | Failed) -> float:
+    return -1.0 if isinstance(result, Failed) else result
+
+
+def best_sessions(rounds: list[concurrency.Tally | Failed]) -> concurrency.Tally | Failed:
+    """The round with the highest throughput, carrying every round's errors (an error in any round
+    counts), or the first failure when no round ran."""
+    ran = [r for r in rounds if not isinstance(r, Failed)]
+    if not ran:
+        return rounds[0] if rounds else Failed("not measured")
+    best = max(ran, key=lambda t: t.mbps)
+    errors = [e for r in ran for e in r.errors] + [str(r) for r in rounds if isinstance(r, Failed)]
+    if errors != best.errors:
+        merged = concurrency.Tally()
+        merged.errors, merged.listing_s = errors, best.listing_s
+        merged.downloaded, merged.elapsed = best.downloaded, best.elapsed
+        return merged
+    return best
 
 
 # --- rows --------------------------------------------------------------------------------------------
@@ -416,8 +517,11 @@ def _why(one: Figures, many: Figures, name: str) -> str:
     return f"one node: {one.errors[name]}" if name in one.errors else ""
 
 
-def rows(one: Figures, many: Figures, balance: str = BALANCE, nodes: int = NODES) -> list[Row]:
-    """The figures of the cluster (``many``) against the single node's (``one``)."""
+def rows(
+    one: Figures, many: Figures, balance: str = BALANCE, nodes: int = NODES, hop: Figures | None = None
+) -> list[Row]:
+    """The figures of the cluster (``many``) against the single node's (``one``); with ``hop`` (one
+    node behind the same HAProxy), two more rows part the balancer's cost from the nodes'."""
     pinned = " (single-node pinning: every client here is 127.0.0.1)" if balance == "source" else ""
     out = [
         Row(
@@ -452,6 +556,8 @@ def rows(one: Figures, many: Figures, balance: str = BALANCE, nodes: int = NODES
             _why(one, many, "download"),
         )
     )
+    if one.download_cpu and many.download_cpu:
+        out.append(_cpu_row(one.download_cpu, many.download_cpu))
     a, b = one.sessions, many.sessions
     label = f"{SESSIONS} concurrent sessions (logon, mount, 20 listings, 5 x 10 MiB, unmount, logout)"
     if b is None:
@@ -491,6 +597,8 @@ def rows(one: Figures, many: Figures, balance: str = BALANCE, nodes: int = NODES
                 p99 <= bound,  # NaN (no listing answered) is not met
             )
         )
+    if hop is not None:
+        out.extend(_hop_rows(one, many, hop, nodes))
     out.append(
         Row(
             "requests per node over the run (access-log lines)",
@@ -500,6 +608,60 @@ def rows(one: Figures, many: Figures, balance: str = BALANCE, nodes: int = NODES
         )
     )
     return out
+
+
+def _cpu_row(one: Cpu, many: Cpu) -> Row:
+    """Where that download's CPU went, per GB: on machines of their own the nodes' share is what
+    limits them, the balancer's runs on its own cores."""
+    return Row(
+        "CPU seconds per GB of that download: nodes + HAProxy + curl",
+        f"{many.nodes:.2f} + {many.balancer:.2f} + {many.client:.2f} s",
+        f"one node {one.nodes:.2f} + curl {one.client:.2f} s",
+        f"nodes {many.nodes / one.nodes:.2f}x" if one.nodes else "—",
+        "reported",
+    )
+
+
+def _rates(fig: Figures) -> list[float | None]:
+    """Listing, download and sessions' throughput, the figures the hop rows compare."""
+    return [fig.listing_rate, fig.download_mbps, fig.sessions.mbps if fig.sessions else None]
+
+
+def _ratios(top: Figures, bottom: Figures) -> str:
+    def one(a: float | None, b: float | None) -> str:
+        return f"{a / b:.2f}x" if a is not None and b else "—"
+
+    return " / ".join(one(a, b) for a, b in zip(_rates(top), _rates(bottom), strict=True))
+
+
+def _shown(fig: Figures) -> str:
+    listing, download, sessions = _rates(fig)
+    return " / ".join(
+        "failed" if v is None else f"{v:,.0f}{unit}"
+        for v, unit in ((listing, "/s"), (download, " MB/s"), (sessions, " MB/s"))
+    )
+
+
+def _hop_rows(one: Figures, many: Figures, hop: Figures, nodes: int) -> list[Row]:
+    """Where a loss comes from: the balancer's hop (one node behind HAProxy against one node) and
+    what the nodes add behind it (``nodes`` nodes against that one node behind HAProxy)."""
+    what = "listing / download / sessions' throughput"
+    return [
+        Row(
+            f"the balancer's hop alone: one node on SQLite behind the same HAProxy ({what})",
+            _shown(hop),
+            f"one node {_shown(one)}",
+            _ratios(hop, one),
+            target="reported",
+        ),
+        Row(
+            f"what the nodes add: {nodes} nodes on PostgreSQL against that one node behind HAProxy ({what})",
+            _shown(many),
+            f"one node behind HAProxy {_shown(hop)}",
+            _ratios(many, hop),
+            target="reported",
+        ),
+    ]
 
 
 def describe(balance: str = BALANCE, nodes: int = NODES, backend_tls: bool | None = None) -> str:
@@ -527,10 +689,11 @@ def scale_out(datastore: Path, data: Path, balance: str | None = None) -> list[R
     cert, key = self_signed(data)
     with (
         single_node(data / "single", datastore, cert, key) as one,
+        one_behind_haproxy(data / "hop", datastore, cert, key, balance, BACKEND_TLS) as hop,
         cluster(data / "cluster", datastore, cert, key, balance=balance, backend_tls=BACKEND_TLS) as many,
     ):
-        fig_one, fig_many = measure([one, many], data)
-    return rows(fig_one, fig_many, balance)
+        fig_one, fig_hop, fig_many = measure([one, hop, many], data)
+    return rows(fig_one, fig_many, balance, hop=fig_hop)
 
 
 def main() -> None:
@@ -539,7 +702,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(prog="python -m bench.cluster")
     parser.add_argument("--balance", default=BALANCE, choices=BALANCES)
-    parser.add_argument("--backend", default="tls", choices=("tls", "plain"))
+    parser.add_argument("--backend", default="plain", choices=("tls", "plain"))
     args = parser.parse_args()
     global BACKEND_TLS
     BACKEND_TLS = args.backend == "tls"

@@ -45,6 +45,8 @@ FILE = "bigfiles:/big/two-gib.bin"
 SMALL = "bigfiles:/small"
 LARGE = "bigfiles:/large"
 CHUNK = 1024 * 1024
+SMALL_FILES_PER_S = 20_000
+"""The target for the folder of 10,000 small files as a ZIP (files a second, whatever the stream)."""
 
 
 def plain_copy(datastore: Path) -> Path:
@@ -175,16 +177,17 @@ def download_rates(datastore: Path, data: Path) -> list[Row]:
                 assert got == size, (chain, got, size)
                 figure = f"download of the 2 GiB file from {label} over HTTP"
                 rows.append(_row(figure, rate, plain, raw, TARGET, NEED))
-            for folder, label, need in (
-                (SMALL, "10,000 small files", None),
-                (LARGE, "10 files of 100 MiB", 0.50),
-            ):
+            for folder, label in ((SMALL, "10,000 small files"), (LARGE, "10 files of 100 MiB")):
                 zip_rate, zip_size, plain = paired(f"{mount}/{folder}?action=download", url, client.token)
                 elapsed = zip_size / zip_rate / 1e6
-                target = ">= 50% of the plain-file stream" if need else "reported"
-                row = _row(f"folder of {label} as a STORED ZIP over HTTP", zip_rate, plain, raw, target, need)
-                if need is None:
-                    row.value = f"{zip_rate:,.0f} MB/s ({10_000 / elapsed:,.0f} files/s)"
+                figure = f"folder of {label} as a STORED ZIP over HTTP"
+                if folder == LARGE:
+                    rows.append(_row(figure, zip_rate, plain, raw, ">= 80% of the plain-file stream", 0.80))
+                    continue
+                row = _row(figure, zip_rate, plain, raw, f">= {SMALL_FILES_PER_S:,} files/s", None)
+                files_per_s = 10_000 / elapsed
+                row.value = f"{zip_rate:,.0f} MB/s ({files_per_s:,.0f} files/s)"
+                row.met = files_per_s >= SMALL_FILES_PER_S
                 rows.append(row)
             client.close()
     return rows

@@ -4,6 +4,7 @@ processes) three nodes on one PostgreSQL database answer through HAProxy."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -34,8 +35,8 @@ def test_the_haproxy_config_is_valid(tmp_path: Path, balance: str, backend_tls: 
     assert run.returncode == 0 and "[WARNING]" not in run.stdout + run.stderr, run.stdout + run.stderr
 
 
-def test_the_default_is_round_robin_and_others_are_refused(tmp_path: Path) -> None:
-    assert cluster.BALANCE == "roundrobin"
+def test_the_default_is_deployments_choice_for_speed_and_others_are_refused(tmp_path: Path) -> None:
+    assert (cluster.BALANCE, cluster.BACKEND_TLS) == ("uri", False)  # docs/DEPLOYMENT.md's two choices
     with pytest.raises(ValueError, match="balance"):
         cluster.haproxy_config(8443, tmp_path / "p.pem", tmp_path / "c.pem", [9001], "random; evil")
     assert "single-node pinning" in cluster.describe("source")
@@ -149,3 +150,50 @@ def test_three_nodes_answer_through_haproxy(tmp_path: Path) -> None:
         served = many.served()
         assert max(served) >= cluster.PROBES + 1  # the logon and the probes, on one node
         assert "postgresql" in (many.servers[0].data_dir / "openflr.toml").read_text()
+
+
+def test_sessions_take_the_best_round_with_every_rounds_errors() -> None:
+    slow, fast = _tally(0, 40.0, 2500, [0.1]), _tally(2, 20.0, 2500, [0.05])
+    best = cluster.best_sessions([slow, fast])
+    assert best is fast and len(best.errors) == 2
+    merged = cluster.best_sessions([_tally(1, 20.0, 2500, [0.05]), _tally(0, 40.0, 2500, [0.1])])
+    assert isinstance(merged, concurrency.Tally)
+    assert (merged.elapsed, len(merged.errors)) == (20.0, 1)  # the faster round, with its own error
+    failed = cluster.best_sessions([fast, cluster.Failed("ConnectError: refused")])
+    assert isinstance(failed, concurrency.Tally)
+    assert failed.errors[-1] == "ConnectError: refused"  # a round that could not run is an error too
+    assert str(cluster.best_sessions([cluster.Failed("refused")])) == "refused"
+
+
+def test_hop_rows_part_the_balancers_cost_from_the_nodes() -> None:
+    hop = Figures(
+        entries=100_000,
+        listing_rate=45_000.0,
+        download_mbps=450.0,
+        sessions=_tally(0, 25.0, 2500, [0.05]),
+    )
+    many = Figures(entries=100_000, listing_rate=40_500.0, download_mbps=None, sessions=None)
+    rows = cluster.rows(_one(), many, "uri", hop=hop)
+    alone = next(r for r in rows if r.figure.startswith("the balancer's hop alone"))
+    assert alone.ratio == "0.90x / 0.75x / 0.80x"
+    assert alone.value == "45,000/s / 450 MB/s / 105 MB/s"
+    added = next(r for r in rows if r.figure.startswith("what the nodes add"))
+    assert added.ratio == "0.90x / — / —" and added.value.endswith("failed / failed")
+    assert not any(r.figure.startswith("the balancer's hop") for r in cluster.rows(_one(), many, "uri"))
+
+
+def test_cpu_per_gb_row_and_process_cpu() -> None:
+    one = Figures(download_cpu=cluster.Cpu(nodes=1.2, client=0.6))
+    many = Figures(download_cpu=cluster.Cpu(nodes=0.9, balancer=1.1, client=0.6), download_mbps=1.0)
+    row = next(r for r in cluster.rows(one, many, "uri") if r.figure.startswith("CPU seconds"))
+    assert (row.value, row.baseline, row.ratio) == (
+        "0.90 + 1.10 + 0.60 s",
+        "one node 1.20 + curl 0.60 s",
+        "nodes 0.75x",
+    )
+    spent = cluster.Cpu(3.0, 2.0, 1.0) - cluster.Cpu(1.0, 1.0, 1.0)
+    assert spent.per(2.0) == cluster.Cpu(1.0, 0.5, 0.0)
+    before = cluster.cpu_seconds(os.getpid())
+    sum(i * i for i in range(2_000_000))  # burn some CPU in this process
+    assert cluster.cpu_seconds(os.getpid()) > before
+    assert cluster.cpu_seconds(2**22 + 12345) == 0.0  # no such process

@@ -29,13 +29,20 @@ class _Transport(asyncio.Transport):
     def __init__(self) -> None:
         super().__init__()
         self.writes: list[bytes] = []
+        self.handed: list[Any] = []
+        """Every object given to ``write`` or ``writelines``, as it was given."""
         self.closed = False
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return {"peername": PEER, "sockname": ("127.0.0.1", 9398)}.get(name, default)
 
     def write(self, data: Any) -> None:
+        self.handed.append(data)
         self.writes.append(bytes(data))
+
+    def writelines(self, list_of_data: Any) -> None:
+        self.handed.extend(list_of_data)
+        self.writes.append(b"".join(list_of_data))
 
     def close(self) -> None:
         self.closed = True
@@ -57,14 +64,17 @@ async def _app(scope: Any, receive: Any, send: Any) -> None:
 
 
 def _run(
-    protocol_class: type[HttpToolsProtocol], data: bytes, check: Callable[[Any, _Transport], None]
+    protocol_class: type[HttpToolsProtocol],
+    data: bytes,
+    check: Callable[[Any, _Transport], None],
+    app: Any = _app,
 ) -> None:
     """Connect a ``protocol_class`` to a stand-in transport, feed it ``data``, let the app answer, and
     call ``check(protocol, transport)``."""
 
     async def main() -> None:
         config = uvicorn.Config(
-            _app, http=protocol_class, lifespan="off", log_config=None, proxy_headers=False
+            app, http=protocol_class, lifespan="off", log_config=None, proxy_headers=False
         )
         config.load()
         state = ServerState()
@@ -76,7 +86,7 @@ def _run(
         protocol.connection_made(transport)
         protocol.data_received(data)
         for _ in range(100):
-            if transport.closed or any(w.endswith(b"body") for w in transport.writes):
+            if transport.closed or any(w.endswith((b"body", b"0\r\n\r\n")) for w in transport.writes):
                 break
             await asyncio.sleep(0.01)
         check(protocol, transport)
@@ -205,3 +215,38 @@ def test_a_request_the_parser_rejects_goes_to_send_400_response() -> None:
         )
 
     _run(_Recording, b"NOT HTTP AT ALL\r\n\r\n", check)
+
+
+_PIECES = [bytes(range(256)) * 512, memoryview(bytearray(b"z" * 70_000)), b"tail", b"x" * 65_536]
+
+
+async def _chunked_app(scope: Any, receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"x/y")]})
+    for piece in _PIECES:
+        await send({"type": "http.response.body", "body": piece, "more_body": True})
+    await send({"type": "http.response.body", "body": b"end", "more_body": False})
+
+
+def test_large_pieces_of_a_chunked_body_are_written_as_they_are_with_uvicorn_s_framing() -> None:
+    """A folder ZIP's body: the seam writes its large pieces without uvicorn's joined copy, and the
+    bytes on the wire are exactly uvicorn's own (size line, piece, CRLF; the end by uvicorn)."""
+    wire: dict[str, bytes] = {}
+
+    def record(name: str) -> Callable[[Any, _Transport], None]:
+        def check(protocol: Any, transport: _Transport) -> None:
+            assert protocol.cycle.response_complete, changed(
+                "uvicorn", "RequestResponseCycle: response_complete"
+            )
+            wire[name] = b"".join(transport.writes[1:])
+            if name == "seam":
+                handed = [id(x) for x in transport.handed]
+                assert id(_PIECES[0]) in handed and id(_PIECES[1]) in handed and id(_PIECES[3]) in handed
+                assert id(_PIECES[2]) not in handed  # small: uvicorn's own write
+
+        return check
+
+    _run(HttpToolsProtocol, REQUEST, record("uvicorn"), _chunked_app)
+    _run(_Recording, REQUEST, record("seam"), _chunked_app)
+    expected = b"".join(b"%x\r\n%s\r\n" % (len(p), bytes(p)) for p in [*_PIECES, b"end"]) + b"0\r\n\r\n"
+    assert wire["uvicorn"] == expected, changed("uvicorn", "its chunked framing")
+    assert wire["seam"] == expected

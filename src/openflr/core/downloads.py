@@ -30,7 +30,7 @@ from openflr.guestfs.filesystems.base import Chunk
 from openflr.guestfs.view import GuestView, Located
 from openflr.restore.items import Item, item_of, read_chunks, top_name
 from openflr.restore.pump import pump
-from openflr.restore.zipstream import PIECE, ZipReport, zip_parts
+from openflr.restore.zipstream import ZipReport, zip_parts
 
 if TYPE_CHECKING:
     from openflr.core.service import Service
@@ -121,11 +121,10 @@ def start(
         target = f"{channel} bytes {start_at}-{end - 1}/{facts.size}" if byte_range is not None else channel
         expected: int | None = end - start_at
         producer = lambda: read_chunks(view, file_item, start_at, end)  # noqa: E731
-        piece = 0
     else:
         report = ZipReport()
         user = session.user
-        target, expected, piece = f"{channel} (ZIP)", None, PIECE
+        target, expected = f"{channel} (ZIP)", None
         zip_report = report
         producer = lambda: zip_parts(  # noqa: E731
             view, item, zip_report, lambda name: rules.refusal(user, name, "download")
@@ -145,7 +144,7 @@ def start(
     except BaseException:
         service.download_budget.release()
         raise
-    return Download(service, session, mount, record, expected, report, producer, piece)
+    return Download(service, session, mount, record, expected, report, producer)
 
 
 def _list_items(view: GuestView, wheres: Sequence[Located]) -> list[Item]:
@@ -188,7 +187,6 @@ class Download:
         expected: int | None,
         report: ZipReport | None,
         producer: Callable[[], Iterator[Chunk]] | Callable[[], Iterator[list[Chunk]]],
-        piece: int,
     ) -> None:
         self._service = service
         self._record = record
@@ -205,7 +203,7 @@ class Download:
         """Why reading the body failed, if it did."""
         self._held = True
         self._finished = False
-        self.body: AsyncGenerator[Chunk, None] = self._stream(session, mount, producer, piece)
+        self.body: AsyncGenerator[Chunk, None] = self._stream(session, mount, producer)
 
     def handed(self, size: int, last: bool) -> None:
         """``size`` body bytes reached the transport; ``last``: they were the end of the body."""
@@ -258,15 +256,15 @@ class Download:
         session: LogonSession,
         mount: Mount,
         producer: Callable[[], Iterator[Chunk]] | Callable[[], Iterator[list[Chunk]]],
-        piece: int,
     ) -> AsyncGenerator[Chunk, None]:
         """The body: keeps the session alive and the mount's files open while it streams; a failure
         to read it is noted for the audit record.
 
-        A chunk may be a list of parts (a ZIP's), sent one by one and dropped once sent; with
-        ``piece``, nothing larger is sent at once. For a body without a length (chunked encoding) the
-        server copies what it sends and holds the copy until the client takes it: a ZIP stream holds
-        a part of its chunk that way, not all of it."""
+        A chunk may be a list of parts (a ZIP's: up to 1 MiB each), sent one by one and dropped once
+        sent. The transport keeps the part it could not send yet, not a copy of it: a ZIP has no
+        length, and openflr's HTTP protocol writes the pieces of its chunked body as they are
+        (``seams/uvicorn_protocol.py``), so a part is sent whole: splitting it cost a trip through
+        the event loop per piece for nothing."""
         try:
             with session.streaming(), self._service.mounts.hold(mount):
                 async with aclosing(pump(producer())) as chunks:
@@ -276,15 +274,8 @@ class Download:
                             continue
                         while data:
                             part = data.pop(0)
-                            if piece and len(part) > piece:
-                                view = memoryview(part)
-                                del part
-                                for at in range(0, len(view), piece):
-                                    yield view[at : at + piece]
-                                del view
-                            else:
-                                yield part
-                                del part
+                            yield part
+                            del part
         except Exception as exc:
             self.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             raise

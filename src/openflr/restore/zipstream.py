@@ -6,16 +6,17 @@ date-time (UTC; 2-second steps, 1980-2107), the Unix time in an extended-timesta
 seconds, 1901-2038) and the exact time in an NTFS field (100 ns steps, 1601-30828), empty
 folders as entries of their own, symbolic links as Unix links.
 Files a rule excludes or that cannot be read are left out and listed in ``openflr-skipped.txt``.
+The records are packed here (``restore/zipformat.py``: zipfile's bytes, without its per-entry
+objects); each file is read with one engine read per MiB and its CRC-32 taken with ISA-L.
 """
 
 from __future__ import annotations
 
-import io
+import functools
 import logging
 import stat
 import struct
 import time
-import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +26,15 @@ from openflr.guestfs.filesystems.base import Chunk
 from openflr.guestfs.filesystems.names import shown
 from openflr.guestfs.view import GuestView
 from openflr.restore.items import CHUNK, Item, Problem, read_chunks, walk
-from openflr.seams.zipfile_internals import CentralDirectoryZip, Utf8ZipInfo, central_record, use_fast_crc32
+from openflr.restore.zipformat import (
+    central_record,
+    descriptor,
+    dos_date_time,
+    end_records,
+    local_header,
+    needs_zip64,
+)
+from openflr.seams.zipfile_internals import fast_crc32
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +50,9 @@ _BY_REFERENCE = 64 * 1024
 _PACK = 64 * 1024
 """Central-directory records are compressed in batches of this many bytes (about 5:1)."""
 
-# Every entry's CRC-32 with ISA-L (4x zlib's speed, the same values; process-wide, see the seam).
-use_fast_crc32()
 
-
-class _Sink(io.RawIOBase):
-    """An unseekable output that zipfile writes to; the bytes are taken out by the generator.
+class _Sink:
+    """The archive's output; the bytes are taken out by the generator.
 
     Small writes (headers, small files) are copied into buffers of ``size`` bytes, made as they are
     needed, not kept as an object each; a large one (a piece of a file read for the archive: nobody
@@ -61,10 +67,7 @@ class _Sink(io.RawIOBase):
         self._buffer = bytearray()
         self._used = 0
 
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Chunk | bytearray) -> int:  # type: ignore[override]
+    def write(self, data: Chunk | bytearray) -> int:
         n = len(data)
         if n >= _BY_REFERENCE:
             self._flush()
@@ -79,9 +82,6 @@ class _Sink(io.RawIOBase):
         self.position += n
         return n
 
-    def tell(self) -> int:
-        return self.position
-
     def _flush(self) -> None:
         if self._used:
             self.parts.append(memoryview(self._buffer)[: self._used])
@@ -94,46 +94,29 @@ class _Sink(io.RawIOBase):
         self.buffered = 0
         return parts
 
-    def take(self) -> Chunk:
-        parts = self.take_parts()
-        return parts[0] if len(parts) == 1 else b"".join(parts)
 
+class _Central:
+    """The central directory's records, kept as bytes (about 100 per entry, compressed in batches to
+    about 20) until the end: for a folder of 10,000 files, 0.2 MiB per stream."""
 
-class _CompactZip(CentralDirectoryZip):
-    """A ZipFile that keeps each written entry's central-directory record as bytes (about 100 per
-    entry, compressed in batches to about 20) instead of its ``ZipInfo`` (about 500 with its name):
-    for a folder of 10,000 files, 0.2 MiB per stream instead of 5. Call ``compact`` after each entry,
-    and ``central_directory`` before closing to write the records a batch at a time. Duplicate names
-    (a damaged folder) are no longer warned about: a streamed archive cannot drop them anyway."""
-
-    def __init__(self, sink: _Sink) -> None:
-        super().__init__(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
+    def __init__(self) -> None:
+        self.count = 0
         self._records = bytearray()
         self._packed: list[bytes] = []
-        self._count = 0
 
-    def compact(self) -> None:
-        for info in self.take_written():
-            self._records += central_record(info)
-            self._count += 1
+    def add(self, record: bytes) -> None:
+        self._records += record
+        self.count += 1
         if len(self._records) >= _PACK:
             self._packed.append(zlib.compress(self._records, 1))
             self._records = bytearray()
 
-    def central_directory(self) -> Iterator[None]:
-        """Write the records kept so far, one batch per step (the end record follows on close)."""
-        self.compact()
+    def batches(self) -> Iterator[bytes]:
+        """The records in order, a batch at a time."""
         while self._packed:
-            self.write_raw(zlib.decompress(self._packed.pop(0)))
-            yield
-        self.write_raw(bytes(self._records))
+            yield zlib.decompress(self._packed.pop(0))
+        yield bytes(self._records)
         self._records = bytearray()
-        yield
-
-    def write_central_directory(self) -> int:
-        for _ in self.central_directory():
-            pass
-        return self._count
 
 
 @dataclass
@@ -149,6 +132,8 @@ def _clean(name: str) -> str:
     """The shown name (docs/STORAGE-NOTES.md, "Names"); a lone surrogate (a damaged NTFS name an
     engine gave as it is) cannot be UTF-8 and becomes U+FFFD."""
     name = shown(name)
+    if name.isascii():
+        return name
     return name.encode("utf-8", "replace").decode("utf-8") if _lone(name) else name
 
 
@@ -156,19 +141,20 @@ def _lone(name: str) -> bool:
     return any(0xD800 <= ord(c) <= 0xDFFF for c in name)
 
 
-def _info(name: str, mtime_ns: int | None, mode: int) -> zipfile.ZipInfo:
-    seconds = (mtime_ns or 0) // 1_000_000_000
+def _encoded(name: str) -> bytes:
+    """The name as the headers hold it: shown, UTF-8, cut at a NUL (as zipfile's ``ZipInfo`` does)."""
+    name = _clean(name)
+    if "\0" in name:
+        name = name[: name.index("\0")]
+    return name.encode("utf-8")
+
+
+@functools.lru_cache(maxsize=4096)
+def _dos(seconds: int) -> tuple[int, int]:
+    """The DOS time and date of a Unix time (UTC; clamped to 1980-2107): the files of a folder often
+    share a second."""
     t = time.gmtime(max(seconds, 315532800))  # DOS dates start in 1980
-    year = min(t.tm_year, 2107)
-    info = Utf8ZipInfo(_clean(name), (year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec))
-    info.create_system = 3  # Unix: external attributes carry the mode
-    info.external_attr = (mode & 0xFFFF) << 16
-    if stat.S_ISDIR(mode):
-        info.external_attr |= 0x10  # MS-DOS directory bit
-        info.CRC = info.compress_size = info.file_size = 0
-    info.extra = _time_fields(mtime_ns)
-    info.compress_type = zipfile.ZIP_STORED
-    return info
+    return dos_date_time(min(t.tm_year, 2107), t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec)
 
 
 def _time_fields(mtime_ns: int | None) -> bytes:
@@ -184,6 +170,76 @@ def _time_fields(mtime_ns: int | None) -> bytes:
         # Tag 1 holds modification, access and creation times; only the first is known here.
         fields += struct.pack("<HHIHHQQQ", _NTFS_EXTRA, 32, 0, 1, 24, filetime, filetime, filetime)
     return fields
+
+
+class _Writer:
+    """Entries written to a sink, their central-directory records kept for the end."""
+
+    def __init__(self, sink: _Sink) -> None:
+        self.sink = sink
+        self.central = _Central()
+
+    def folder(self, name: str, mtime_ns: int | None) -> None:
+        encoded, extra, dos = _encoded(name + "/"), _time_fields(mtime_ns), _dos((mtime_ns or 0) // 10**9)
+        offset = self.sink.position
+        self.sink.write(local_header(encoded, extra, dos, folder=True, zip64=False))
+        attr = (stat.S_IFDIR | 0o755) << 16 | 0x10  # Unix mode and the MS-DOS directory bit
+        self.central.add(
+            central_record(encoded, extra, dos, attr, folder=True, zip64=False, crc=0, size=0, offset=offset)
+        )
+
+    def file(self, name: str, mtime_ns: int | None, mode: int, size: int, first: Chunk) -> _Open:
+        """Begin a file of (about) ``size`` bytes whose first bytes are ``first``; write the rest to
+        what is returned, then close it."""
+        return _Open(
+            self, _encoded(name), _time_fields(mtime_ns), _dos((mtime_ns or 0) // 10**9), mode, size, first
+        )
+
+    def end(self, comment: bytes) -> Iterator[None]:
+        """Write the central directory a batch at a time (one step each), then the end records."""
+        start = self.sink.position
+        for batch in self.central.batches():
+            self.sink.write(batch)
+            yield
+        self.sink.write(end_records(self.central.count, start, self.sink.position - start, comment))
+
+
+class _Open:
+    """A file being written: its local header is out; ``write`` adds bytes, ``close`` its descriptor."""
+
+    def __init__(
+        self,
+        writer: _Writer,
+        name: bytes,
+        extra: bytes,
+        dos: tuple[int, int],
+        mode: int,
+        size: int,
+        first: Chunk,
+    ) -> None:
+        self._writer = writer
+        self._head = (name, extra, dos, (mode & 0xFFFF) << 16)
+        self._zip64 = needs_zip64(size)
+        self._offset = writer.sink.position
+        writer.sink.write(local_header(name, extra, dos, folder=False, zip64=self._zip64))
+        self._crc = fast_crc32(first)
+        self._size = len(first)
+        writer.sink.write(first)
+
+    def write(self, data: Chunk) -> None:
+        self._crc = fast_crc32(data, self._crc)
+        self._size += len(data)
+        self._writer.sink.write(data)
+
+    def close(self) -> None:
+        crc, size, zip64 = self._crc, self._size, self._zip64
+        self._writer.sink.write(descriptor(crc, size, zip64=zip64))
+        name, extra, dos, attr = self._head
+        self._writer.central.add(
+            central_record(
+                name, extra, dos, attr, folder=False, zip64=zip64, crc=crc, size=size, offset=self._offset
+            )
+        )
 
 
 def zip_chunks(
@@ -212,54 +268,49 @@ def zip_parts(
     file already begun ends the stream with the error (the archive would otherwise hold a wrong
     file)."""
     sink = _Sink()
+    writer = _Writer(sink)
     problems: list[Problem] = []
     tops = [top] if isinstance(top, Item) else list(top)
-    with _CompactZip(sink) as archive:
-        for item in (found for each in tops for found in walk(view, each, problems)):
-            name = "/".join(item.rel)
-            entry = item.entry
-            if entry.is_dir:
-                archive.mkdir(_info(name + "/", entry.mtime_ns, stat.S_IFDIR | 0o755))
-                report.folders += 1
-            else:
-                why = allowed(entry.name)
-                if why is not None:
-                    report.skipped.append(Problem(item.rel, why))
-                    continue
-                mode = (stat.S_IFLNK | 0o777) if entry.is_link else (stat.S_IFREG | 0o644)
-                info = _info(name, entry.mtime_ns, mode)
-                info.file_size = entry.size
-                try:
-                    chunks = read_chunks(view, item)
-                    first = next(chunks, b"")
-                except (OpenflrError, OSError) as exc:
-                    reason = exc.message if isinstance(exc, OpenflrError) else str(exc).splitlines()[0]
-                    report.skipped.append(Problem(item.rel, f"cannot be read: {reason}"))
-                    continue
-                with archive.open(info, "w", force_zip64=entry.size > zipfile.ZIP64_LIMIT // 2) as out:
-                    out.write(first)
-                    for data in chunks:
-                        if sink.buffered >= min_chunk:
-                            yield sink.take_parts()
-                        out.write(data)
-                report.files += 1
-                report.bytes += entry.size
-            archive.compact()
-            if problems:
-                report.skipped.extend(problems)
-                problems.clear()
-            if sink.buffered >= min_chunk:
-                yield sink.take_parts()
-        report.skipped.extend(problems)
-        if report.skipped:
-            text = "".join(f"{_clean('/'.join(p.rel))}\t{p.reason}\r\n" for p in report.skipped)
-            data = ("These items were left out of the archive:\r\n" + text).encode("utf-8")
-            info = _info(SKIPPED_NAME, time.time_ns(), stat.S_IFREG | 0o644)
-            info.file_size = len(data)
-            with archive.open(info, "w") as out:
+    for item in (found for each in tops for found in walk(view, each, problems)):
+        name = "/".join(item.rel)
+        entry = item.entry
+        if entry.is_dir:
+            writer.folder(name, entry.mtime_ns)
+            report.folders += 1
+        else:
+            why = allowed(entry.name)
+            if why is not None:
+                report.skipped.append(Problem(item.rel, why))
+                continue
+            try:
+                chunks = read_chunks(view, item)
+                first = next(chunks, b"")
+            except (OpenflrError, OSError) as exc:
+                reason = exc.message if isinstance(exc, OpenflrError) else str(exc).splitlines()[0]
+                report.skipped.append(Problem(item.rel, f"cannot be read: {reason}"))
+                continue
+            mode = (stat.S_IFLNK | 0o777) if entry.is_link else (stat.S_IFREG | 0o644)
+            out = writer.file(name, entry.mtime_ns, mode, entry.size, first)
+            for data in chunks:
+                if sink.buffered >= min_chunk:
+                    yield sink.take_parts()
                 out.write(data)
-            archive.comment = f"openflr: {len(report.skipped)} item(s) left out, see {SKIPPED_NAME}".encode()
-        for _ in archive.central_directory():
-            if sink.buffered >= min_chunk:
-                yield sink.take_parts()
+            out.close()
+            report.files += 1
+            report.bytes += entry.size
+        if problems:
+            report.skipped.extend(problems)
+            problems.clear()
+        if sink.buffered >= min_chunk:
+            yield sink.take_parts()
+    report.skipped.extend(problems)
+    comment = b""
+    if report.skipped:
+        text = "".join(f"{_clean('/'.join(p.rel))}\t{p.reason}\r\n" for p in report.skipped)
+        data = ("These items were left out of the archive:\r\n" + text).encode("utf-8")
+        writer.file(SKIPPED_NAME, time.time_ns(), stat.S_IFREG | 0o644, len(data), data).close()
+        comment = f"openflr: {len(report.skipped)} item(s) left out, see {SKIPPED_NAME}".encode()
+    for _ in writer.end(comment):
+        if sink.buffered >= min_chunk:
+            yield sink.take_parts()
     yield sink.take_parts()

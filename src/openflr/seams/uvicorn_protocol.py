@@ -13,7 +13,14 @@ What is touched, and why:
   (``protocol.cycle``): its class is swapped (``cycle.__class__``) for a subclass whose ``send`` hands
   the response's status line and header block, which uvicorn writes with one ``transport.write`` while
   ``response_started`` is still False, to ``rewrite_response_head`` (uvicorn lower-cases every header
-  name; EM clients compare ``X-RestSvcSessionId`` case-sensitively). Body bytes are never touched.
+  name; EM clients compare ``X-RestSvcSessionId`` case-sensitively). The same ``send`` writes a
+  large piece of a chunked body (a folder ZIP's, whose length is not known ahead) itself: uvicorn
+  joins the chunk's size line, the piece and its CRLF into one new bytes object, a copy of every byte
+  sent that the transport then holds until the client takes it; ``transport.writelines`` of the three
+  sends the piece as it is (uvloop keeps a reference, it does not copy). What uvicorn does for such a
+  piece is only that write (after its flow-control wait and disconnect check, which are repeated
+  here: ``flow.write_paused``, ``flow.drain``, ``disconnected``, ``chunked_encoding``,
+  ``response_started``, ``response_complete``); every other message goes to uvicorn's ``send``.
 
 What openflr needs from upstream: a hook (or option) for response header name case, and public hooks
 for a request head's start, its completion and a parser error.
@@ -29,6 +36,9 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle as _Cycle
 
 __all__ = ["HttpToolsHooks"]
+
+IN_PLACE = 64 * 1024
+"""Chunked-body pieces at least this large are written without uvicorn's joined copy."""
 
 
 class _HeadWriter:
@@ -56,8 +66,27 @@ class _RewritingCycle(_Cycle):
                 await super().send(message)
             finally:
                 self.transport = real
+        elif self._in_place(message):
+            if self.flow.write_paused and not self.disconnected:
+                await self.flow.drain()
+            if self.disconnected:
+                return
+            body = message["body"]
+            self.transport.writelines([b"%x\r\n" % len(body), body, b"\r\n"])
         else:
             await super().send(message)
+
+    def _in_place(self, message: Any) -> bool:
+        """A large piece of a chunked body that is not its last (uvicorn ends the body itself)."""
+        return (
+            message["type"] == "http.response.body"
+            and bool(message.get("more_body", False))
+            and len(message.get("body", b"")) >= IN_PLACE
+            and self.response_started
+            and not self.response_complete
+            and bool(self.chunked_encoding)
+            and self.scope["method"] != "HEAD"
+        )
 
 
 class HttpToolsHooks(HttpToolsProtocol):

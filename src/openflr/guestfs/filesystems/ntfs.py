@@ -6,12 +6,13 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from openflr.errors import OpenflrError
 from openflr.guestfs.blocks import BlockSource, CachedReader, check_cancelled
 from openflr.guestfs.errors import VolumeError
-from openflr.guestfs.filesystems import extents
+from openflr.guestfs.filesystems import extents, ntfsindex
 from openflr.guestfs.filesystems.base import (
     ENGINE_FAULTS,
     BytesReader,
@@ -24,11 +25,19 @@ from openflr.guestfs.filesystems.base import (
     first_line,
     match_name,
 )
-from openflr.guestfs.filesystems.names import name_from_text
+from openflr.guestfs.filesystems.names import name_from_text, name_from_utf16, name_to_utf16
+from openflr.guestfs.filesystems.ntfsindex import (
+    REFERENCE,
+    FolderIndex,
+    NtfsVolume,
+    SecurityDescriptors,
+    Unusable,
+)
 from openflr.guestfs.filesystems.sids import owner_name
 
 _FILETIME_EPOCH = 116444736000000000  # 100 ns intervals from 1601 to 1970
 _NTFS_METAFILES = 24  # MFT records below this are file-system metadata ($MFT, $Secure, $Extend, ...)
+_ROOT = 5  # the root folder's MFT record
 _DATA_ATTRIBUTE = 0x80
 _SYSTEM, _REPARSE_POINT, _COMPRESSED, _ENCRYPTED = 0x4, 0x400, 0x800, 0x4000  # NTFS file attribute flags
 _INTERIX_LINK = b"IntxLNK\x01"
@@ -197,6 +206,26 @@ class _LibyalFileSystem(FileSystem):
             self.reader.close()  # give its cached blocks back to the process-wide budget
 
 
+@dataclass(eq=False)
+class _Found:
+    """An item our own lookup found through the folders' indexes. Its libfsntfs entry is made only
+    when needed (``NtfsFileSystem._real``): for a folder, libfsntfs reads the whole index to make
+    it, and listing a folder page by page never needs it (``ntfsindex``)."""
+
+    reference: int
+    """The 48+16-bit file reference the index holds."""
+    name: str
+    """The name it was found by (a hard link's own name, never the DOS one)."""
+    is_dir: bool
+    entry: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        # Stands for the libfsntfs entry once made (a file's is made by the lookup: it is cheap).
+        if self.entry is None:
+            raise AttributeError(name)
+        return getattr(self.entry, name)
+
+
 class NtfsFileSystem(_LibyalFileSystem):
     sep = "\\"
     case_sensitive = False
@@ -208,14 +237,122 @@ class NtfsFileSystem(_LibyalFileSystem):
         self._owners: dict[bytes, str | None] = {}
         super().__init__(source, "ntfs")
         self.uuid = f"{self.volume.serial_number:016X}" if self.volume.serial_number else None
+        self.index: NtfsVolume | None = None
+        """Our own reader of folder indexes (see ``ntfsindex``); None where it cannot read this
+        volume: then libfsntfs lists every folder."""
+        self._descriptors: SecurityDescriptors | bool | None = False
+        """$Secure's descriptors once read (None: they cannot be; False: not read yet)."""
+        try:
+            with self.lock:
+                self.index = NtfsVolume(self.reader.read_at, self.reader.size)
+        except (Unusable, OSError) as exc:
+            log.info("ntfs: folders are listed through libfsntfs: %s", exc)
+
+    def _real(self, node: Node) -> Any:
+        """The libfsntfs entry of a node (made now for one our lookup found). Called with the lock held."""
+        if not isinstance(node, _Found):
+            return node
+        if node.entry is None:
+            e = self.volume.get_file_entry(node.reference & REFERENCE)
+            if e is None or e.file_reference != node.reference:
+                raise VolumeError(
+                    f"The ntfs file system is damaged or cannot be read: the MFT record of {node.name!r} "
+                    "was reused or is damaged"
+                )
+            node.entry = e
+        return node.entry
+
+    def _folder(self, node: Node) -> FolderIndex | None:
+        """The folder's own index reader, or None: list it through libfsntfs. Called with the lock held."""
+        if self.index is None:
+            return None
+        if isinstance(node, _Found):
+            number = node.reference & REFERENCE
+        elif isinstance(node, self.module.file_entry):
+            number = node.file_reference & REFERENCE
+        else:
+            return None
+        try:
+            return FolderIndex(self.index, number)
+        except Unusable as exc:
+            log.info("ntfs: folder %d is listed through libfsntfs: %s", number, exc)
+            return None
+
+    def check_dir(self, node: Node) -> None:
+        with self.lock, engine_errors(self.kind):
+            if self._folder(node) is None:
+                int(self._real(node).number_of_sub_file_entries)
+
+    def scandir(self, node: Node, start: int = 0, stop: int | None = None) -> Iterator[Entry]:
+        """As the base, but positions and names come from the folder's index (``ntfsindex``), and
+        an entry's MFT record is read only for the positions asked for."""
+        with self.lock, engine_errors(self.kind):
+            folder = self._folder(node)
+            if folder is None:
+                node = self._real(node)
+        if folder is None:
+            yield from super().scandir(node, start, stop)
+            return
+        at_root = folder.number == _ROOT
+        position, bad = 0, 0
+        chunks = folder.chunks()
+        while stop is None or position < stop:
+            with self.lock, engine_errors(self.kind):
+                chunk = next(chunks, None)
+            if chunk is None:
+                return
+            if position + len(chunk) <= start:
+                position += len(chunk)
+                continue
+            for reference, units, _is_dir in chunk:
+                here, position = position, position + 1
+                if here < start:
+                    continue
+                if stop is not None and here >= stop:
+                    return
+                if at_root and _is_metaname(reference, units):
+                    continue
+                try:
+                    with self.lock:  # try/except, not engine_errors(): this runs once per entry
+                        try:
+                            entry = self._indexed_entry(reference, units)
+                        except OpenflrError:
+                            raise
+                        except ENGINE_FAULTS as exc:
+                            raise engine_fault(exc, self.kind) from None
+                except VolumeError as exc:
+                    bad += 1
+                    if bad > MAX_BAD_ENTRIES:
+                        raise
+                    log.warning("%s: entry %d of a folder cannot be read, left out: %s", self.kind, here, exc)
+                    continue
+                yield entry
+
+    def _indexed_entry(self, reference: int, units: bytes) -> Entry:
+        """The entry a folder's index names: its record's facts (through libfsntfs) under the
+        index's name (a hard link's own name, never the DOS one)."""
+        e = self.volume.get_file_entry(reference & REFERENCE)
+        if e is None or e.file_reference != reference:
+            raise VolumeError(
+                f"The ntfs file system is damaged or cannot be read: the MFT record {reference & REFERENCE} "
+                "was reused or is damaged"
+            )
+        return self._entry(e, name_from_utf16(units))
 
     def _is_dir(self, node: Node) -> bool:
         return bool(node.has_directory_entries_index())
 
     def lookup(self, parts: list[str]) -> Node | None:
-        """As the base, but the metadata files at the root ($MFT, $LogFile, $Extend, ...: they hold
-        deleted data) are never found, as they are never listed; a user's file of the same name in
-        another case is."""
+        """Through the folders' own indexes (``_index_lookup``) where they can be read, else
+        through libfsntfs: then as the base, but the metadata files at the root ($MFT, $LogFile,
+        $Extend, ...: they hold deleted data) are never found, as they are never listed; a user's
+        file of the same name in another case is."""
+        if parts and self.index is not None:
+            with self.lock, engine_errors(self.kind):
+                try:
+                    return self._index_lookup(parts)
+                except Unusable as exc:
+                    log.info("ntfs: %s is looked up through libfsntfs: %s", self.sep.join(parts), exc)
         node = super().lookup(parts)
         if node is None or not parts:
             return node
@@ -224,6 +361,35 @@ class NtfsFileSystem(_LibyalFileSystem):
             if first is None or _is_metafile(first):
                 return None
         return node
+
+    def _index_lookup(self, parts: list[str]) -> _Found | None:
+        """Each name in its folder's index (no DOS names): the exact name first, then as
+        ``match_name`` allows; as in libfsntfs's lookup, a metafile at the root that matches is
+        never found (it is never listed either). ``Unusable`` when an index on the way cannot be
+        read here. Called with the lock held."""
+        assert self.index is not None
+        number, found = _ROOT, None
+        for depth, part in enumerate(parts):
+            if found is not None and not found.is_dir:
+                return None
+            folder = FolderIndex(self.index, number)
+            wanted = name_to_utf16(part)
+            hit = next(((r, u, d) for r, u, d in folder.names() if u == wanted), None)
+            if hit is None:
+                names = ((name_from_utf16(u), (r, u, d)) for r, u, d in folder.names())
+                hit = match_name(names, part, False)
+                if hit is None:
+                    return None
+            reference, units, is_dir = hit
+            if number == _ROOT and _is_metaname(reference, units):
+                return None
+            found = _Found(reference, name_from_utf16(units), is_dir)
+            number = reference & REFERENCE
+            if depth < len(parts) - 1 and number == folder.number:
+                return None  # a folder that holds itself
+        if found is not None and not found.is_dir:
+            self._real(found)
+        return found
 
     def _exact(self, parts: list[str], node: Node) -> bool:
         if name_from_text(node.name or "") != parts[-1]:
@@ -254,6 +420,7 @@ class NtfsFileSystem(_LibyalFileSystem):
 
     def open(self, node: Node) -> FileReader:
         with self.lock, engine_errors(self.kind):
+            node = self._real(node)
             # An alternate data stream (a download of ``file:stream``) is never a link.
             target = self._link_target(node) if isinstance(node, self.module.file_entry) else None
         return super().open(node) if target is None else BytesReader(target)
@@ -273,12 +440,20 @@ class NtfsFileSystem(_LibyalFileSystem):
         return super()._runs(node, size)
 
     def counts(self, node: Node) -> tuple[int | None, int | None]:
+        """From the folder's index: (entries, subfolders) by a pass over its names alone."""
         with self.lock, engine_errors(self.kind):
+            folder = self._folder(node)
+            if folder is not None:
+                if folder.number != _ROOT:
+                    return folder.tally()
+                listed = [n for n in folder.names() if not _is_metaname(n[0], n[1])]
+                return len(listed), sum(n[2] for n in listed)
+            node = self._real(node)
             if node.file_reference & 0xFFFFFFFFFFFF == 5:
                 return None, None  # the root also holds metafiles that listings leave out
             return int(node.number_of_sub_file_entries), None
 
-    def _entry(self, e: Any) -> Entry:
+    def _entry(self, e: Any, name: str | None = None) -> Entry:
         ft = e.get_modification_time_as_integer()
         mtime = None if ft is None else (ft - _FILETIME_EPOCH) * 100  # 0 is 1601-01-01, a time
         is_dir = bool(e.has_directory_entries_index())
@@ -287,15 +462,17 @@ class NtfsFileSystem(_LibyalFileSystem):
         except OSError:
             descriptor = None
         ident = e.file_reference & 0xFFFFFFFFFFFF
-        if ident < _NTFS_METAFILES and ident != 5 and not str(e.name or "").startswith("$"):
+        if name is None:
+            name = name_from_text(e.name or "")
+        if ident < _NTFS_METAFILES and ident != 5 and not name.startswith("$"):
             # libfsntfs answers a folder entry whose MFT record is damaged with record 0: never serve
             # $MFT (which holds deleted data) under the name of a user's file.
             raise VolumeError(
-                f"The ntfs file system is damaged or cannot be read: the MFT record of {e.name!r} is damaged"
+                f"The ntfs file system is damaged or cannot be read: the MFT record of {name!r} is damaged"
             )
         target = None if is_dir else self._link_target(e)
         return Entry(
-            name_from_text(e.name or ""),
+            name,
             is_dir,
             0 if is_dir else int(e.size) if target is None else len(target),
             mtime,
@@ -307,25 +484,63 @@ class NtfsFileSystem(_LibyalFileSystem):
 
     def stat(self, node: Node) -> Entry:
         with self.lock, engine_errors(self.kind):
+            if isinstance(node, _Found):
+                if node.is_dir and node.entry is None:
+                    entry = self._folder_entry(node)
+                    if entry is not None:
+                        return entry
+                return self._entry(self._real(node), node.name)
             return self._entry(node)
+
+    def _folder_entry(self, node: _Found) -> Entry | None:
+        """A folder's entry from its own MFT record and $Secure, without libfsntfs (which would
+        read the folder's whole index); None where they cannot be read here. Called with the lock held."""
+        folder = self._folder(node)
+        if folder is None or folder.sequence != node.reference >> 48:
+            return None
+        try:
+            facts = ntfsindex.facts(folder)
+            descriptor = facts.descriptor
+            if descriptor is None and facts.security_id is not None:
+                descriptors = self._secure()
+                if descriptors is None:
+                    return None
+                descriptor = descriptors.descriptor(facts.security_id)
+        except Unusable:
+            return None
+        mtime = None if facts.mtime is None else (facts.mtime - _FILETIME_EPOCH) * 100
+        owner = owner_name(descriptor, self._owners)
+        return Entry(node.name, True, 0, mtime, owner, node, False, folder.number)
+
+    def _secure(self) -> SecurityDescriptors | None:
+        if self._descriptors is False:
+            assert self.index is not None
+            try:
+                self._descriptors = SecurityDescriptors(self.index)
+            except Unusable as exc:
+                log.info("ntfs: $Secure is read through libfsntfs: %s", exc)
+                self._descriptors = None
+        return self._descriptors if isinstance(self._descriptors, SecurityDescriptors) else None
 
     def security_descriptor(self, node: Node) -> bytes | None:
         with self.lock:
             try:
-                data = node.security_descriptor_data
-            except OSError:
+                data = self._real(node).security_descriptor_data
+            except (OSError, VolumeError):
                 return None
         return bytes(data) if data else None
 
     def stream(self, node: Node, name: str) -> tuple[Entry, FileReader] | None:
         with self.lock, engine_errors(self.kind):
+            shown = node.name if isinstance(node, _Found) else None
+            node = self._real(node)
             try:
                 found = node.get_alternate_data_stream_by_name(name)
             except OSError:
                 found = None
             if found is None:
                 return None
-            base = self._entry(node)
+            base = self._entry(node, shown)
             size = int(found.size)
             name = f"{base.name}:{name_from_text(found.name or '')}"
             entry = Entry(name, False, size, base.mtime_ns, base.owner, found)
@@ -336,6 +551,12 @@ class NtfsFileSystem(_LibyalFileSystem):
         if node.file_reference & 0xFFFFFFFFFFFF == 5 and _is_metafile(e):
             return None
         return self._entry(e)
+
+
+def _is_metaname(reference: int, units: bytes) -> bool:
+    """``_is_metafile`` for an entry of the root's index."""
+    record = reference & REFERENCE
+    return record < _NTFS_METAFILES and record != _ROOT and units.startswith(b"$\x00")
 
 
 def _is_metafile(e: Any) -> bool:
