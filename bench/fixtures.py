@@ -6,7 +6,9 @@
 - ``many-ntfs`` / ``many-ext4`` / ``many-xfs``: one folder of 100,000 files;
 - ``wide-ntfs``: one folder of 250,000 files (memory of an unpaged listing);
 - ``big-files``: an ext4 volume with one 2 GiB file and ten 100 MiB files, as a raw disk and as
-  3-layer qcow2, VMDK and VHDX chains (download speed), plus a folder of 10,000 small files.
+  3-layer qcow2, VMDK and VHDX chains (download speed), plus a folder of 10,000 small files;
+- the same volume as a monolithicFlat VMDK, as ESXi vmfsSparse and seSparse delta chains and under a
+  32-layer VHDX chain (``CHAINS``: added to a datastore built before them, see ``add_chains``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.imagebuilder.build import ntfsbuild_exe
@@ -126,6 +129,7 @@ def build(out: Path) -> None:
     run(ntfsbuild_exe(work), wide, stdin=cmds.encode())
     _manifest(ds / "wide-ntfs", "wide-ntfs", ["disk0.raw"], "Windows")
     _big_files(ds, work)
+    add_chains(ds)
     shutil.rmtree(work)
 
 
@@ -203,6 +207,111 @@ def _big_files(ds: Path, work: Path) -> None:
     image.unlink()
 
 
+CHAINS = ("big-vmdk-flat", "big-esxi-vmfssparse", "big-esxi-sesparse", "big-vhdx-32")
+"""VMs made from ``big-files`` by ``add_chains``, each in seconds: their base is a hard link to an
+image already in the datastore and their upper layers hold 4 KiB changes in the volume's unused last
+128 KiB (ext4 blocks no file uses), so the files read the same as from the raw disk."""
+
+
+def add_chains(ds: Path) -> None:
+    """Make the ``CHAINS`` VMs missing from the datastore ``ds`` (each built aside, then renamed): a
+    datastore built before they were added gets them in about two minutes, not a rebuild."""
+    raw = ds / "big-files" / "disk0.raw"
+    for name in CHAINS:
+        folder = ds / name
+        if folder.exists():
+            continue
+        partial = ds.parent / f"{name}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir()
+        work = Path(tempfile.mkdtemp(prefix="chains-", dir=ds.parent))
+        try:
+            _CHAIN_BUILDERS[name](raw, partial, work)
+        finally:
+            shutil.rmtree(work)
+        partial.rename(folder)
+
+
+def _change(work: Path, size: int, layer: int) -> tuple[Path, Path]:
+    """(before, after): sparse files of ``size`` zeros, ``after`` with 4 KiB of ``layer`` in the last
+    128 KiB: the difference one upper layer holds (the writers diff two raw files)."""
+    before, after = work / "zeros.raw", work / "changed.raw"
+    for path in (before, after):
+        with open(path, "wb") as fh:
+            fh.truncate(size)
+    with open(after, "r+b") as fh:
+        fh.seek(size - 128 * 1024 + (layer % 32) * 4096)
+        fh.write(bytes([layer % 256]) * 4096)
+    return before, after
+
+
+def _vmdk_flat(raw: Path, folder: Path, _work: Path) -> None:
+    # qemu-img writes the descriptor (and a sparse flat file, replaced by the link to the raw disk).
+    run(
+        "qemu-img",
+        "create",
+        "-q",
+        "-f",
+        "vmdk",
+        "-o",
+        "subformat=monolithicFlat",
+        folder / "disk0.vmdk",
+        raw.stat().st_size,
+    )
+    (folder / "disk0-flat.vmdk").unlink()
+    os.link(raw, folder / "disk0-flat.vmdk")
+    _manifest(folder, "big-vmdk-flat", ["disk0.vmdk"])
+
+
+def _esxi_chain(delta: str) -> Callable[[Path, Path, Path], None]:
+    """An ESXi chain as a datastore holds it: a ``-flat.vmdk`` base (createType vmfs) and two
+    snapshot deltas (``delta``: vmfsSparse or seSparse), each with its descriptor."""
+
+    def build_chain(raw: Path, folder: Path, work: Path) -> None:
+        from tests.imagebuilder import esxi
+
+        os.link(raw, folder / "disk0-flat.vmdk")
+        sectors = raw.stat().st_size // 512
+        (folder / "disk0.vmdk").write_text(
+            esxi.descriptor("vmfs", sectors, "VMFS", "disk0-flat.vmdk", None, 1, None)
+        )
+        parent = "disk0.vmdk"
+        for i in (1, 2):
+            before, after = _change(work, raw.stat().st_size, i)
+            name = f"disk0-{i:06d}"
+            if delta == "seSparse":
+                esxi.write_sesparse(before, after, folder / f"{name}-sesparse.vmdk")
+                extent = ("SESPARSE", f"{name}-sesparse.vmdk")
+            else:
+                esxi.write_cowd(before, after, folder / f"{name}-delta.vmdk")
+                extent = ("VMFSSPARSE", f"{name}-delta.vmdk")
+            text = esxi.descriptor(delta, sectors, extent[0], extent[1], parent, i + 1, i)
+            (folder / f"{name}.vmdk").write_text(text)
+            parent = f"{name}.vmdk"
+        _manifest(folder, folder.name.removesuffix(".partial"), [parent])
+
+    return build_chain
+
+
+def _vhdx_32(raw: Path, folder: Path, work: Path) -> None:
+    from tests.imagebuilder.vhdx import write_diff
+
+    os.link(raw.parent.parent / "big-vhdx" / "layer0.vhdx", folder / "layer00.vhdx")
+    for i in range(1, 32):
+        before, after = _change(work, raw.stat().st_size, i)
+        parent = folder / (f"layer{i - 1:02d}.avhdx" if i > 1 else "layer00.vhdx")
+        write_diff(str(parent), str(before), str(after), str(folder / f"layer{i:02d}.avhdx"))
+    _manifest(folder, "big-vhdx-32", ["layer31.avhdx"])
+
+
+_CHAIN_BUILDERS: dict[str, Callable[[Path, Path, Path], None]] = {
+    "big-vmdk-flat": _vmdk_flat,
+    "big-esxi-vmfssparse": _esxi_chain("vmfsSparse"),
+    "big-esxi-sesparse": _esxi_chain("seSparse"),
+    "big-vhdx-32": _vhdx_32,
+}
+
+
 def key() -> str:
     # By version, not by this file's text: a rebuild takes minutes, so only layout changes force it.
     h = hashlib.sha256(VERSION.encode())
@@ -214,6 +323,7 @@ def ensure() -> Path:
     """The cached bench datastore (built on first use: a few minutes)."""
     target = CACHE / key()
     if (target / "done").exists():
+        add_chains(target / "datastore")
         return target / "datastore"
     if target.exists():
         shutil.rmtree(target)

@@ -24,6 +24,7 @@ import sys
 import threading
 from abc import ABC, abstractmethod
 from array import array
+from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
@@ -180,6 +181,19 @@ class Table:
             self._pages.move_to_end(number)
         return page[within]
 
+    def run_of(self, index: int, stop: int, step: int) -> int:
+        """``progression`` of the entries from ``index`` (before ``stop``), within one page: how many
+        go on from ``self[index]`` by ``step`` each."""
+        if not 0 <= index < stop <= self.count:
+            raise IndexError(index)
+        number, within = divmod(index, self._per_page)
+        page = self._pages.get(number)
+        if page is None:
+            page = self._load(number)
+        else:
+            self._pages.move_to_end(number)
+        return progression(page, within, min(len(page), within + stop - index), step)
+
     def _load(self, number: int) -> array[int]:
         first = number * self._per_page
         n = min(self._per_page, self.count - first)
@@ -190,6 +204,45 @@ class Table:
         if len(self._pages) > self.PAGES:
             self._pages.popitem(last=False)
         return page
+
+
+def progression(entries: array[int], start: int, stop: int, step: int) -> int:
+    """How many entries from ``start`` (at least one, at most ``stop - start``) go on from
+    ``entries[start]`` by ``step`` each: clusters that lie one after another in the file, or with
+    ``step`` 0 a run of equal entries (holes, zeros). Found by comparing slices with the expected
+    sequence (C loops), doubling the length tried, then halving back to the first entry that differs:
+    a run of ``k`` entries costs O(k log k) machine steps, not ``k`` turns of a Python loop."""
+    n = stop - start
+    first = entries[start]
+    if step:
+        # No sequence past the largest value the table's width holds (the expected array would overflow).
+        n = min(n, ((1 << (8 * entries.itemsize)) - 1 - first) // step + 1)
+    if n <= 1:
+        return 1
+    typecode = entries.typecode
+
+    def expected(count: int) -> array[int]:
+        if step:
+            return array(typecode, range(first, first + count * step, step))
+        return array(typecode, (first,)) * count
+
+    good, size = 1, 2
+    while True:
+        if entries[start : start + size] != expected(size):
+            break
+        good = size
+        if size == n:
+            return n
+        size = min(2 * size, n)
+    bad = size  # entries[start + bad - 1] breaks the sequence; [start, start + good) follows it
+    want = expected(bad)
+    while bad - good > 1:
+        mid = (good + bad) // 2
+        if entries[start : start + mid] == want[:mid]:
+            good = mid
+        else:
+            bad = mid
+    return good
 
 
 class Layer(ABC):
@@ -244,7 +297,26 @@ class BlockSource(ABC):
 
 
 class Chain(BlockSource):
-    """Layers from the top (newest) to the base; reads fall through ``PARENT`` runs."""
+    """Layers from the top (newest) to the base; reads fall through ``PARENT`` runs.
+
+    Large reads (a file's content, ``fill`` of ``MAPPED_READ`` or more) go through a map of the
+    chain resolved a ``WINDOW`` at a time: where each byte of the window comes from after falling
+    through every layer (file data, zeros), kept for the next reads of the window. A 1 MiB read of a
+    deep chain then costs a lookup in a short list instead of a walk of every layer's tables, and the
+    images of a mounted point do not change (a point whose files changed is opened again: a new
+    chain). A window with bytes the layers produce themselves (decompressed grains), with more than
+    ``WINDOW_RUNS`` runs, or whose resolving fails (a damaged table outside the bytes asked for) is
+    not kept, and is read as before: so errors stay where they were, memory stays bounded.
+    """
+
+    WINDOW = 32 * MiB
+    """Resolving a window walks every layer once, whatever its size: a 32-layer chain whose upper
+    layers hold little costs 32 table lookups per window, so larger windows cost less per byte."""
+    WINDOWS = 32
+    """Windows kept per chain (their runs: a few hundred bytes each for a file stored in one piece;
+    at most ``WINDOW_RUNS`` each, about 80 KiB)."""
+    WINDOW_RUNS = 512
+    MAPPED_READ = 256 * 1024
 
     def __init__(self, layers: list[Layer], files: list[OpenFile]) -> None:
         if not layers:
@@ -252,9 +324,10 @@ class Chain(BlockSource):
         self.layers = layers
         self.size = layers[0].size
         self._files = files
-        # The layers' table caches are not thread-safe, and the volumes of one disk (and the file
-        # readers that bypass the file-system library) read it from different threads.
+        # The layers' table caches and the window maps are not thread-safe, and the volumes of one
+        # disk (and the file readers that bypass the file-system library) read it from different threads.
         self._lock = threading.Lock()
+        self._windows: OrderedDict[int, _Window | None] = OrderedDict()
 
     def pread(self, length: int, offset: int) -> bytes:
         check_cancelled()
@@ -271,9 +344,94 @@ class Chain(BlockSource):
         if offset < 0:
             raise ValueError("negative offset")
         length = min(len(view), self.size - offset)
-        if length > 0:
-            with self._lock:
+        if length <= 0:
+            return
+        with self._lock:
+            if length >= self.MAPPED_READ:
+                self._fill_mapped(view, offset, length)
+            else:
                 self._fill(view, offset, length, 0, offset)
+
+    def _fill_mapped(self, view: memoryview, offset: int, length: int) -> None:
+        """``_fill`` through the window maps; reads adjacent in a file stay one ``preadv`` across
+        windows."""
+        end = offset + length
+        pos = offset
+        pending = _Pending(view, offset)
+        while pos < end:
+            first = pos - pos % self.WINDOW
+            stop = min(end, first + self.WINDOW)
+            window = self._window(first)
+            if window is None:
+                pending.flush()
+                self._fill(view, pos, stop - pos, 0, offset)
+            else:
+                starts, runs = window
+                index = bisect_right(starts, pos) - 1
+                while pos < stop:
+                    start, count, kind, arg = runs[index]
+                    take = min(start + count, stop) - pos
+                    if kind == DATA:
+                        fd, host = arg
+                        pending.add(fd, host + pos - start, pos, take)
+                    pos += take
+                    index += 1
+            pos = stop
+        pending.flush()
+
+    def _window(self, first: int) -> _Window | None:
+        windows = self._windows
+        if first in windows:
+            windows.move_to_end(first)
+            return windows[first]
+        runs: list[Run] = []
+        try:
+            self._resolve(first, min(self.WINDOW, self.size - first), 0, runs)
+            window: _Window | None = ([r[0] for r in runs], runs)
+        except _NotKept:
+            window = None
+        except OpenCancelledError:
+            raise
+        except Exception:
+            # Damage anywhere in the window: read exactly what is asked, as before, so that a read
+            # fails only when its own bytes need the damaged part.
+            window = None
+        if len(windows) >= self.WINDOWS:
+            windows.popitem(last=False)
+        windows[first] = window
+        return window
+
+    def _resolve(self, offset: int, length: int, depth: int, out: list[Run]) -> None:
+        """Append to ``out`` the runs of [offset, offset + length) after falling through the layers
+        from ``depth`` down: only ``DATA`` and ``ZERO``, in order, adjacent ones merged."""
+        layer = self.layers[depth] if depth < len(self.layers) else None
+        if layer is None or offset >= layer.size:
+            _append(out, offset, length, ZERO, None)
+            return
+        if offset + length > layer.size:  # a parent smaller than its child reads zeros beyond its end
+            self._resolve(offset, layer.size - offset, depth, out)
+            _append(out, layer.size, offset + length - layer.size, ZERO, None)
+            return
+        parent_at = parent_len = 0
+        for start, count, kind, arg in layer.runs(offset, length):
+            if kind == PARENT:
+                if parent_len and parent_at + parent_len == start:
+                    parent_len += count
+                else:
+                    if parent_len:
+                        self._resolve(parent_at, parent_len, depth + 1, out)
+                    parent_at, parent_len = start, count
+                continue
+            if parent_len:
+                self._resolve(parent_at, parent_len, depth + 1, out)
+                parent_len = 0
+            if kind == BYTES:
+                raise _NotKept
+            _append(out, start, count, kind, arg)
+        if parent_len:
+            self._resolve(parent_at, parent_len, depth + 1, out)
+        if len(out) > self.WINDOW_RUNS:
+            raise _NotKept
 
     def _fill(self, view: memoryview, offset: int, length: int, depth: int, base: int) -> None:
         if depth >= len(self.layers):
@@ -283,8 +441,7 @@ class Chain(BlockSource):
             return
         if offset + length > layer.size:
             length = layer.size - offset  # a parent smaller than its child reads zeros beyond its end
-        data_fd = -1
-        data_host = data_at = data_len = 0
+        pending = _Pending(view, base)
         parent_at = parent_len = 0
         for start, count, kind, arg in layer.runs(offset, length):
             if kind == PARENT:  # adjacent "ask the parent" runs become one request to the parent
@@ -297,19 +454,12 @@ class Chain(BlockSource):
                 continue
             if kind == DATA:
                 fd, host = arg
-                at = start - base
-                if fd == data_fd and host == data_host + data_len and at == data_at + data_len:
-                    data_len += count
-                    continue
-                if data_fd >= 0:
-                    _read_into(data_fd, view[data_at : data_at + data_len], data_host)
-                data_fd, data_host, data_at, data_len = fd, host, at, count
+                pending.add(fd, host, start, count)
             elif kind == BYTES:
                 data, skip = arg
                 view[start - base : start - base + count] = data[skip : skip + count]
             # ZERO: nothing to do
-        if data_fd >= 0:
-            _read_into(data_fd, view[data_at : data_at + data_len], data_host)
+        pending.flush()
         if parent_len:
             self._fill(view, parent_at, parent_len, depth + 1, base)
 
@@ -318,6 +468,52 @@ class Chain(BlockSource):
             layer.close()
         for f in self._files:
             f.close()
+
+
+_Window = tuple[list[int], list[Run]]
+"""A window's run starts (for bisect) and its runs."""
+
+
+class _NotKept(Exception):
+    """A window map that is not kept (bytes made by a layer, or too many runs)."""
+
+
+def _append(out: list[Run], start: int, count: int, kind: int, arg: Any) -> None:
+    if out:
+        last_start, last_count, last_kind, last_arg = out[-1]
+        if last_kind == kind and last_start + last_count == start:
+            if kind == ZERO:
+                out[-1] = (last_start, last_count + count, ZERO, None)
+                return
+            if kind == DATA and last_arg[0] == arg[0] and last_arg[1] + last_count == arg[1]:
+                out[-1] = (last_start, last_count + count, DATA, last_arg)
+                return
+    out.append((start, count, kind, arg))
+
+
+class _Pending:
+    """File reads into ``view`` (whose first byte is virtual offset ``base``), adjacent ones joined
+    into one ``preadv``."""
+
+    __slots__ = ("at", "base", "fd", "host", "length", "view")
+
+    def __init__(self, view: memoryview, base: int) -> None:
+        self.view, self.base = view, base
+        self.fd = -1
+        self.host = self.at = self.length = 0
+
+    def add(self, fd: int, host: int, virtual: int, count: int) -> None:
+        at = virtual - self.base
+        if fd == self.fd and host == self.host + self.length and at == self.at + self.length:
+            self.length += count
+            return
+        self.flush()
+        self.fd, self.host, self.at, self.length = fd, host, at, count
+
+    def flush(self) -> None:
+        if self.fd >= 0:
+            _read_into(self.fd, self.view[self.at : self.at + self.length], self.host)
+            self.fd = -1
 
 
 def _read_into(fd: int, target: memoryview, host: int) -> None:

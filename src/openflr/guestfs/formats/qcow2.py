@@ -13,7 +13,7 @@ from array import array
 from collections.abc import Iterator
 from pathlib import Path
 
-from openflr.guestfs.blocks import BYTES, DATA, PARENT, ZERO, Layer, OpenFile, Run, Table
+from openflr.guestfs.blocks import BYTES, DATA, PARENT, ZERO, Layer, OpenFile, Run, Table, progression
 from openflr.guestfs.errors import CorruptImageError, UnsupportedImageError
 from openflr.guestfs.formats.base import (
     MAX_VIRTUAL_SIZE,
@@ -89,29 +89,41 @@ class Qcow2Layer(Layer):
 
     def runs(self, offset: int, length: int) -> Iterator[Run]:
         end = offset + length
-        cluster = self.cluster
+        bits, cluster, per = self.cluster_bits, self.cluster, self.l2_entries
         pos = offset
-        span = cluster * self.l2_entries
+        span = cluster * per
         while pos < end:
-            index = pos >> self.cluster_bits
-            table = self._table(index // self.l2_entries)
+            index = pos >> bits
+            table = self._table(index // per)
             if table is None:  # no L2 table: the whole region it would cover is in the parent
                 count = min(span - pos % span, end - pos)
                 yield (pos, count, PARENT, None)
                 pos += count
                 continue
             within = pos & (cluster - 1)
-            count = min(cluster - within, end - pos)
-            entry = table[index % self.l2_entries]
+            i = index % per
+            # The entries of this table the request needs, then the longest run of them that maps
+            # alike (data clusters one after another in the file, or equal zero / parent entries).
+            stop = min(per, i + ((end - 1) >> bits) - index + 1)
+            entry = table[i]
             if entry & _COMPRESSED:
+                count = min(cluster - within, end - pos)
                 yield (pos, count, BYTES, (self._decompress(entry), within))
-            elif entry & _ZERO_FLAG:
-                yield (pos, count, ZERO, None)
+                pos += count
+                continue
+            if entry & _ZERO_FLAG:
+                kind, clusters = ZERO, progression(table, i, stop, 0)
             elif entry & _OFFSET_MASK:
-                host = (entry & _OFFSET_MASK) + within
-                yield (pos, count, DATA, (self.file.fd, host))
+                # Within the offset field: past it the next "cluster" would carry into flag bits.
+                room = (_OFFSET_MASK - (entry & _OFFSET_MASK)) // cluster + 1
+                kind, clusters = DATA, progression(table, i, min(stop, i + room), cluster)
             else:
-                yield (pos, count, PARENT, None)
+                kind, clusters = PARENT, progression(table, i, stop, 0)
+            count = min(clusters * cluster - within, end - pos)
+            if kind == DATA:
+                yield (pos, count, DATA, (self.file.fd, (entry & _OFFSET_MASK) + within))
+            else:
+                yield (pos, count, kind, None)
             pos += count
 
     def _decompress(self, entry: int) -> bytes:

@@ -93,26 +93,36 @@ class VhdxLayer(Layer):
     def runs(self, offset: int, length: int) -> Iterator[Run]:
         end = offset + length
         absent = PARENT if self.differencing else ZERO
+        size, ratio = self.block, self.chunk_ratio
         pos = offset
         while pos < end:
-            block = pos // self.block
-            within = pos - block * self.block
-            count = min(self.block - within, end - pos)
-            entry = self.bat[block + block // self.chunk_ratio]
+            block = pos // size
+            within = pos - block * size
+            index = block + block // ratio
+            entry = self.bat[index]
             state = entry & 7
             host = (entry >> 20) * MiB
+            # The blocks this request needs up to the end of the chunk (a sector bitmap entry follows
+            # each chunk's blocks in the BAT), then how many of them map alike: one BAT compare.
+            stop = index + min((end - 1) // size, (block // ratio + 1) * ratio - 1) - block + 1
             if state == _FULL:
-                if host + self.block > self.file.size:
-                    raise CorruptImageError(str(self.file.path), f"VHDX block {block} lies outside the file")
-                yield (pos, count, DATA, (self.file.fd, host + within))
-            elif state == _ZERO:
-                yield (pos, count, ZERO, None)
-            elif state in (_NOT_PRESENT, _UNDEFINED, _UNMAPPED):
-                yield (pos, count, absent, None)
+                blocks = self.bat.run_of(index, stop, (size // MiB) << 20)  # one after another in the file
+                if host + blocks * size > self.file.size:
+                    bad = block + max(0, self.file.size - host) // size
+                    raise CorruptImageError(str(self.file.path), f"VHDX block {bad} lies outside the file")
+                kind, arg = DATA, (self.file.fd, host + within)
+            elif state in (_ZERO, _NOT_PRESENT, _UNDEFINED, _UNMAPPED):
+                blocks = self.bat.run_of(index, stop, 0)
+                kind, arg = (ZERO if state == _ZERO else absent), None
             elif state == _PARTIAL and self.differencing:
+                count = min(size - within, end - pos)
                 yield from self._partial(pos, count, block, host)
+                pos += count
+                continue
             else:
                 raise CorruptImageError(str(self.file.path), f"VHDX block {block} has invalid state {state}")
+            count = min(blocks * size - within, end - pos)
+            yield (pos, count, kind, arg)
             pos += count
 
     def _partial(self, pos: int, count: int, block: int, host: int) -> Iterator[Run]:

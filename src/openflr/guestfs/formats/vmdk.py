@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from openflr.guestfs.blocks import BYTES, DATA, PARENT, ZERO, Layer, OpenFile, Run, Table
+from openflr.guestfs.blocks import BYTES, DATA, PARENT, ZERO, Layer, OpenFile, Run, Table, progression
 from openflr.guestfs.errors import CorruptImageError, UnsupportedImageError
 from openflr.guestfs.formats.base import (
     MAX_VIRTUAL_SIZE,
@@ -83,8 +83,10 @@ class _GrainTableExtent(_Extent):
     def load_table(self, index: int) -> array[int] | None:
         raise NotImplementedError
 
-    def entry(self, grain: int) -> tuple[int, int, object]:
-        """(kind, host byte offset, extra) for one grain."""
+    def span(self, table: array[int], i: int, stop: int) -> tuple[int, int, int, object]:
+        """(grains, kind, host byte offset of the first, extra) of the run of grains ``table[i:stop]``
+        starts with: grains that map alike (one after another in the file, or all zeros or all in the
+        parent). A compressed grain is a run of one."""
         raise NotImplementedError
 
     def table(self, index: int) -> array[int] | None:
@@ -99,12 +101,21 @@ class _GrainTableExtent(_Extent):
     def runs(self, offset: int, length: int) -> Iterator[Run]:
         end = offset + length
         pos = offset
-        grain = self.grain
+        grain, per = self.grain, self.per_table
+        reach = grain * per  # bytes one grain table maps
         while pos < end:
             index = pos // grain
+            number, i = divmod(index, per)
+            table = self.table(number)
+            if table is None:  # no grain table: everything it would map is in the parent
+                count = min(reach - pos % reach, end - pos)
+                yield (pos, count, PARENT, None)
+                pos += count
+                continue
             within = pos - index * grain
-            count = min(grain - within, end - pos)
-            kind, host, extra = self.entry(index)
+            stop = min(per, i + (end - 1) // grain - index + 1)
+            grains, kind, host, extra = self.span(table, i, stop)
+            count = min(grains * grain - within, end - pos)
             if kind == DATA:
                 yield (pos, count, DATA, (self.file.fd, host + within))
             elif kind == BYTES:
@@ -165,16 +176,15 @@ class _HostedSparse(_GrainTableExtent):
             raise CorruptImageError(str(self.file.path), f"VMDK grain table {index} lies outside the file")
         return array("I", self.file.pread(self.per_table * 4, sector * SECTOR))
 
-    def entry(self, grain: int) -> tuple[int, int, object]:
-        table = self.table(grain // self.per_table)
-        gte = 0 if table is None else table[grain % self.per_table]
+    def span(self, table: array[int], i: int, stop: int) -> tuple[int, int, int, object]:
+        gte = table[i]
         if gte == 0:
-            return PARENT, 0, None
+            return progression(table, i, stop, 0), PARENT, 0, None
         if gte == 1 and self.zero_grains:
-            return ZERO, 0, None
+            return progression(table, i, stop, 0), ZERO, 0, None
         if self.compressed:
-            return BYTES, 0, self._inflate(gte)
-        return DATA, gte * SECTOR, None
+            return 1, BYTES, 0, self._inflate(gte)
+        return progression(table, i, stop, self.grain // SECTOR), DATA, gte * SECTOR, None
 
     def _inflate(self, sector: int) -> bytes:
         path = str(self.file.path)
@@ -220,12 +230,11 @@ class _Cowd(_GrainTableExtent):
             raise CorruptImageError(str(self.file.path), f"COWD grain table {index} lies outside the file")
         return array("I", self.file.pread(self.per_table * 4, sector * SECTOR))
 
-    def entry(self, grain: int) -> tuple[int, int, object]:
-        table = self.table(grain // self.per_table)
-        gte = 0 if table is None else table[grain % self.per_table]
+    def span(self, table: array[int], i: int, stop: int) -> tuple[int, int, int, object]:
+        gte = table[i]
         if gte == 0:
-            return PARENT, 0, None
-        return DATA, gte * SECTOR, None
+            return progression(table, i, stop, 0), PARENT, 0, None
+        return progression(table, i, stop, self.grain // SECTOR), DATA, gte * SECTOR, None
 
 
 _SE_CONST_MAGIC = 0xCAFEBABE
@@ -283,18 +292,21 @@ class _SeSparse(_GrainTableExtent):
             )
         return array("Q", self.file.pread(self.per_table * 8, offset))
 
-    def entry(self, grain: int) -> tuple[int, int, object]:
-        table = self.table(grain // self.per_table)
-        gte = 0 if table is None else table[grain % self.per_table]
+    def span(self, table: array[int], i: int, stop: int) -> tuple[int, int, int, object]:
+        gte = table[i]
         kind = gte & _SE_TYPE_MASK
         if kind in (_SE_UNALLOCATED, _SE_FALLTHROUGH):
-            return PARENT, 0, None
+            return progression(table, i, stop, 0), PARENT, 0, None
         if kind == _SE_ZERO:
-            return ZERO, 0, None
+            return progression(table, i, stop, 0), ZERO, 0, None
         if kind == _SE_ALLOCATED:
-            cluster = ((gte & 0x0FFF000000000000) >> 48) | ((gte & 0x0000FFFFFFFFFFFF) << 12)
-            return DATA, self.grains_offset + cluster * self.grain, None
-        raise CorruptImageError(str(self.file.path), f"seSparse grain {grain} has an unknown type")
+            # The grain number's low 12 bits sit in bits 48-59: the next grain in the file is the
+            # entry plus 1 << 48 until those bits run out (past them the sum would change the type).
+            low = (gte >> 48) & 0xFFF
+            grains = progression(table, i, min(stop, i + 0x1000 - low), 1 << 48)
+            cluster = low | ((gte & 0x0000FFFFFFFFFFFF) << 12)
+            return grains, DATA, self.grains_offset + cluster * self.grain, None
+        raise CorruptImageError(str(self.file.path), f"seSparse grain table entry {i} has an unknown type")
 
 
 class VmdkLayer(Layer):
