@@ -4,14 +4,12 @@
 
 from __future__ import annotations
 
-import json
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from bench.fixtures import REPO
+from bench.peers import throwaway_venv
 
 VENV = REPO / ".cache" / "bench-plot"
 PACKAGES = ("matplotlib==3.11.2",)
@@ -21,25 +19,7 @@ IMAGE = REPO / "docs" / "images" / "growth.png"
 
 def plot_python(log: Any = print) -> tuple[Path | None, str]:
     """(the python of the plot's virtualenv, '') once matplotlib is installed there, or (None, why not)."""
-    python = VENV / "bin" / "python"
-    marker = VENV / "installed.json"
-    wanted = list(PACKAGES)
-    if marker.exists() and json.loads(marker.read_text()) == wanted and python.exists():
-        return python, ""
-    log(f"  installing {', '.join(wanted)} into {VENV} ...")
-    shutil.rmtree(VENV, ignore_errors=True)
-    try:
-        subprocess.run(
-            [sys.executable, "-m", "venv", str(VENV)], check=True, capture_output=True, timeout=120
-        )
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", *wanted], check=True, capture_output=True, timeout=600
-        )
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
-        err = getattr(e, "stderr", b"") or b""
-        return None, f"pip install failed: {err.decode(errors='replace').strip()[-200:] or e}"
-    marker.write_text(json.dumps(wanted))
-    return python, ""
+    return throwaway_venv(VENV, list(PACKAGES), ", ".join(PACKAGES), log)
 
 
 def draw(results: Path, image: Path = IMAGE, log: Any = print) -> str:

@@ -29,28 +29,35 @@ DISSECT_PACKAGES = ("dissect.target", "dissect.ntfs", "dissect.extfs", "dissect.
 DRIVER = Path(__file__).with_name("peer_dissect.py")
 
 
-def dissect_python(log: Any = print) -> tuple[Path | None, str]:
-    """(the python of Dissect's virtualenv, '') once it is installed, or (None, why not)."""
-    venv = PEERS / "dissect"
+def throwaway_venv(venv: Path, packages: list[str], what: str, log: Any = print) -> tuple[Path | None, str]:
+    """(the python of ``venv``, '') once ``packages`` are installed there (again when the list
+    changed), or (None, why not): the bench's own tools, never dependencies of openflr."""
     python = venv / "bin" / "python"
     marker = venv / "installed.json"
-    wanted = list(DISSECT_PACKAGES)
-    if marker.exists() and json.loads(marker.read_text()) == wanted and python.exists():
+    if marker.exists() and json.loads(marker.read_text()) == packages and python.exists():
         return python, ""
-    log(f"  installing Dissect into {venv} ...")
+    log(f"  installing {what} into {venv} ...")
     shutil.rmtree(venv, ignore_errors=True)
     try:
         subprocess.run(
             [sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, timeout=120
         )
         subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", *wanted], check=True, capture_output=True, timeout=600
+            [str(python), "-m", "pip", "install", "-q", *packages],
+            check=True,
+            capture_output=True,
+            timeout=600,
         )
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
         err = getattr(e, "stderr", b"") or b""
         return None, f"pip install failed: {err.decode(errors='replace').strip()[-200:] or e}"
-    marker.write_text(json.dumps(wanted))
+    marker.write_text(json.dumps(packages))
     return python, ""
+
+
+def dissect_python(log: Any = print) -> tuple[Path | None, str]:
+    """(the python of Dissect's virtualenv, '') once it is installed, or (None, why not)."""
+    return throwaway_venv(PEERS / "dissect", list(DISSECT_PACKAGES), "Dissect", log)
 
 
 def last_json(stdout: str) -> dict[str, Any]:

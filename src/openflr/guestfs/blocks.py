@@ -173,25 +173,25 @@ class Table:
     def __getitem__(self, index: int) -> int:
         if not 0 <= index < self.count:
             raise IndexError(index)
+        page, within = self._page(index)
+        return page[within]
+
+    def _page(self, index: int) -> tuple[array[int], int]:
+        """The cached page holding entry ``index``, and the entry's place in it."""
         number, within = divmod(index, self._per_page)
         page = self._pages.get(number)
         if page is None:
             page = self._load(number)
         else:
             self._pages.move_to_end(number)
-        return page[within]
+        return page, within
 
     def run_of(self, index: int, stop: int, step: int) -> int:
         """``progression`` of the entries from ``index`` (before ``stop``), within one page: how many
         go on from ``self[index]`` by ``step`` each."""
         if not 0 <= index < stop <= self.count:
             raise IndexError(index)
-        number, within = divmod(index, self._per_page)
-        page = self._pages.get(number)
-        if page is None:
-            page = self._load(number)
-        else:
-            self._pages.move_to_end(number)
+        page, within = self._page(index)
         return progression(page, within, min(len(page), within + stop - index), step)
 
     def _load(self, number: int) -> array[int]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from openflr.errors import OpenflrError
 from openflr.guestfs.blocks import BlockSource, CachedReader, check_cancelled
@@ -46,6 +46,7 @@ _INTERIX_MIN, _INTERIX_MAX = len(_INTERIX_LINK), len(_INTERIX_LINK) + 2 * 4096
 MAX_BAD_ENTRIES = 256
 """Unreadable entries a folder listing leaves out before it gives up on the folder."""
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class _EntryReader(FileReader):
@@ -152,21 +153,30 @@ class _LibyalFileSystem(FileSystem):
         bad = 0
         for i in range(start, count if stop is None else min(stop, count)):
             try:
-                with self.lock:  # try/except, not engine_errors(): this runs once per entry
-                    try:
-                        entry = self._child(node, i)
-                    except OpenflrError:
-                        raise
-                    except ENGINE_FAULTS as exc:
-                        raise engine_fault(exc, self.kind) from None
+                entry = self._read_entry(lambda: self._child(node, i))  # noqa: B023 - called at once
             except VolumeError as exc:
-                bad += 1
-                if bad > MAX_BAD_ENTRIES:
-                    raise
-                log.warning("%s: entry %d of a folder cannot be read, left out: %s", self.kind, i, exc)
+                bad = self._left_out(bad, i, exc)
                 continue
             if entry is not None:
                 yield entry
+
+    def _read_entry(self, read: Callable[[], T]) -> T:
+        """``read()`` under the lock, an engine fault as a ``VolumeError`` (try/except, not
+        ``engine_errors()``: this runs once per entry)."""
+        with self.lock:
+            try:
+                return read()
+            except OpenflrError:
+                raise
+            except ENGINE_FAULTS as exc:
+                raise engine_fault(exc, self.kind) from None
+
+    def _left_out(self, bad: int, position: int, exc: VolumeError) -> int:
+        """One more unreadable entry of a folder, logged; re-raised past ``MAX_BAD_ENTRIES``."""
+        if bad + 1 > MAX_BAD_ENTRIES:
+            raise exc
+        log.warning("%s: entry %d of a folder cannot be read, left out: %s", self.kind, position, exc)
+        return bad + 1
 
     def open(self, node: Node) -> FileReader:
         with self.lock, engine_errors(self.kind):
@@ -313,18 +323,9 @@ class NtfsFileSystem(_LibyalFileSystem):
                 if at_root and _is_metaname(reference, units):
                     continue
                 try:
-                    with self.lock:  # try/except, not engine_errors(): this runs once per entry
-                        try:
-                            entry = self._indexed_entry(reference, units)
-                        except OpenflrError:
-                            raise
-                        except ENGINE_FAULTS as exc:
-                            raise engine_fault(exc, self.kind) from None
+                    entry = self._read_entry(lambda: self._indexed_entry(reference, units))  # noqa: B023
                 except VolumeError as exc:
-                    bad += 1
-                    if bad > MAX_BAD_ENTRIES:
-                        raise
-                    log.warning("%s: entry %d of a folder cannot be read, left out: %s", self.kind, here, exc)
+                    bad = self._left_out(bad, here, exc)
                     continue
                 yield entry
 
