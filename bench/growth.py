@@ -24,7 +24,6 @@ import argparse
 import math
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,6 +37,7 @@ from typing import Any, Literal
 import orjson
 
 from bench import growthdata as gd
+from bench import mounting
 from bench.common import Client, Row, median, reset_peak, rss_kib, server
 from bench.downloading import curl
 from bench.fixtures import REPO
@@ -274,26 +274,6 @@ class Probe:
         return seconds
 
 
-def curl_pages(url: str, token: str, first: int, last: int, out: Path) -> float:
-    """Seconds to fetch pages ``first``..``last`` of ``url`` (ending in ``page=``) with one curl on
-    one kept-alive connection, bodies saved to ``out`` (as bench/mounting.py)."""
-    out.mkdir(parents=True, exist_ok=True)
-    args = ["curl", "-sS", "-k", "-f", "-H", f"X-RestSvcSessionId: {token}", "-H", "Accept: application/json"]
-    pages = f"[{first}-{last}]" if last > first else str(first)
-    start = time.perf_counter()
-    subprocess.run([*args, "-o", f"{out}/page_#1.json", url + pages], check=True, timeout=1200)
-    return time.perf_counter() - start
-
-
-def count_entries(out: Path) -> int:
-    total = 0
-    for page in out.glob("page_*.json"):
-        body = orjson.loads(page.read_bytes())
-        total += len((body.get("Files") or {}).get("FileEntries", []))
-        total += len((body.get("Directories") or {}).get("DirectoryEntries", []))
-    return total
-
-
 def _growth_mib(pid: int, before: int) -> float:
     _, peak = rss_kib(pid)
     return (peak - before) / 1024
@@ -322,10 +302,10 @@ def folder_round(probe: Probe, entries: int, r: int) -> dict[str, float]:
     with _cold(probe, gd.folder_name(entries)) as (client, mount, before):
         url = f"{mount}/{gd.FOLDER}?action=listAll&pageSize={PAGE}&page="
         out = probe.work / f"pages-{entries}-{r}"
-        first = curl_pages(url, client.token, 1, 1, out)
-        rest = curl_pages(url, client.token, 2, pages, out) if pages > 1 else 0.0
+        first = mounting._curl_pages(url, client.token, 1, out)
+        rest = mounting._curl_pages(url, client.token, pages, out, first=2) if pages > 1 else 0.0
         growth = _growth_mib(probe.pid, before)
-    seen = count_entries(out)
+    seen = mounting._entries(out)
     shutil.rmtree(out)
     if seen != entries:
         raise RuntimeError(f"listed {seen:,} of {entries:,} entries")
@@ -334,8 +314,8 @@ def folder_round(probe: Probe, entries: int, r: int) -> dict[str, float]:
 
 def _root_page(client: Client, mount: str, out: Path) -> float:
     url = f"{mount}/{gd.LABEL}:?action=listAll&pageSize={PAGE}&page="
-    seconds = curl_pages(url, client.token, 1, 1, out)
-    if count_entries(out) == 0:
+    seconds = mounting._curl_pages(url, client.token, 1, out)
+    if mounting._entries(out) == 0:
         raise RuntimeError("the root's first page is empty")
     shutil.rmtree(out)
     return seconds
