@@ -13,6 +13,7 @@ from pathlib import Path
 
 from openflr.guestfs.blocks import BlockSource
 from openflr.guestfs.filesystems.base import FileSystem, Node
+from openflr.guestfs.filesystems.inodefs import InodeFileSystem
 from openflr.guestfs.filesystems.names import name_to_bytes
 
 Facts = tuple[str, int, int | None, str, int]
@@ -131,4 +132,55 @@ def differences(kernel: dict[bytes, Facts], engine: dict[bytes, Facts]) -> list[
         for p in sorted(kernel.keys() & engine.keys())
         if kernel[p] != engine[p]
     ]
+    return lines
+
+
+def kernel_folder_sizes(root: bytes) -> dict[bytes, int]:
+    """How many entries the kernel lists in each folder below ``root`` (every kind, fifos too),
+    keyed by the folder's path in the form of ``kernel_tree`` (``b""`` for the top)."""
+    sizes: dict[bytes, int] = {}
+    top = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    stack = [(b"", top)]
+    while stack:
+        folder, fd = stack.pop()
+        try:
+            names = os.listdir(fd)
+            sizes[folder] = len(names)
+            for name in names:
+                if st.S_ISDIR(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode):
+                    stack.append((folder + b"/" + os.fsencode(name), os.open(name, os.O_RDONLY, dir_fd=fd)))
+        finally:
+            os.close(fd)
+    return sizes
+
+
+PARTS = ((0, 1), (0, 100), (37, 1500), (2990, 3010), (5, None))
+"""(start, stop) positions of the parts of each folder read before its whole listing."""
+
+
+def folder_differences(open_fs: Callable[[], InodeFileSystem], sizes: dict[bytes, int]) -> list[str]:
+    """Where an inode file system's quick paths disagree with the kernel or with its own whole
+    listing: each folder's count (read without its listing, on a newly opened file system) against
+    the kernel's, and its ``PARTS`` read before the listing against the same parts after it."""
+    lines = []
+    for path, size in sorted(sizes.items()):
+        fs = open_fs()
+        try:
+            parts = [os.fsdecode(p) for p in path.split(b"/")[1:]]
+            node = fs.lookup(parts) if parts else fs.root()
+            assert node is not None, path
+            fs.check_dir(node)
+            counted = fs.counts(node)[0]
+            if counted != size:
+                lines.append(f"{path!r}: the kernel lists {size} entries, openflr counts {counted}")
+            early = [[e.name for e in fs.scandir(node, a, b)] for a, b in PARTS]
+            fs.listing(node)
+            late = [[e.name for e in fs.scandir(node, a, b)] for a, b in PARTS]
+            lines += [
+                f"{path!r}: positions {a}:{b} read early {e[:3]}..., after the listing {w[:3]}..."
+                for (a, b), e, w in zip(PARTS, early, late, strict=True)
+                if e != w
+            ]
+        finally:
+            fs.close()
     return lines

@@ -14,7 +14,16 @@ import pytest
 from openflr.guestfs.errors import VolumeError
 from openflr.guestfs.filesystems.ext4 import Ext4FileSystem
 from openflr.guestfs.filesystems.names import name_from_bytes
-from tests.guestfs.filesystems.kernel import FileSource, build, differences, engine_tree, kernel_tree, mounted
+from tests.guestfs.filesystems.kernel import (
+    FileSource,
+    build,
+    differences,
+    engine_tree,
+    folder_differences,
+    kernel_folder_sizes,
+    kernel_tree,
+    mounted,
+)
 
 NAMES = [
     b"caf\xe9",  # Latin-1, not UTF-8
@@ -107,6 +116,7 @@ def test_the_engine_shows_what_the_kernel_reads(tmp_path: Path, variant: str) ->
     image = build(tmp_path / "ext.img", VARIANTS[variant], "96M", _populate)
     with mounted(image) as root:
         kernel = kernel_tree(root)
+        sizes = kernel_folder_sizes(root)
     fs = Ext4FileSystem(FileSource(image))
     try:
         engine = engine_tree(fs)
@@ -114,6 +124,9 @@ def test_the_engine_shows_what_the_kernel_reads(tmp_path: Path, variant: str) ->
         fs.close()
     assert len(kernel) > 3000
     assert differences(kernel, engine) == []
+    # Counts read without the names, and parts of a folder read before the whole of it.
+    assert sizes[b"/big"] == 3000 and sizes[b"/files"] == 10  # the fifo too
+    assert folder_differences(lambda: Ext4FileSystem(FileSource(image)), sizes) == []
 
 
 def test_every_name_is_found_by_its_shown_name(tmp_path: Path) -> None:
@@ -161,6 +174,34 @@ def test_a_damaged_folder_block_costs_only_its_entries(
         fs = Ext4FileSystem(FileSource(image))
         with pytest.raises(VolumeError, match="no block of folder"):
             fs.check_dir(fs.lookup(["big"]))
+    finally:
+        fs.close()
+
+
+def test_a_folder_whose_every_block_is_damaged_fails_its_check_even_when_they_begin_well(
+    tmp_path: Path,
+) -> None:
+    """Each block keeps its first entry and loses the rest: the check (which reads as little as it
+    can) fails as the whole listing would, before a listing starts to stream."""
+    mkfs = ["mkfs.ext4", "-q", "-F", "-b", "1024", "-O", "^dir_index"]
+    image = build(tmp_path / "ext.img", mkfs, "32M", _fill_big)
+    blocks = subprocess.run(
+        ["debugfs", "-R", "blocks /big", str(image)], capture_output=True, text=True, check=True
+    )
+    with open(image, "r+b") as f:
+        for number in (int(b) for b in blocks.stdout.split()):
+            f.seek(number * 1024 + 4)
+            first_length = struct.unpack("<H", f.read(2))[0]
+            f.seek(number * 1024 + first_length)
+            f.write(struct.pack("<IHH", 12, 3, 1))
+    fs = Ext4FileSystem(FileSource(image))
+    try:
+        big = fs.lookup(["big"])
+        assert big is not None
+        assert next(fs.dirents(big))[0] == b"."  # the first entry alone reads well
+        for read in (fs.check_dir, fs.counts, lambda node: list(fs.scandir(node))):
+            with pytest.raises(VolumeError, match="no block of folder"):
+                read(big)
     finally:
         fs.close()
 

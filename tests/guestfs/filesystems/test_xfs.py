@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
 import random
 import shutil
@@ -22,6 +23,7 @@ from openflr.guestfs.errors import VolumeError
 from openflr.guestfs.filesystems.inodefs import Inode
 from openflr.guestfs.filesystems.names import name_to_bytes
 from openflr.guestfs.filesystems.xfs import XfsFileSystem
+from tests.guestfs.filesystems.kernel import folder_differences, kernel_folder_sizes
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("mkfs.xfs") is None, reason="needs root (loop mounts) and mkfs.xfs"
@@ -266,6 +268,81 @@ def test_folders_in_every_format_and_big_extent_maps(v5: tuple[Path, dict[tuple[
         fs.close()
 
 
+def kernel_sizes(image: Path, where: Path) -> dict[bytes, int]:
+    with mounted(image, where, "ro") as top:
+        return kernel_folder_sizes(os.fsencode(top))
+
+
+def test_counts_come_from_the_hash_leaves_and_parts_need_not_read_the_whole_folder(
+    v5: tuple[Path, dict[tuple[bytes, ...], Facts]], tmp_path: Path
+) -> None:
+    image, _ = v5
+    sizes = kernel_sizes(image, tmp_path / "ro")
+    assert sizes[b"/node"] == 20_000 and sizes[b"/leaf"] == 500
+    assert folder_differences(lambda: open_xfs(image), sizes) == []
+    fs = open_xfs(image)
+    try:
+        # Leaf and node folders are counted from their leaves; short and block ones are read.
+        counted = {name: fs.dirent_count(_inode(fs, [name])) for name in ("short", "block", "leaf", "node")}
+        assert counted == {"short": None, "block": None, "leaf": 500, "node": 20_000}
+        # A node folder's check, count and first 1000 entries read a few of its blocks, not all of
+        # them (bytes counted, not time): a big folder's first page does not wait for the rest.
+        node = _inode(fs, ["node"])
+        read_at, read = fs.reader.read_at, [0]
+
+        def counted_read(at: int, length: int) -> bytes:
+            read[0] += length
+            return read_at(at, length)
+
+        fs.reader.read_at = counted_read  # type: ignore[method-assign,assignment]
+        fs.check_dir(node)
+        assert fs.counts(node) == (20_000, 0)
+        first = list(itertools.islice(fs.dirents(node), 1000))
+        quick, read[0] = read[0], 0
+        assert fs.listing(node)[:1000] == first and len(fs.listing(node)) == 20_002
+        whole = read[0]
+        fs.reader.read_at = read_at  # type: ignore[method-assign]
+        assert quick * 4 < whole, (quick, whole)
+    finally:
+        fs.close()
+
+
+def test_stale_and_damaged_leaves(tmp_path: Path) -> None:
+    """Removed entries leave stale hash entries, which are not counted; a leaf that does not look
+    right makes the count come from the entries themselves."""
+    image = make_image(tmp_path / "stale.img")
+    with mounted(image, tmp_path / "rw") as top:
+        _files(top / "node", 3000)
+        for i in range(0, 3000, 3):
+            (top / "node" / f"file-{i:05d}-with-a-longer-name").unlink()
+    sizes = kernel_sizes(image, tmp_path / "ro")
+    assert sizes[b"/node"] == 2000
+    assert folder_differences(lambda: open_xfs(image), sizes) == []
+    fs = open_xfs(image)
+    try:
+        node = _inode(fs, ["node"])
+        assert fs.dirent_count(node) == 2000
+        leaf_first = (32 << 30) >> fs.block_log
+        blocks = [
+            fs.block_offset(physical + i, 1)
+            for logical, physical, length, _unwritten in fs.extent_list(node)
+            for i in range(length)
+            if logical + i >= leaf_first
+        ]
+        # The first hash leaf (a node folder's leaves come after the interior node of its tree).
+        leaf_at = next(at for at in blocks if fs.reader.read_at(at + 8, 2) == b"\x3d\xff")
+    finally:
+        fs.close()
+    for flips in ({leaf_at + 8: 0x00}, {leaf_at + 56: 0xFF, leaf_at + 57: 0xFF}, {leaf_at + 48: 0x01}):
+        fs = XfsFileSystem(_Flipped(image, flips))
+        try:
+            node = _inode(fs, ["node"])
+            assert fs.dirent_count(node) is None, flips  # bad magic, absurd count, foreign owner
+            assert fs.counts(node) == (2000, 0)
+        finally:
+            fs.close()
+
+
 @pytest.mark.parametrize(
     ("name", "mkfs"),
     [
@@ -286,6 +363,8 @@ def test_other_geometries_show_what_the_kernel_shows(
             assert got[key] == facts, key
     finally:
         fs.close()
+    sizes = kernel_sizes(image, tmp_path / "ro-sizes")
+    assert folder_differences(lambda: open_xfs(image), sizes) == []
 
 
 @pytest.mark.parametrize(
@@ -330,6 +409,8 @@ def test_v4_made_by_mkfs_from_a_prototype(tmp_path: Path, mkfs: tuple[str, ...])
         assert {k: (kind, size, digest) for k, (kind, size, _t, _i, digest) in got.items()} == want
         assert all(abs(mtime - made) < 120 * NS for _k, _s, mtime, _i, _d in got.values())
         assert len({ident for *_, ident, _d in got.values()}) == len(got)
+        for name, size in ((b"leaf", 500), (b"node", 3000)):  # counted from v4 hash leaves
+            assert fs.dirent_count(_inode(fs, [name.decode()])) == size
     finally:
         fs.close()
 
@@ -378,6 +459,28 @@ def test_damage_costs_only_the_damaged_block_or_inode(tmp_path: Path) -> None:
         assert fs.lookup(["few", "file-00004-with-a-longer-name"]) is not None
     finally:
         fs.close()
+    # Every block of the folder damaged: its check fails, as its listing would, before a listing
+    # streams; one block left whole is enough for the folder to list.
+    fs = open_xfs(image)
+    try:
+        starts = [where for _l, where, _d in fs._folder_blocks(_inode(fs, ["leaf"]))]
+    finally:
+        fs.close()
+    for spared in (None, starts[-1]):
+        fs = XfsFileSystem(_Flipped(image, {at: 0 for at in starts if at != spared}))
+        try:
+            leaf = _inode(fs, ["leaf"])
+            if spared is None:
+                with pytest.raises(VolumeError, match="no block of folder"):
+                    fs.check_dir(leaf)
+                with pytest.raises(VolumeError, match="no block of folder"):
+                    list(fs.scandir(leaf))
+                assert fs.counts(leaf) == (500, 0)  # the hash leaves are whole: what it held
+            else:
+                fs.check_dir(leaf)
+                assert 0 < len(list(fs.scandir(leaf))) < 500
+        finally:
+            fs.close()
 
 
 def _second_pointer(fs: XfsFileSystem, inode: Inode) -> int:
@@ -424,6 +527,7 @@ def _walk_all(fs: XfsFileSystem) -> int:
     while stack:
         folder = stack.pop()
         try:
+            fs.counts(folder)  # from the hash leaves where the folder has them
             entries = list(fs.scandir(folder))
         except VolumeError:
             continue

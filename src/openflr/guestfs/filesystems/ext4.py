@@ -38,6 +38,8 @@ _XATTR_MAGIC = 0xEA020000
 _ROOT = 2
 _MAX_FOLDER_BYTES = 1 << 31
 """A folder larger than this is taken as damage."""
+_DIRENT = struct.Struct("<IHH")
+"""A folder entry's inode number, record length and name length (its low byte with file types)."""
 
 
 class Ext4FileSystem(InodeFileSystem):
@@ -260,50 +262,91 @@ class Ext4FileSystem(InodeFileSystem):
     # --- folders ------------------------------------------------------------------------------
 
     def dirents(self, folder: Inode) -> Iterator[tuple[bytes, int]]:
+        data, blocks, parent = self._folder_data(folder)
+        if parent is not None:
+            yield b"..", parent
+        good = bad = 0
+        for start, end in blocks:
+            found: list[tuple[bytes, int]] = []
+            if self._walk(data, start, end, folder.number, found)[1]:
+                good += 1
+            else:
+                bad += 1
+            yield from found
+        if bad and not good:
+            self._unreadable(folder)
+
+    def check_folder(self, folder: Inode) -> None:
+        # A damaged block still gives the entries before the damage, so the first entry proves
+        # nothing: the listing fails when no block is whole, and one whole block is enough.
+        data, blocks, _parent = self._folder_data(folder)
+        if blocks and not any(self._walk(data, start, end, folder.number, [])[1] for start, end in blocks):
+            self._unreadable(folder)
+
+    def dirent_count(self, folder: Inode) -> int | None:
+        data, blocks, _parent = self._folder_data(folder)
+        count = good = 0
+        for start, end in blocks:
+            live, whole = self._walk(data, start, end, folder.number, None)
+            count += live
+            good += whole
+        if blocks and not good:
+            self._unreadable(folder)
+        return count
+
+    def _folder_data(self, folder: Inode) -> tuple[bytes, list[tuple[int, int]], int | None]:
+        """The folder's bytes, the (start, end) of each of its entry blocks in them, and the parent's
+        inode number where it is stored apart from the entries (inline folders)."""
         if not st.S_ISDIR(folder.mode):
             raise VolumeError(f"The ext file system is damaged: inode {folder.number} is not a folder")
         if folder.size > _MAX_FOLDER_BYTES:
             raise VolumeError(f"The ext file system is damaged: folder inode {folder.number} is too large")
-        found: list[tuple[bytes, int]] = []
         flags = struct.unpack_from("<I", folder.raw, 0x20)[0]
         if flags & _FLAG_INLINE_DATA:
-            data = self._inline_data(folder)
             # Inline folders store ".." as a bare inode number, then entries packed to the end of
             # i_block, then more in the attribute's value; there is no ".".
-            found.append((b"..", struct.unpack_from("<I", data, 0)[0]))
-            blocks = [memoryview(data)[4:_INLINE_SIZE], memoryview(data)[_INLINE_SIZE:]]
+            data = self._inline_data(folder)
+            spans = [(4, _INLINE_SIZE), (_INLINE_SIZE, len(data))]
+            parent: int | None = struct.unpack_from("<I", data, 0)[0]
         else:
             data = read_mapped(self.reader.source, self.data_map(folder), folder.size)
-            blocks = [memoryview(data)[at : at + self.block] for at in range(0, len(data), self.block)]
-        damaged = sum(not self._entries(block, folder.number, found) for block in blocks if len(block))
-        if damaged and damaged == sum(1 for block in blocks if len(block)):
-            raise VolumeError(
-                f"The ext file system is damaged or cannot be read: no block of folder inode "
-                f"{folder.number} can be read"
-            )
-        return iter(found)
+            spans = [(at, min(at + self.block, len(data))) for at in range(0, len(data), self.block)]
+            parent = None
+        blocks = [(start, min(end, len(data))) for start, end in spans]
+        return data, [(start, end) for start, end in blocks if end > start], parent
 
-    def _entries(self, block: memoryview, folder: int, found: list[tuple[bytes, int]]) -> bool:
-        """Add the live entries of one folder block to ``found``; damage ends the block, not the
-        folder (logged). False when the block was damaged."""
-        typed = bool(self.incompat & _INCOMPAT_FILETYPE)
-        end = len(block)
-        at = 0
+    def _unreadable(self, folder: Inode) -> None:
+        raise VolumeError(
+            f"The ext file system is damaged or cannot be read: no block of folder inode "
+            f"{folder.number} can be read"
+        )
+
+    def _walk(
+        self, data: bytes, at: int, end: int, folder: int, found: list[tuple[bytes, int]] | None
+    ) -> tuple[int, bool]:
+        """Walk the entries of one folder block (``data[at:end]``): add the live ones to ``found``,
+        or only count them when it is None. Damage ends the block, not the folder (logged).
+        Returns (the live entries other than ``.`` and ``..`` counted, whether the block was whole)."""
+        name_mask = 0xFF if self.incompat & _INCOMPAT_FILETYPE else 0xFFFF
+        whole_block = end - at
+        inodes, unpack = self.inodes_count, _DIRENT.unpack_from
+        live = 0
         while at + 8 <= end:
-            number, length, name_len = struct.unpack_from("<IHH", block, at)
-            if typed:
-                name_len &= 0xFF
-            if length in (0, 65535) and end >= 65536:
-                length = end - at  # 64 KiB blocks store their full length as 0 or 65535
+            number, length, name_len = unpack(data, at)
+            name_len &= name_mask
             if length < 8 or length & 3 or at + length > end or 8 + name_len > length:
-                log.warning(
-                    "ext folder inode %d: a damaged entry at byte %d, rest of its block skipped", folder, at
-                )
-                return False
-            if number and name_len:
-                if number > self.inodes_count:
-                    log.warning("ext folder inode %d: an entry names inode %d, out of range", folder, number)
+                if length in (0, 65535) and whole_block >= 65536 and 8 + name_len <= end - at:
+                    length = end - at  # 64 KiB blocks store their full length as 0 or 65535
                 else:
-                    found.append((bytes(block[at + 8 : at + 8 + name_len]), number))
+                    log.warning("ext folder inode %d: a damaged entry at byte %d ends its block", folder, at)
+                    return live, False
+            if not number or not name_len:
+                pass
+            elif number > inodes:
+                log.warning("ext folder inode %d: an entry names inode %d, out of range", folder, number)
+            elif found is not None:
+                found.append((data[at + 8 : at + 8 + name_len], number))
+            elif name_len > 2 or data[at + 8 : at + 8 + name_len] not in (b".", b".."):
+                live += 1
             at += length
-        return True
+        return live, True

@@ -9,13 +9,15 @@ only itself.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import stat as st
 import threading
 from abc import abstractmethod
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 from openflr.errors import OpenflrError
 from openflr.guestfs.blocks import BlockSource, CachedReader
@@ -39,6 +41,7 @@ MAX_BAD_ENTRIES = 256
 """Unreadable entries a folder listing leaves out before it gives up on the folder."""
 _LISTINGS_KEPT = 200_000
 """Folder entries (name, inode number) kept across calls, for lookups and ranged reads of big folders."""
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -82,7 +85,19 @@ class InodeFileSystem(FileSystem):
     @abstractmethod
     def dirents(self, folder: Inode) -> Iterator[tuple[bytes, int]]:
         """(name bytes, inode number) of the folder's live entries in on-disk order, ``.`` and
-        ``..`` included where the format stores them. A damaged block is logged and skipped."""
+        ``..`` included where the format stores them. A damaged block is logged and skipped. Read
+        lazily: taking the first entries reads only the blocks that hold them."""
+
+    def check_folder(self, folder: Inode) -> None:
+        """Raise now if reading the whole folder would fail, reading as little of it as that takes.
+        This default reads up to its first entry, which is enough where a folder fails only when
+        none of its blocks can be read and a block is read whole or not at all."""
+        next(iter(self.dirents(folder)), None)
+
+    def dirent_count(self, folder: Inode) -> int | None:
+        """How many entries other than ``.`` and ``..`` the folder holds, found without building
+        their names, or None where the format has no quicker way than the listing itself."""
+        return None
 
     @abstractmethod
     def data_map(self, inode: Inode) -> DataMap:
@@ -95,28 +110,32 @@ class InodeFileSystem(FileSystem):
             return self._inode(self.root_number, "")
 
     def _inode(self, number: int, name: str) -> Inode:
+        inode = self._guarded(lambda: self.read_inode(number))
+        inode.name = name
+        return inode
+
+    def _guarded(self, read: Callable[[], T]) -> T:
+        """``read()`` with the engine's faults as openflr errors that name this file system."""
         try:
-            inode = self.read_inode(number)
+            return read()
         except OpenflrError:
             raise
         except ENGINE_FAULTS as exc:
             raise engine_fault(exc, self.kind) from None
-        inode.name = name
-        return inode
 
-    def listing(self, folder: Inode) -> list[tuple[bytes, int]]:
-        """The folder's entries, read once and kept while there is room (most recently used)."""
+    def _kept(self, folder: Inode) -> list[tuple[bytes, int]] | None:
         with self._listings_lock:
             kept = self._listings.get(folder.number)
             if kept is not None:
                 self._listings.move_to_end(folder.number)
-                return kept
-        try:
-            found = list(self.dirents(folder))
-        except OpenflrError:
-            raise
-        except ENGINE_FAULTS as exc:
-            raise engine_fault(exc, self.kind) from None
+            return kept
+
+    def listing(self, folder: Inode) -> list[tuple[bytes, int]]:
+        """The folder's entries, read once and kept while there is room (most recently used)."""
+        kept = self._kept(folder)
+        if kept is not None:
+            return kept
+        found = self._guarded(lambda: list(self.dirents(folder)))
         with self._listings_lock:
             self._listings[folder.number] = found
             total = sum(len(v) for v in self._listings.values())
@@ -160,21 +179,33 @@ class InodeFileSystem(FileSystem):
         )
 
     def check_dir(self, node: Node) -> None:
+        """The folder's first entries can be read (its blocks are read as its pages are asked for:
+        a big folder's first page does not wait for all of them)."""
         with self.lock:
-            self.listing(node)
+            if self._kept(node) is None:
+                self._guarded(lambda: self.check_folder(node))
 
     def counts(self, node: Node) -> tuple[int | None, int | None]:
         with self.lock:
-            names = self.listing(node)
-        entries = sum(1 for raw, _ in names if raw not in (b".", b".."))
+            names = self._kept(node)
+            entries = None if names is not None else self._guarded(lambda: self.dirent_count(node))
+            if entries is None:
+                names = self.listing(node)
+        if entries is None and names is not None:
+            entries = sum(1 for raw, _ in names if raw not in (b".", b".."))
         # A folder's link count is 2 + its subfolders (1 when ext4 stopped counting past 64,999).
         return entries, (node.links - 2 if node.links >= 2 else None)
 
     def scandir(self, node: Node, start: int = 0, stop: int | None = None) -> Iterator[Entry]:
         """Entries in on-disk order; an inode that cannot be read is logged and left out, so the
-        rest of a damaged folder can still be restored. Positions count every stored entry."""
+        rest of a damaged folder can still be restored. Positions count every stored entry. A part
+        of a folder not read before reads only the blocks up to its end."""
         with self.lock:
-            names = self.listing(node)
+            names = self._kept(node)
+            if names is None and stop is not None:
+                names = self._guarded(lambda: list(itertools.islice(self.dirents(node), stop)))
+            elif names is None:
+                names = self.listing(node)
         bad = 0
         for raw, number in names[start:stop]:
             if raw in (b".", b".."):
@@ -194,12 +225,7 @@ class InodeFileSystem(FileSystem):
 
     def open(self, node: Node) -> FileReader:
         with self.lock:
-            try:
-                found = self.data_map(node)
-            except OpenflrError:
-                raise
-            except ENGINE_FAULTS as exc:
-                raise engine_fault(exc, self.kind) from None
+            found = self._guarded(lambda: self.data_map(node))
         if isinstance(found, bytes):
             return BytesReader(found[: node.size])
         return extents.ExtentReader(self.reader.source, found, node.size) if found else BytesReader(b"")

@@ -31,6 +31,10 @@ _FTYPE_V4 = 0x200  # sb_features2
 _FTYPE_V5 = 0x1  # sb_features_incompat
 _LEAF_OFFSET = 32 << 30
 """Folder blocks at this logical byte offset and above are hash indexes, not entries."""
+_FREE_OFFSET = 64 << 30
+"""Folder blocks from here on index free space; below, from ``_LEAF_OFFSET``, the hash leaves."""
+_LEAF_MAGICS = {0xD2F1, 0xD2FF}, {0x3DF1, 0x3DFF}
+"""Hash leaf blocks (one leaf, or one of a node folder's), v4 and v5; node blocks are 0xFEBE, 0x3EBE."""
 _SYMLINK_MAX = 1024
 _SYMLINK_HEADER = 56
 _BIGTIME_EPOCH_NS = (1 << 31) * 1_000_000_000
@@ -40,8 +44,8 @@ _BIGTIME_EPOCH_NS = (1 << 31) * 1_000_000_000
 _CORE = struct.Struct(">HHBBHI4xI4xQ8xQ8xq12xI2xBx6xH")
 _CORE3 = struct.Struct(_CORE.format + "28xQ24xQ")  # v3 adds di_flags2 at 120, di_ino at 152
 _V3_TAIL = struct.Struct(">Q24xQ")
-_BAD_BLOCKS = 64
-"""Damaged blocks a folder listing leaves out before it gives up on the folder."""
+_BAD_BLOCKS_LOGGED = 64
+"""Damaged blocks of one folder logged one by one; past that, one line says how many there were."""
 _CLUSTER_SHIFT = 14
 _CLUSTERS_KEPT = 128
 """Inode clusters (16 KiB each) kept per file system."""
@@ -309,20 +313,69 @@ class XfsFileSystem(InodeFileSystem):
             yield from self._short_form(folder, fork)
             return
         dir_block = self.block << self.dir_log
-        bad = 0
+        good = bad = 0
         for logical, where, data in self._folder_blocks(folder):
             try:
-                yield from self._data_block(folder.number, data, where >> 9)
+                found = self._data_block(folder.number, data, where >> 9)
             except (ValueError, struct.error) as exc:
                 bad += 1
-                if bad > _BAD_BLOCKS:
-                    raise ValueError(f"more than {_BAD_BLOCKS} blocks of the folder are damaged") from None
-                log.warning(
-                    "xfs: block %d of folder inode %d is damaged, its entries are left out: %s",
-                    logical * self.block // dir_block,
-                    folder.number,
-                    exc,
-                )
+                if bad <= _BAD_BLOCKS_LOGGED:
+                    log.warning(
+                        "xfs: block %d of folder inode %d is damaged, its entries are left out: %s",
+                        logical * self.block // dir_block,
+                        folder.number,
+                        exc,
+                    )
+                continue
+            good += 1
+            yield from found
+        if bad > _BAD_BLOCKS_LOGGED:
+            log.warning("xfs: %d blocks of folder inode %d are damaged in all", bad, folder.number)
+        if bad and not good:
+            # Blocks are read whole or not at all: once one is read the folder lists, so a check
+            # that reads up to its first entry knows whether the whole listing will fail.
+            raise ValueError(f"no block of folder inode {folder.number} can be read")
+
+    def dirent_count(self, folder: Inode) -> int | None:
+        """From the hash leaves: each live entry has one (``.`` and ``..`` too), and each leaf block
+        says how many it holds and how many of those are stale. Leaves are read, not the entries:
+        a 100,000-entry folder has a few hundred small headers to read instead of 100,000 names.
+        None (read the entries) for folders without leaf blocks or whose leaves do not look right."""
+        if not st.S_ISDIR(folder.mode):
+            return None
+        fmt, _fork, _count = self._fork(folder)
+        if fmt == _LOCAL:
+            return None
+        per = 1 << self.dir_log
+        first, end = _LEAF_OFFSET >> self.block_log, _FREE_OFFSET >> self.block_log
+        header = 56 if self.v5 else 12
+        magics = _LEAF_MAGICS[self.v5]
+        live = leaves = 0
+        for logical, physical, length, unwritten in self.extent_list(folder):
+            if logical + length <= first or logical >= end:
+                continue
+            if unwritten:
+                return None
+            for number in range(max(logical, first), min(logical + length, end)):
+                if number & (per - 1):
+                    continue  # a folder block's header is in its first file-system block
+                at = self.block_offset(physical + number - logical, 1)
+                head = self.reader.read_at(at, header + 4)
+                magic = _U16.unpack_from(head, 8)[0]
+                if magic not in magics:
+                    if magic in (0xFEBE, 0x3EBE):
+                        continue  # an interior node of the hash tree
+                    return None
+                if self.v5 and (
+                    _U64.unpack_from(head, 16)[0] != at >> 9 or _U64.unpack_from(head, 48)[0] != folder.number
+                ):
+                    return None
+                count, stale = struct.unpack_from(">HH", head, header)
+                if stale > count or (header + 8 + count * 8) > self.block << self.dir_log:
+                    return None
+                live += count - stale
+                leaves += 1
+        return live - 2 if leaves and live >= 2 else None
 
     def _short_form(self, folder: Inode, fork: bytes) -> Iterator[tuple[bytes, int]]:
         """A folder stored in its inode: a count, the parent, then (name, offset, type, number)."""
@@ -349,13 +402,22 @@ class XfsFileSystem(InodeFileSystem):
 
     def _folder_blocks(self, folder: Inode) -> Iterator[tuple[int, int, bytes]]:
         """(first logical block, volume offset, bytes) of the folder's data blocks (those that
-        hold entries; a folder block may span several file-system blocks)."""
+        hold entries; a folder block may span several file-system blocks). The map is checked
+        whole before the first block is read: a damaged map fails the folder at its first entry."""
+        for first, offsets in self._folder_map(folder):
+            parts = [self.reader.read_at(at, self.block) for at in offsets]
+            yield first, offsets[0], parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _folder_map(self, folder: Inode) -> list[tuple[int, list[int]]]:
+        """(first logical block, volume offsets of its file-system blocks) of each folder block
+        whose blocks are all written, in logical order."""
         per = 1 << self.dir_log
         # Entries live below the hash index, and a folder's size is where its entry blocks end.
         end = min(_LEAF_OFFSET >> self.block_log, -(-folder.size >> self.block_log))
         budget = self.volume_blocks  # a folder cannot hold more blocks than the volume
-        parts: list[bytes] = []
-        first = where = -1
+        found: list[tuple[int, list[int]]] = []
+        offsets: list[int] = []
+        first = -1
         after = 0
         for logical, physical, length, unwritten in self.extent_list(folder):
             if logical < after:
@@ -371,16 +433,17 @@ class XfsFileSystem(InodeFileSystem):
             for i in range(length):
                 number = logical + i
                 if number & (per - 1) == 0:
-                    parts, first, where = [], number, at + i * self.block
-                elif number != first + len(parts):
+                    offsets, first = [], number
+                elif number != first + len(offsets):
                     first = -1  # the folder block began in a hole
                 if first < 0 or at < 0:
                     first = -1
                     continue
-                parts.append(self.reader.read_at(at + i * self.block, self.block))
-                if len(parts) == per:
-                    yield first, where, parts[0] if per == 1 else b"".join(parts)
+                offsets.append(at + i * self.block)
+                if len(offsets) == per:
+                    found.append((first, offsets))
                     first = -1
+        return found
 
     def _data_block(self, owner: int, data: bytes, address: int) -> list[tuple[bytes, int]]:
         """The entries of one folder data block (block format or leaf/node data block)."""
