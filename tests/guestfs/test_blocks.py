@@ -369,6 +369,33 @@ def test_windowed_reads_match_qemu_and_unwindowed_reads(tmp_path: Path, kind: st
         chain.close()
 
 
+@pytest.mark.parametrize("kind", list(CHAINS))
+def test_reads_in_one_piece_are_the_bytes_of_the_point(tmp_path: Path, kind: str) -> None:
+    """``read_piece`` answers where a read lies in one piece of one file, through a partition too,
+    and leaves every other read (holes, pieces split between layers or windows, small reads) to
+    ``fill``: what it answers is the point's bytes."""
+    top = CHAINS[kind](tmp_path)
+    expected = (tmp_path / "p3.raw").read_bytes()
+    chain = _open(top)
+    partition = Slice(chain, 3 * MiB, DISK - 4 * MiB)
+    try:
+        answered = 0
+        for offset in [*range(0, DISK - MiB + 1, MiB), 4097, WINDOW - MiB // 2, HOLE[0]]:
+            whole = chain.read_piece(MiB, offset)
+            if whole is not None:
+                answered += 1
+                assert whole == expected[offset : offset + MiB], offset
+            if offset >= 3 * MiB and offset + MiB <= 3 * MiB + partition.size:
+                assert partition.read_piece(MiB, offset - 3 * MiB) == whole, offset
+        assert answered >= 2, answered  # the bases' data is in pieces of a MiB and more
+        assert chain.read_piece(MiB, HOLE[0]) is None  # zeros come from no file
+        assert chain.read_piece(WINDOW // 4, WINDOW - 100) is None  # across two windows
+        assert chain.read_piece(4096, 0) is None and chain.read_piece(MiB, DISK - MiB // 2) is None
+        assert partition.read_piece(MiB, partition.size - MiB // 2) is None
+    finally:
+        chain.close()
+
+
 def test_windowed_reads_of_compressed_clusters(tmp_path: Path) -> None:
     # Bytes a layer makes itself (decompressed clusters) are not kept in a window map; still right.
     p1 = tmp_path / "text.raw"  # compressible (random bytes would be stored as they are)
@@ -510,6 +537,8 @@ def test_truncated_images_still_fail_windowed_reads(tmp_path: Path) -> None:
         )  # shrinks while open, after a window was kept
         with pytest.raises(CorruptImageError, match="ends at byte"):
             _filled(flat, 6 * MiB, MiB)
+        with pytest.raises(CorruptImageError, match="ends at byte"):
+            flat.read_piece(MiB, 6 * MiB)  # read in one piece: a short read is an error too
     finally:
         flat.close()
 

@@ -292,6 +292,12 @@ class BlockSource(ABC):
         data = self.pread(len(view), offset)
         view[: len(data)] = data
 
+    def read_piece(self, length: int, offset: int) -> bytes | None:
+        """The ``length`` bytes at ``offset`` read with one ``os.pread`` where they lie in one piece
+        of one image file: no buffer to zero and fill, as a plain file is read. None where they do
+        not (or the source cannot tell): read them with ``fill``."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
 
@@ -338,6 +344,28 @@ class Chain(BlockSource):
         with self._lock:
             self._fill(memoryview(out), offset, length, 0, offset)
         return bytes(out)
+
+    def read_piece(self, length: int, offset: int) -> bytes | None:
+        if length < self.MAPPED_READ or offset < 0 or offset + length > self.size:
+            return None
+        check_cancelled()
+        first = offset - offset % self.WINDOW
+        if offset + length > first + self.WINDOW:
+            return None
+        with self._lock:
+            window = self._window(first)
+            if window is None:
+                return None
+            starts, runs = window
+            start, count, kind, arg = runs[bisect_right(starts, offset) - 1]
+            if kind != DATA or offset + length > start + count:
+                return None
+            fd, host = arg
+            data = os.pread(fd, length, host + offset - start)
+        if len(data) != length:
+            end = host + offset - start + len(data)
+            raise CorruptImageError(_fd_path(fd), f"ends at byte {end}, before data the image says it holds")
+        return data
 
     def fill(self, view: memoryview, offset: int) -> None:
         check_cancelled()
@@ -557,6 +585,11 @@ class Slice(BlockSource):
         length = min(len(view), self.size - offset)
         if length > 0 and offset >= 0:
             self.parent.fill(view[:length], self.start + offset)
+
+    def read_piece(self, length: int, offset: int) -> bytes | None:
+        if offset < 0 or length <= 0 or offset + length > self.size:
+            return None
+        return self.parent.read_piece(length, self.start + offset)
 
 
 class CachedReader:

@@ -79,9 +79,15 @@ class ExtentReader(FileReader):
         if offset < 0 or offset >= self.size or length <= 0:
             return b""
         length = min(length, self.size - offset)
+        index = bisect_right(self._starts, offset) - 1
+        at, run_length = self._runs[index]
+        within = offset - self._starts[index]
+        if at != HOLE and length <= run_length - within:
+            whole = self.source.read_piece(length, at + within)  # the common case: one read
+            if whole is not None:
+                return whole
         buffer = bytearray(length)  # zeros: holes need no work
         view = memoryview(buffer)
-        index = bisect_right(self._starts, offset) - 1
         done = 0
         while done < length:
             at, run_length = self._runs[index]
