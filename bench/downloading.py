@@ -6,14 +6,15 @@
 
 Rows: a 2 GiB file from a raw disk, from 3-layer qcow2 / VMDK / VHDX chains, a monolithicFlat VMDK,
 ESXi vmfsSparse and seSparse delta chains and a 32-layer VHDX chain, and folders as ZIPs (10,000 small
-files; ten 100 MiB files). Every figure is the better of two curl runs into /dev/null, taken in turns
-with two runs of the plain-file stream that are that row's baseline (``paired``); every download of
-the file must reach 90% of the plain-file stream.
+files; ten 100 MiB files). Every figure is the median of five curl runs into /dev/null, taken in
+turns with five runs of the plain-file stream whose median is that row's baseline (``paired``); every
+download of the file must reach 90% of the plain-file stream.
 """
 
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -45,6 +46,8 @@ FILE = "bigfiles:/big/two-gib.bin"
 SMALL = "bigfiles:/small"
 LARGE = "bigfiles:/large"
 CHUNK = 1024 * 1024
+ROUNDS = 5
+"""Runs of each download and of its plain-file stream, in turns (``paired``)."""
 SMALL_FILES_PER_S = 20_000
 """The target for the folder of 10,000 small files as a ZIP (files a second, whatever the stream)."""
 
@@ -143,14 +146,16 @@ def _row(figure: str, rate: float, plain: float, raw: float, target: str, need: 
 
 
 def paired(url: str, plain_url: str, token: str) -> tuple[float, int, float]:
-    """(MB/s, bytes, plain-file MB/s) of a download and of the plain-file stream, each the better of
-    two runs taken in turns (plain, download, plain, download): on a machine others share, the load
-    moves within a minute, and a baseline taken minutes before would move every ratio with it."""
+    """(MB/s, bytes, plain-file MB/s) of a download and of the plain-file stream, each the median of
+    ``ROUNDS`` runs taken in turns (plain, download, plain, download, ...). On a machine others share
+    the load moves within a minute, so a baseline taken minutes before would move every ratio with
+    it; and one pair of runs moves a ratio by 10-15 points either way (a slow run of one side or a
+    fast one of the other), which the medians of five pairs settle."""
     plain_runs, runs = [], []
-    for _ in range(2):
+    for _ in range(ROUNDS):
         plain_runs.append(curl(plain_url)[0])
         runs.append(curl(url, token))
-    return max(r[0] for r in runs), runs[0][1], max(plain_runs)
+    return statistics.median(r[0] for r in runs), runs[0][1], statistics.median(plain_runs)
 
 
 def download_rates(datastore: Path, data: Path) -> list[Row]:
