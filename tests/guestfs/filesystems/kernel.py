@@ -64,16 +64,26 @@ def kernel_tree(root: bytes) -> dict[bytes, Facts]:
     """Every entry below ``root`` as the kernel reads it, keyed by its path in bytes. Folders are
     opened relative to their parent, so paths may be longer than PATH_MAX."""
     found: dict[bytes, Facts] = {}
-    top = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
-    stack = [(b"", top)]
+
+    def visit(folder: bytes, fd: int, stack: list[tuple[bytes, int]]) -> None:
+        for entry in os.scandir(fd):
+            found.update(_kernel_entry(folder, fd, entry, stack))
+
+    _walk_folders(root, visit)
+    return found
+
+
+def _walk_folders(root: bytes, visit: Callable[[bytes, int, list[tuple[bytes, int]]], None]) -> None:
+    """Call ``visit(folder, fd, stack)`` for every folder below ``root`` (``b""`` for the top), each
+    opened relative to its parent; ``visit`` pushes the subfolders it finds (path, open fd) on
+    ``stack``, and every fd is closed after its visit."""
+    stack = [(b"", os.open(root, os.O_RDONLY | os.O_DIRECTORY))]
     while stack:
         folder, fd = stack.pop()
         try:
-            for entry in os.scandir(fd):
-                found.update(_kernel_entry(folder, fd, entry, stack))
+            visit(folder, fd, stack)
         finally:
             os.close(fd)
-    return found
 
 
 def _kernel_entry(
@@ -139,18 +149,15 @@ def kernel_folder_sizes(root: bytes) -> dict[bytes, int]:
     """How many entries the kernel lists in each folder below ``root`` (every kind, fifos too),
     keyed by the folder's path in the form of ``kernel_tree`` (``b""`` for the top)."""
     sizes: dict[bytes, int] = {}
-    top = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
-    stack = [(b"", top)]
-    while stack:
-        folder, fd = stack.pop()
-        try:
-            names = os.listdir(fd)
-            sizes[folder] = len(names)
-            for name in names:
-                if st.S_ISDIR(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode):
-                    stack.append((folder + b"/" + os.fsencode(name), os.open(name, os.O_RDONLY, dir_fd=fd)))
-        finally:
-            os.close(fd)
+
+    def visit(folder: bytes, fd: int, stack: list[tuple[bytes, int]]) -> None:
+        names = os.listdir(fd)
+        sizes[folder] = len(names)
+        for name in names:
+            if st.S_ISDIR(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode):
+                stack.append((folder + b"/" + os.fsencode(name), os.open(name, os.O_RDONLY, dir_fd=fd)))
+
+    _walk_folders(root, visit)
     return sizes
 
 
