@@ -85,8 +85,9 @@ class InodeFileSystem(FileSystem):
     @abstractmethod
     def dirents(self, folder: Inode) -> Iterator[tuple[bytes, int]]:
         """(name bytes, inode number) of the folder's live entries in on-disk order, ``.`` and
-        ``..`` included where the format stores them. A damaged block is logged and skipped. Read
-        lazily: taking the first entries reads only the blocks that hold them."""
+        ``..`` included where the format stores them. A damaged block is logged and skipped. Parsed
+        lazily: taking the first entries parses only the blocks that hold them (a format may read
+        the folder's bytes in one go)."""
 
     def check_folder(self, folder: Inode) -> None:
         """Raise now if reading the whole folder would fail, reading as little of it as that takes.
@@ -187,11 +188,10 @@ class InodeFileSystem(FileSystem):
 
     def counts(self, node: Node) -> tuple[int | None, int | None]:
         with self.lock:
-            names = self._kept(node)
-            entries = None if names is not None else self._guarded(lambda: self.dirent_count(node))
-            if entries is None:
-                names = self.listing(node)
-        if entries is None and names is not None:
+            # A kept listing is counted; otherwise the format's quick count, else the listing.
+            entries = None if self._kept(node) is not None else self._guarded(lambda: self.dirent_count(node))
+            names = self.listing(node) if entries is None else []
+        if entries is None:
             entries = sum(1 for raw, _ in names if raw not in (b".", b".."))
         # A folder's link count is 2 + its subfolders (1 when ext4 stopped counting past 64,999).
         return entries, (node.links - 2 if node.links >= 2 else None)
